@@ -1,0 +1,70 @@
+"""Shared fixtures: paths, and tiny random-weight checkpoints in the published formats."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from virnucpro.demo import build_demo_models
+from virnucpro.models.dnabert_s import DNABertConfig
+from virnucpro.random_checkpoints import write_dnabert_s, write_esm2
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+DVF = SHARED / "data" / "dvf"
+REAL_DNABERT_S = SHARED / "models" / "dnabert-s"
+
+
+def pytest_configure(config):
+    if not DVF.is_dir() or not REAL_DNABERT_S.is_dir():
+        raise pytest.UsageError(f"the tests read ../shared (expected at {SHARED})")
+
+
+@pytest.fixture(scope="session")
+def esm2_tiny(tmp_path_factory):
+    """A fair-esm checkpoint: 3 layers, width 96, 6 heads."""
+    return write_esm2(tmp_path_factory.mktemp("esm2") / "esm2_t3_tiny.pt", 3, 96, 6, seed=11)
+
+
+@pytest.fixture(scope="session")
+def dnabert_tiny(tmp_path_factory):
+    """A DNABERT-S directory with the real tokenizer and a shrunk model (12 heads kept)."""
+    cfg = DNABertConfig(
+        hidden_size=96, num_hidden_layers=2, num_attention_heads=12, intermediate_size=160
+    )
+    return write_dnabert_s(
+        tmp_path_factory.mktemp("dnabert") / "DNABERT-S",
+        cfg,
+        REAL_DNABERT_S / "tokenizer.json",
+        seed=12,
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_models(tmp_path_factory):
+    """The demo's models: {esm2, dnabert_s, classifier_300, classifier_500} paths."""
+    root = tmp_path_factory.mktemp("demo")
+    paths = {
+        "esm2": root / "esm2_t4_demo.pt",
+        "dnabert_s": root / "DNABERT-S-demo",
+        "classifier_300": root / "300_model.pth",
+        "classifier_500": root / "500_model.pth",
+    }
+    build_demo_models(
+        paths["esm2"], paths["dnabert_s"], [paths["classifier_300"], paths["classifier_500"]]
+    )
+    return paths
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A copy of the workflow (workflow/, config/, profiles/, demo input) to run Snakemake in."""
+    for name in ("workflow", "config", "profiles", "environment.yml"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name)
+        else:
+            shutil.copy(source, tmp_path / name)
+    (tmp_path / "tests" / "data").mkdir(parents=True)
+    shutil.copy(REPO / "tests" / "data" / "demo.fa", tmp_path / "tests" / "data" / "demo.fa")
+    return tmp_path

@@ -1,0 +1,61 @@
+"""Run a sample through every stage function in order, as the Snakemake rules do, without
+Snakemake: for tests of what the stages write."""
+
+from pathlib import Path
+
+from virnucpro.embed import embed_shard
+from virnucpro.models.esm2 import convert_checkpoint
+from virnucpro.predict import classify_shard
+from virnucpro.prepare import chunk_sample, translate_sample
+from virnucpro.report import aggregate_sample
+from virnucpro.sharding import shard_frames
+
+
+def run_sample(fasta, models, out, chunk_size=500, mode="overlap", shards=2):
+    out = Path(out)
+    p = out / "prepare"
+    chunk_sample(
+        fasta, chunk_size, mode, p / "chunks.fa", p / "input_records.tsv", p / "chunk_spans.tsv"
+    )
+    translate_sample(
+        p / "chunks.fa",
+        p / "chunk_spans.tsv",
+        p / "nucleotide.fa",
+        p / "protein.faa",
+        p / "chunk_frames.tsv",
+    )
+    names = [f"shard_{i:04d}" for i in range(shards)]
+    shard_frames(
+        p / "nucleotide.fa",
+        p / "protein.faa",
+        [out / "shards" / f"{n}.tsv" for n in names],
+        out / "shards" / "manifest.tsv",
+    )
+    esm2 = out / "esm2.safetensors"
+    convert_checkpoint(models["esm2"], esm2)
+    embeddings = []
+    for n in names:
+        shard = out / "shards" / f"{n}.tsv"
+        h5 = {kind: out / "embeddings" / f"{n}.{kind}.h5" for kind in ("dnabert_s", "esm2")}
+        embed_shard(shard, h5["dnabert_s"], "dnabert_s", models["dnabert_s"], device="cpu")
+        embed_shard(shard, h5["esm2"], "esm2", esm2, device="cpu")
+        classify_shard(
+            h5["dnabert_s"],
+            h5["esm2"],
+            models[f"classifier_{chunk_size}"],
+            out / "scores" / f"{n}.tsv",
+        )
+        embeddings += [h5["dnabert_s"], h5["esm2"]]
+    aggregate_sample(
+        "test",
+        p / "input_records.tsv",
+        p / "chunk_frames.tsv",
+        [out / "scores" / f"{n}.tsv" for n in names],
+        embeddings,
+        out / "prediction_results.txt",
+        out / "prediction_results_highestscore.csv",
+        out / "records.tsv",
+        out / "chunks.tsv",
+        out / "summary.txt",
+    )
+    return out

@@ -1,0 +1,61 @@
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from virnucpro.models.attention import packed_attention
+from virnucpro.models.dnabert_s import alibi_slopes
+from virnucpro.packing import PackedBatch, segment_mean, token_budget_batches
+from virnucpro.sharding import assign_shards, esm2_tokens
+
+
+def test_shards_are_contiguous_length_runs_of_equal_tokens():
+    residues = np.random.default_rng(0).integers(10, 167, 20000)
+    shard = assign_shards(residues, 8)
+    tokens = [int(esm2_tokens(residues[shard == s]).sum()) for s in range(8)]
+    assert max(tokens) - min(tokens) <= 2 * 168  # equal up to about one frame
+    for s in range(7):  # longest first: shard s holds frames no shorter than shard s+1
+        assert residues[shard == s].min() >= residues[shard == s + 1].max()
+
+
+def test_more_shards_than_frames_leaves_some_empty():
+    shards = assign_shards([100, 5, 50], 5).tolist()
+    assert len(set(shards)) == 3 and all(0 <= s < 5 for s in shards)
+    assert assign_shards([], 3).tolist() == []
+
+
+def test_token_budget_batches_cover_every_sequence_once():
+    lengths = np.random.default_rng(1).integers(1, 600, 500)
+    batches = token_budget_batches(lengths, 2048)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(500))
+    assert all(lengths[b].sum() <= 2048 for b in batches)
+    assert token_budget_batches([5000, 10], 2048)[0].tolist() == [0]  # too long: alone
+
+
+def test_packed_batch_layout():
+    batch = PackedBatch.from_token_lists([np.array([7, 8, 9]), np.array([5]), np.array([1, 2])])
+    assert batch.tokens.tolist() == [7, 8, 9, 5, 1, 2]
+    assert batch.cu_seqlens.tolist() == [0, 3, 4, 6] and batch.max_seqlen == 3
+    assert batch.positions.tolist() == [0, 1, 2, 0, 0, 1]
+    assert batch.seq_index.tolist() == [0, 0, 0, 1, 2, 2]
+    hidden = torch.arange(12, dtype=torch.float32).view(6, 2)
+    assert segment_mean(hidden, batch).tolist() == [[2, 3], [6, 7], [9, 10]]
+
+
+def test_packed_attention_equals_attention_on_each_sequence_alone():
+    torch.manual_seed(0)
+    lengths = [5, 1, 17, 9]
+    batch = PackedBatch.from_token_lists([np.zeros(n, dtype=np.int64) for n in lengths])
+    q, k, v = (torch.randn(sum(lengths), 12, 8) for _ in range(3))
+    slopes = alibi_slopes(12)
+    for bias in (None, slopes):
+        packed = packed_attention(q, k, v, batch, 8**-0.5, alibi_slopes=bias)
+        start = 0
+        for n in lengths:
+            qs, ks, vs = (t[start : start + n].transpose(0, 1) for t in (q, k, v))
+            mask = None
+            if bias is not None:
+                where = torch.arange(n)
+                mask = -bias[:, None, None] * (where[:, None] - where[None, :]).abs()
+            alone = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask, scale=8**-0.5)
+            torch.testing.assert_close(packed[start : start + n], alone.transpose(0, 1))
+            start += n

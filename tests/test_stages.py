@@ -1,0 +1,88 @@
+"""The embedding and classification stages on real frames with the demo's tiny models."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO
+from stages import run_sample
+
+from virnucpro.embed import ENCODERS, embed_shard, embed_tokens
+from virnucpro.h5store import read_embeddings
+from virnucpro.predict import classify_shard
+from virnucpro.random_checkpoints import write_pickled_classifier
+from virnucpro.sharding import SHARD_COLUMNS, read_shard
+from virnucpro.tables import read_tsv
+
+DEMO_FASTA = REPO / "tests" / "data" / "demo.fa"
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, demo_models):
+    return run_sample(DEMO_FASTA, demo_models, tmp_path_factory.mktemp("run"), shards=3)
+
+
+def test_every_kept_frame_is_embedded_scored_and_reported_once(demo_run):
+    proteins = (demo_run / "prepare" / "protein.faa").read_text().splitlines()[0::2]
+    frame_ids = [line[1:] for line in proteins]
+    sharded = [
+        row["frame_id"]
+        for shard in sorted((demo_run / "shards").glob("shard_*.tsv"))
+        for row in read_tsv(shard)
+    ]
+    assert sorted(sharded) == sorted(frame_ids)
+    reported = [
+        line.split("\t")[0]
+        for line in (demo_run / "prediction_results.txt").read_text().splitlines()[1:]
+    ]
+    assert reported == frame_ids  # in input order, as the original lists them
+    records = list(read_tsv(demo_run / "records.tsv"))
+    assert [r["record_id"] for r in records] == [
+        line[1:] for line in DEMO_FASTA.read_text().splitlines() if line[0] == ">"
+    ]
+    assert "RANDOM weights" in (demo_run / "summary.txt").read_text()
+
+
+def test_embedding_files_hold_ids_vectors_and_model_identity(demo_run):
+    ordinals, ids, vectors, attrs = read_embeddings(demo_run / "embeddings" / "shard_0000.esm2.h5")
+    shard_ordinals, shard_ids, _, _ = read_shard(demo_run / "shards" / "shard_0000.tsv")
+    assert ids == shard_ids and np.array_equal(ordinals, shard_ordinals)
+    assert vectors.dtype == np.float32 and vectors.shape == (len(ids), 64)
+    assert np.isfinite(vectors).all()
+    assert attrs["model"] == "esm2_t4_demo" and attrs["precision"] == "fp32"
+    assert attrs["random_weights"] and attrs["dim"] == 64
+
+
+@pytest.mark.parametrize("kind", ["esm2", "dnabert_s"])
+def test_packing_many_frames_equals_one_at_a_time(demo_run, demo_models, kind):
+    model = demo_run / "esm2.safetensors" if kind == "esm2" else demo_models["dnabert_s"]
+    encoder = ENCODERS[kind](model, torch.device("cpu"), torch.float32)
+    _, _, nucleotides, proteins = read_shard(demo_run / "shards" / "shard_0001.tsv")
+    tokens = encoder.tokenize(proteins if kind == "esm2" else nucleotides)
+    packed = embed_tokens(encoder, tokens, "cpu", batch_tokens=100_000)
+    alone = embed_tokens(encoder, tokens, "cpu", batch_tokens=1)
+    assert len(tokens) > 3
+    np.testing.assert_allclose(packed, alone, rtol=0, atol=1e-5)
+
+
+def test_an_empty_shard_gives_empty_files(tmp_path, demo_models):
+    shard = tmp_path / "shard_0000.tsv"
+    shard.write_text("\t".join(SHARD_COLUMNS) + "\n")
+    h5 = {kind: tmp_path / f"{kind}.h5" for kind in ("dnabert_s", "esm2")}
+    embed_shard(shard, h5["dnabert_s"], "dnabert_s", demo_models["dnabert_s"], device="cpu")
+    embed_shard(shard, h5["esm2"], "esm2", demo_models["esm2"], device="cpu")
+    assert read_embeddings(h5["esm2"])[2].shape == (0, 64)
+    classify_shard(h5["dnabert_s"], h5["esm2"], demo_models["classifier_500"], tmp_path / "s.tsv")
+    assert list(read_tsv(tmp_path / "s.tsv")) == []
+
+
+def test_a_classifier_for_other_models_is_an_error_naming_both(demo_run, tmp_path):
+    wrong = write_pickled_classifier(tmp_path / "500_model.pth", 3328)
+    embeddings = demo_run / "embeddings"
+    with pytest.raises(ValueError, match=r"takes 3328 features, but the embeddings give 48 .* 64"):
+        classify_shard(
+            embeddings / "shard_0000.dnabert_s.h5",
+            embeddings / "shard_0000.esm2.h5",
+            wrong,
+            tmp_path / "scores.tsv",
+        )
+    assert not (tmp_path / "scores.tsv").exists()

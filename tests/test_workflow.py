@@ -1,0 +1,113 @@
+"""The Snakemake workflow itself: lint, format, config validation, the demo end to end, and a
+rerun that redoes only what a deleted shard file needs."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+DEMO = ["--configfile", "config/demo/config.yaml"]
+RULES = {
+    "build_demo_models",
+    "convert_esm2",
+    "chunk_sequences",
+    "translate_frames",
+    "shard_frames",
+    "embed_dnabert_s",
+    "embed_esm2",
+    "classify_shard",
+    "aggregate_sample",
+}
+
+
+def snakemake(cwd, *args, check=True):
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+def planned(cwd):
+    """(rule, first output) of every job a dry run plans."""
+    text = snakemake(cwd, *DEMO, "--dry-run", "--cores", "2").stdout
+    return re.findall(r"^rule (\w+):\n(?:    .*\n)*?    output: ([^,\s]+)", text, re.M)
+
+
+def test_lint_is_clean():
+    result = snakemake(REPO, *DEMO, "--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_snakefmt_is_clean():
+    result = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", "workflow"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_dry_run_plans_every_rule(workdir):
+    assert {rule for rule, _ in planned(workdir)} == RULES
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (
+            ("config/demo/config.yaml", "embedding:\n", "embedding:\n  gpus_per_job: 2\n"),
+            "'gpus_per_job' was unexpected",
+        ),
+        (("config/demo/config.yaml", "  shards: 2", "  shards: 0"), "shards"),
+        (("config/demo/config.yaml", "  device: cpu", "  device: tpu"), "'tpu' is not one of"),
+        (("config/demo/samples.tsv", "\t500\t", "\t400\t"), "400 is not one of [300, 500]"),
+        (("config/demo/samples.tsv", "\toverlap\n", "\tequal\n"), "'equal' is not one of"),
+    ],
+    ids=["unknown-key", "shards-zero", "bad-device", "bad-chunk-size", "bad-chunking"],
+)
+def test_bad_config_is_an_error_naming_the_key(workdir, edit, needle):
+    path, old, new = edit
+    text = (workdir / path).read_text()
+    assert old in text
+    (workdir / path).write_text(text.replace(old, new, 1))
+    result = snakemake(workdir, *DEMO, "--dry-run", check=False)
+    assert result.returncode != 0
+    assert needle in result.stdout + result.stderr
+
+
+def test_the_demo_runs_and_a_rerun_redoes_only_a_deleted_shard(workdir):
+    snakemake(workdir, *DEMO, "--cores", "2")
+    for sample in ("demo_500", "demo_300_legacy"):
+        results = workdir / "results" / sample
+        for name in (
+            "prediction_results.txt",
+            "prediction_results_highestscore.csv",
+            "records.tsv",
+            "chunks.tsv",
+            "summary.txt",
+        ):
+            assert (results / name).stat().st_size > 0, name
+        assert len(list((results / "embeddings").glob("*.h5"))) == 4
+        assert not (results / "prepare" / "chunks.fa").exists()  # temp: removed once used
+    assert planned(workdir) == []
+
+    embeddings = workdir / "results" / "demo_500" / "embeddings"
+    (embeddings / "shard_0001.esm2.h5").unlink()
+    others = {p: p.stat().st_mtime_ns for p in embeddings.glob("*.h5")}
+    plan = planned(workdir)
+    assert sorted(plan) == [
+        ("aggregate_sample", "results/demo_500/prediction_results.txt"),
+        ("classify_shard", "results/demo_500/scores/shard_0001.tsv"),
+        ("embed_esm2", "results/demo_500/embeddings/shard_0001.esm2.h5"),
+    ]
+    before = (workdir / "results" / "demo_500" / "prediction_results.txt").read_text()
+    snakemake(workdir, *DEMO, "--cores", "2")
+    assert {p: p.stat().st_mtime_ns for p in others} == others
+    assert (workdir / "results" / "demo_500" / "prediction_results.txt").read_text() == before

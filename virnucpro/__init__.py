@@ -1,0 +1,3 @@
+"""VirNucPro viral sequence identification: the library behind the Snakemake workflow."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,62 @@
+"""Six-frame translation of a chunk and the choice of frames that are scored (SPEC §2)."""
+
+import itertools
+import re
+from dataclasses import dataclass
+
+from Bio.Data.CodonTable import standard_dna_table
+
+FRAME_NAMES = ("F1", "F2", "F3", "R1", "R2", "R3")
+CODON_TABLE = {
+    **standard_dna_table.forward_table,
+    **dict.fromkeys(standard_dna_table.stop_codons, "*"),
+}
+# The original complements A, C, G and T only and leaves every other letter as it is, which
+# Biopython's reverse_complement does not (it maps IUPAC codes too); the nucleotide slices of
+# reverse frames must match what the classifier was trained on.
+_COMPLEMENT = str.maketrans("ACGT", "TGCA")
+_codons = re.compile("...", re.S).findall
+
+REASON_TOO_SHORT = "shorter than one codon"
+REASON_NO_CODON = "no codon of only A, C, G and T"
+REASON_ALL_STOPS = "no stop-free frame"
+
+
+@dataclass(frozen=True)
+class Frame:
+    name: str  # F1..F3, R1..R3
+    protein: str
+    nucleotide: str  # the 3P+1 bases stored with the frame, as the original stored them
+
+
+def reverse_complement(sequence):
+    return sequence.translate(_COMPLEMENT)[::-1]
+
+
+def translate(sequence, offset):
+    """Translate from `offset` while three bases remain; codons that are not ACGT triplets are
+    dropped, not translated to X, as in the original."""
+    return "".join(map(CODON_TABLE.get, _codons(sequence[offset:]), itertools.repeat("")))
+
+
+def kept_frames(chunk):
+    """The frames of an uppercase chunk whose protein is non-empty and has no stop codon."""
+    strands = (chunk, reverse_complement(chunk))
+    kept = []
+    for index, name in enumerate(FRAME_NAMES):
+        strand = strands[index // 3]
+        offset = index % 3
+        protein = translate(strand, offset)
+        if protein and "*" not in protein:
+            nucleotide = strand[offset : offset + 1 + 3 * len(protein)]
+            kept.append(Frame(name, protein, nucleotide))
+    return kept
+
+
+def no_frame_reason(chunk):
+    """Why an uppercase chunk keeps no frame (only meaningful when kept_frames is empty)."""
+    if len(chunk) < 3:
+        return REASON_TOO_SHORT
+    if not any(translate(chunk, offset) for offset in range(3)):
+        return REASON_NO_CODON
+    return REASON_ALL_STOPS

@@ -1,0 +1,1 @@
+"""The three models VirNucPro chains: DNABERT-S, ESM-2 and the MLP classifier."""

@@ -1,0 +1,218 @@
+"""DNABERT-S (the DNABERT-2 "MosaicBERT" architecture, SPEC §3) over packed batches, loaded
+from a Hugging Face model directory, with its tokenizer read by the `tokenizers` library.
+
+Post-LayerNorm BERT layers with ALiBi instead of position embeddings and a gated GELU MLP.
+"""
+
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import safetensors.torch
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+from torch import nn
+
+from ..packing import segment_mean
+from .attention import packed_attention
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE, TOKENIZER_FILE = "config.json", "tokenizer.json"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+@dataclass(frozen=True)
+class DNABertConfig:
+    vocab_size: int = 4096
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+
+    @property
+    def head_dim(self):
+        return self.hidden_size // self.num_attention_heads
+
+    @classmethod
+    def from_json(cls, path):
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+        if raw.get("hidden_act", "gelu") != "gelu":
+            raise ValueError(f"{path}: hidden_act {raw['hidden_act']!r}; DNABERT-S uses 'gelu'")
+        return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
+
+
+def alibi_slopes(heads):
+    """ALiBi head slopes as DNABERT-2 computes them: the geometric series of the nearest lower
+    power of two, then every other slope of the series for twice that many heads."""
+
+    def series(n):
+        start = 2 ** (-(2 ** -(math.log2(n) - 3)))
+        return [start * start**i for i in range(n)]
+
+    power = 2 ** math.floor(math.log2(heads))
+    slopes = series(power) + series(2 * power)[0::2][: heads - power]
+    return torch.tensor(slopes, dtype=torch.float32)
+
+
+class Layer(nn.Module):
+    """x = LN(x + Wo·Attn(Wqkv·x)); x = LN(x + wo(gelu(g) * u)) with [g, u] = gated_layers(x)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.heads, self.head_dim = cfg.num_attention_heads, cfg.head_dim
+        self.intermediate = cfg.intermediate_size
+        self.Wqkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size)
+        self.attention_out = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.attention_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.gated_layers = nn.Linear(cfg.hidden_size, 2 * cfg.intermediate_size, bias=False)
+        self.wo = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+        self.mlp_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+
+    def forward(self, x, batch, slopes):
+        n_tokens, width = x.shape
+        q, k, v = self.Wqkv(x).view(n_tokens, 3, self.heads, self.head_dim).unbind(1)
+        attended = packed_attention(q, k, v, batch, self.head_dim**-0.5, alibi_slopes=slopes)
+        x = self.attention_norm(x + self.attention_out(attended.reshape(n_tokens, width)))
+        gate, up = self.gated_layers(x).split(self.intermediate, dim=-1)
+        return self.mlp_norm(x + self.wo(F.gelu(gate) * up))
+
+
+class DNABertS(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
+        self.embedding_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.num_hidden_layers))
+
+    def forward(self, batch):
+        """Last-layer hidden states [T, H] of a packed batch of token ids."""
+        x = self.word_embeddings(batch.tokens) + self.token_type_embeddings.weight[0]
+        x = self.embedding_norm(x)
+        slopes = alibi_slopes(self.cfg.num_attention_heads).to(x.device)
+        for layer in self.layers:
+            x = layer(x, batch, slopes)
+        return x
+
+
+def all_token_mean(hidden, batch):
+    """Mean over every token of each sequence, [CLS] and [SEP] included, as the original took
+    it (one sequence at a time, no mask): [B, H] float32."""
+    return segment_mean(hidden, batch)
+
+
+# ---- checkpoints -------------------------------------------------------------------------
+
+# Hugging Face (DNABERT-2 bert_layers.py) names -> ours; the rest of a name is kept.
+_RENAMES = [
+    (re.compile(r"^embeddings\.LayerNorm\."), "embedding_norm."),
+    (re.compile(r"^embeddings\."), ""),
+    (re.compile(r"^encoder\.layer\.(\d+)\.attention\.self\.Wqkv\."), r"layers.\1.Wqkv."),
+    (
+        re.compile(r"^encoder\.layer\.(\d+)\.attention\.output\.dense\."),
+        r"layers.\1.attention_out.",
+    ),
+    (
+        re.compile(r"^encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\."),
+        r"layers.\1.attention_norm.",
+    ),
+    (re.compile(r"^encoder\.layer\.(\d+)\.mlp\.gated_layers\."), r"layers.\1.gated_layers."),
+    (re.compile(r"^encoder\.layer\.(\d+)\.mlp\.wo\."), r"layers.\1.wo."),
+    (re.compile(r"^encoder\.layer\.(\d+)\.mlp\.layernorm\."), r"layers.\1.mlp_norm."),
+]
+# Heads a DNABERT-S directory may also carry, which the embedding does not use.
+_NOT_USED = re.compile(r"^(pooler\.|cls\.|embeddings\.position_ids$)")
+
+
+def _our_name(name):
+    for pattern, replacement in _RENAMES:
+        renamed, hits = pattern.subn(replacement, name)
+        if hits:
+            return renamed
+    return None
+
+
+def weights_path(directory):
+    """The weights file of a model directory (safetensors preferred)."""
+    for name in WEIGHT_FILES:
+        if (Path(directory) / name).exists():
+            return Path(directory) / name
+    raise FileNotFoundError(
+        f"{directory} holds no weights: expected one of {', '.join(WEIGHT_FILES)}"
+    )
+
+
+def expected_names(cfg=DNABertConfig()):
+    """The names of our module's weights for a config."""
+    with torch.device("meta"):
+        return DNABertS(cfg).state_dict().keys()
+
+
+def read_weights_file(path):
+    """The state dict of a weights file, renamed to our modules; a `bert.` prefix is dropped."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        raw = safetensors.torch.load_file(path)
+    else:
+        raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    state, unknown = {}, []
+    for name, tensor in raw.items():
+        name = name.removeprefix("bert.")
+        if _NOT_USED.match(name):
+            continue
+        ours = _our_name(name)
+        if ours is None:
+            unknown.append(name)
+        else:
+            state[ours] = tensor
+    if unknown:
+        raise ValueError(
+            f"{path}: weights that are not part of DNABERT-S: {', '.join(unknown[:8])}"
+        )
+    return state
+
+
+def load_model(directory, device="cpu", dtype=torch.float32):
+    """DNABERT-S from a Hugging Face directory (config.json and weights). Returns (model, info)."""
+    directory = Path(directory)
+    cfg = DNABertConfig.from_json(directory / CONFIG_FILE)
+    path = weights_path(directory)
+    state = read_weights_file(path)
+    with torch.device("meta"):
+        model = DNABertS(cfg)
+    try:
+        model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as error:
+        raise ValueError(f"{path}: the weights do not fit DNABERT-S {cfg}: {error}") from error
+    with open(directory / CONFIG_FILE, encoding="utf-8") as handle:
+        random_weights = bool(json.load(handle).get("virnucpro_random_weights", False))
+    info = {"name": directory.name, "random_weights": random_weights}
+    return model.to(device=device, dtype=dtype).eval(), info
+
+
+def load_tokenizer(directory):
+    return load_tokenizer_file(Path(directory) / TOKENIZER_FILE)
+
+
+def load_tokenizer_file(path):
+    """A DNABERT-S tokenizer.json, with the fixed padding and truncation to 2000 that the file
+    enables switched off (the original tokenized one sequence at a time, untruncated)."""
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+def tokenize_all(tokenizer, sequences):
+    """[CLS] + BPE tokens + [SEP] for each sequence, as int64 arrays (Rust threads do the work)."""
+    return [np.asarray(e.ids, dtype=np.int64) for e in tokenizer.encode_batch(sequences)]

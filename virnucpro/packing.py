@@ -1,0 +1,85 @@
+"""Packed batches: sequences back to back in one flat token stream with cumulative lengths,
+the layout variable-length attention kernels take, so no compute is spent on padding."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class PackedBatch:
+    tokens: torch.Tensor  # [T] int64
+    cu_seqlens: torch.Tensor  # [B+1] int32: sequence b is tokens[cu[b]:cu[b+1]]
+    max_seqlen: int
+    positions: torch.Tensor  # [T] int64: index of each token within its sequence
+    seq_index: torch.Tensor  # [T] int64: the sequence each token belongs to
+
+    @classmethod
+    def from_token_lists(cls, token_lists):
+        lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
+        if len(lengths) == 0 or lengths.min() == 0:
+            raise ValueError("a packed batch needs at least one sequence and no empty one")
+        starts = np.concatenate(([0], np.cumsum(lengths)))
+        seq_index = np.repeat(np.arange(len(lengths)), lengths)
+        return cls(
+            tokens=torch.from_numpy(np.concatenate(token_lists).astype(np.int64)),
+            cu_seqlens=torch.from_numpy(starts.astype(np.int32)),
+            max_seqlen=int(lengths.max()),
+            positions=torch.from_numpy(np.arange(starts[-1]) - starts[seq_index]),
+            seq_index=torch.from_numpy(seq_index),
+        )
+
+    @property
+    def n_seqs(self):
+        return self.cu_seqlens.numel() - 1
+
+    @property
+    def seqlens(self):
+        return self.cu_seqlens.diff()
+
+    def pin_memory(self):
+        return self._map(lambda t: t.pin_memory())
+
+    def to(self, device, non_blocking=False):
+        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def _map(self, fn):
+        return PackedBatch(
+            fn(self.tokens),
+            fn(self.cu_seqlens),
+            self.max_seqlen,
+            fn(self.positions),
+            fn(self.seq_index),
+        )
+
+
+def token_budget_batches(lengths, budget):
+    """Group sequences into batches of at most `budget` tokens, longest first.
+
+    Returns index arrays into `lengths`. A sequence longer than the budget gets a batch of its
+    own rather than an error.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    batches, current, used = [], [], 0
+    for i in order:
+        if current and used + lengths[i] > budget:
+            batches.append(np.array(current))
+            current, used = [], 0
+        current.append(i)
+        used += lengths[i]
+    if current:
+        batches.append(np.array(current))
+    return batches
+
+
+def segment_mean(hidden, batch, keep=None):
+    """Mean of `hidden` [T, D] over the tokens of each sequence (those where `keep` is true),
+    accumulated in float32: [B, D]."""
+    weight = torch.ones_like(batch.seq_index, dtype=torch.float32) if keep is None else keep.float()
+    sums = torch.zeros(batch.n_seqs, hidden.shape[1], dtype=torch.float32, device=hidden.device)
+    sums.index_add_(0, batch.seq_index, hidden.float() * weight[:, None])
+    counts = torch.zeros(batch.n_seqs, dtype=torch.float32, device=hidden.device)
+    counts.index_add_(0, batch.seq_index, weight)
+    return sums / counts[:, None]

@@ -1,0 +1,97 @@
+"""The first two stages: cut each record into chunks, then translate the chunks and keep the
+frames that are scored. Each is a function of files to files."""
+
+import logging
+
+from Bio.SeqIO.FastaIO import SimpleFastaParser
+
+from .atomic import atomic_open
+from .chunking import chunk_spans
+from .fasta import read_records, write_unwrapped, write_wrapped
+from .frames import kept_frames, no_frame_reason
+from .tables import read_tsv, tsv_writer
+
+log = logging.getLogger(__name__)
+
+REASON_EMPTY = "empty sequence"
+RECORD_COLUMNS = ("record_id", "length", "chunks", "reason")
+SPAN_COLUMNS = ("chunk_id", "record_id", "start", "end")
+CHUNK_COLUMNS = ("chunk_id", "record_id", "start", "end", "length", "frames", "reason")
+
+
+def chunk_sample(fasta, chunk_size, mode, chunks_fa, records_tsv, spans_tsv):
+    """Cut every record of `fasta` into chunks.
+
+    Writes the chunks as the original wrote them (`{id}_chunk_{k}`, case kept, 60 letters a
+    line), one row per input record, and one row per chunk with its 1-based inclusive span.
+    """
+    n_records = n_chunks = 0
+    with (
+        atomic_open(chunks_fa) as chunks_out,
+        atomic_open(records_tsv) as records_out,
+        atomic_open(spans_tsv) as spans_out,
+    ):
+        records = tsv_writer(records_out)
+        spans = tsv_writer(spans_out)
+        records.writerow(RECORD_COLUMNS)
+        spans.writerow(SPAN_COLUMNS)
+        for record in read_records(fasta):
+            cuts = chunk_spans(len(record.sequence), chunk_size, mode)
+            records.writerow(
+                (record.id, len(record.sequence), len(cuts), "" if cuts else REASON_EMPTY)
+            )
+            for k, (start, end) in enumerate(cuts, start=1):
+                chunk_id = f"{record.id}_chunk_{k}"
+                write_wrapped(chunks_out, chunk_id, record.sequence[start:end])
+                spans.writerow((chunk_id, record.id, start + 1, end))
+            n_records += 1
+            n_chunks += len(cuts)
+    if n_records == 0:
+        log.warning("%s holds no records: every output of this sample will be empty", fasta)
+    log.info(
+        "%s: %d records cut into %d chunks of %d bp (%s)",
+        fasta,
+        n_records,
+        n_chunks,
+        chunk_size,
+        mode,
+    )
+
+
+def translate_sample(chunks_fa, spans_tsv, nucleotide_fa, protein_faa, chunks_tsv):
+    """Translate every chunk in six frames and write the kept frames in the original's two
+    FASTA files (frame nucleotides, frame proteins), plus one row per chunk saying which
+    frames it kept, or why none."""
+    n_chunks = n_frames = 0
+    with (
+        open(chunks_fa, encoding="utf-8") as chunks_in,
+        atomic_open(nucleotide_fa) as nucleotide_out,
+        atomic_open(protein_faa) as protein_out,
+        atomic_open(chunks_tsv) as table_out,
+    ):
+        table = tsv_writer(table_out)
+        table.writerow(CHUNK_COLUMNS)
+        for (chunk_id, sequence), span in zip(
+            SimpleFastaParser(chunks_in), read_tsv(spans_tsv), strict=True
+        ):
+            if chunk_id != span["chunk_id"]:
+                raise ValueError(f"{chunks_fa} and {spans_tsv} disagree at chunk {chunk_id}")
+            chunk = sequence.upper()
+            frames = kept_frames(chunk)
+            for frame in frames:
+                write_unwrapped(nucleotide_out, chunk_id + frame.name, frame.nucleotide)
+                write_unwrapped(protein_out, chunk_id + frame.name, frame.protein)
+            table.writerow(
+                (
+                    chunk_id,
+                    span["record_id"],
+                    span["start"],
+                    span["end"],
+                    len(chunk),
+                    ",".join(frame.name for frame in frames),
+                    "" if frames else no_frame_reason(chunk),
+                )
+            )
+            n_chunks += 1
+            n_frames += len(frames)
+    log.info("%d chunks translated, %d frames kept", n_chunks, n_frames)

@@ -1,0 +1,165 @@
+"""The last stage: join the per-shard scores back to frames, chunks and input records, and write
+the original's two result files plus a call for every record and every chunk."""
+
+import heapq
+import itertools
+import logging
+from collections import Counter
+
+import numpy as np
+
+from . import __version__
+from .atomic import atomic_open
+from .h5store import read_attrs
+from .predict import float32_text
+from .tables import read_tsv, tsv_writer
+
+log = logging.getLogger(__name__)
+
+CHUNK_COLUMNS = (
+    "chunk_id",
+    "record_id",
+    "start",
+    "end",
+    "length",
+    "frames",
+    "max_score1",
+    "max_score2",
+    "is_virus",
+    "reason",
+)
+RECORD_COLUMNS = (
+    "record_id",
+    "length",
+    "chunks",
+    "chunks_scored",
+    "chunks_virus",
+    "best_virus_score",
+    "call",
+    "reason",
+)
+
+
+def aggregate_sample(
+    sample,
+    input_records_tsv,
+    chunk_frames_tsv,
+    score_tsvs,
+    embedding_h5s,
+    predictions_txt,
+    highestscore_csv,
+    records_tsv,
+    chunks_tsv,
+    summary_txt,
+):
+    scores = heapq.merge(*(read_tsv(p) for p in score_tsvs), key=lambda r: int(r["ordinal"]))
+    chunk_rows = read_tsv(chunk_frames_tsv)
+    highest, totals = [], Counter()
+    with (
+        atomic_open(predictions_txt) as predictions_out,
+        atomic_open(records_tsv) as records_out,
+        atomic_open(chunks_tsv) as chunks_out,
+    ):
+        predictions_out.write("Sequence_ID\tPrediction\tscore1\tscore2\n")
+        records, chunks = tsv_writer(records_out), tsv_writer(chunks_out)
+        records.writerow(RECORD_COLUMNS)
+        chunks.writerow(CHUNK_COLUMNS)
+        for record in read_tsv(input_records_tsv):
+            best = {"score1": [], "score2": []}
+            scored = virus = 0
+            reasons = []
+            for chunk in itertools.islice(chunk_rows, int(record["chunks"])):
+                rows = _frame_scores(chunk, scores)
+                for row in rows:
+                    predictions_out.write(
+                        f"{row['frame_id']}\t{row['prediction']}\t{row['score1']}\t{row['score2']}\n"
+                    )
+                if rows:
+                    s1 = max(np.float32(r["score1"]) for r in rows)
+                    s2 = max(np.float32(r["score2"]) for r in rows)
+                    is_virus = bool(s2 >= s1)  # the original's rule for a chunk, ties to virus
+                    highest.append((chunk["chunk_id"], is_virus))
+                    best["score1"].append(s1)
+                    best["score2"].append(s2)
+                    scored += 1
+                    virus += is_virus
+                    chunks.writerow(
+                        (*_span(chunk), float32_text(s1), float32_text(s2), is_virus, "")
+                    )
+                else:
+                    reasons.append(chunk["reason"])
+                    chunks.writerow((*_span(chunk), "NA", "NA", "NA", chunk["reason"]))
+            if scored:
+                s1, s2 = max(best["score1"]), max(best["score2"])
+                call, best_virus, reason = ("virus" if s2 >= s1 else "others"), float32_text(s2), ""
+            else:
+                call, best_virus = "unscored", "NA"
+                reason = "; ".join(dict.fromkeys(reasons)) or record["reason"]
+            records.writerow(
+                (
+                    record["record_id"],
+                    record["length"],
+                    record["chunks"],
+                    scored,
+                    virus,
+                    best_virus,
+                    call,
+                    reason,
+                )
+            )
+            totals.update(
+                records=1, chunks=int(record["chunks"]), chunks_scored=scored, **{f"call_{call}": 1}
+            )
+        leftover = next(scores, None)
+        if leftover is not None or next(chunk_rows, None) is not None:
+            raise ValueError(f"scores or chunks of {sample} do not match its input records")
+    with atomic_open(highestscore_csv) as handle:
+        table = tsv_writer(handle)
+        table.writerow(("Modified_ID", "Is_Virus"))
+        table.writerows(sorted(highest))  # pandas' groupby order: chunk ids sorted as text
+    _write_summary(summary_txt, sample, totals, embedding_h5s)
+    log.info("%s: %d records, %d called virus", sample, totals["records"], totals["call_virus"])
+
+
+def _span(chunk):
+    return (
+        chunk["chunk_id"],
+        chunk["record_id"],
+        chunk["start"],
+        chunk["end"],
+        chunk["length"],
+        chunk["frames"],
+    )
+
+
+def _frame_scores(chunk, scores):
+    """The score rows of a chunk's kept frames, which come next in frame order."""
+    names = chunk["frames"].split(",") if chunk["frames"] else []
+    rows = list(itertools.islice(scores, len(names)))
+    expected = [chunk["chunk_id"] + name for name in names]
+    if [row["frame_id"] for row in rows] != expected:
+        raise ValueError(f"scores for chunk {chunk['chunk_id']} are missing or out of order")
+    return rows
+
+
+def _write_summary(path, sample, totals, embedding_h5s):
+    models = {}
+    for h5 in embedding_h5s:
+        attrs = read_attrs(h5)
+        models[attrs["model_path"]] = attrs
+    lines = [
+        f"virnucpro {__version__}: sample {sample}",
+        f"records: {totals['records']} ({totals['call_virus']} virus, {totals['call_others']} "
+        f"others, {totals['call_unscored']} unscored: see the reason column of records.tsv)",
+        f"chunks: {totals['chunks']} ({totals['chunks_scored']} scored)",
+        "embedding models:",
+        *(f"  {a['model']} from {p}, {a['precision']} on {a['device']}" for p, a in models.items()),
+    ]
+    if any(a["random_weights"] for a in models.values()):
+        lines += [
+            "",
+            "WARNING: the embedding models have RANDOM weights (a demo or test checkpoint).",
+            "The scores and calls of this run mean nothing; set config models to the real ones.",
+        ]
+    with atomic_open(path) as handle:
+        handle.write("\n".join(lines) + "\n")

@@ -1,0 +1,90 @@
+import csv
+from pathlib import Path
+
+from snakemake.utils import validate
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+
+def read_sample_sheet(path):
+    """The sample sheet as {sample: row}, each row validated and filled with defaults."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    sheet = {}
+    for row in rows:
+        row = {key: value for key, value in row.items() if value not in ("", None)}
+        if row.get("chunk_size", "").isdigit():
+            row["chunk_size"] = int(row["chunk_size"])
+        validate(row, schema="../schemas/samples.schema.yaml")
+        if row["sample"] in sheet:
+            raise ValueError(f"{path}: sample {row['sample']!r} is listed twice")
+        sheet[row["sample"]] = row
+    return sheet
+
+
+samples = read_sample_sheet(config["samples"])
+SHARDS = [f"shard_{i:04d}" for i in range(config["embedding"]["shards"])]
+
+
+wildcard_constraints:
+    sample="|".join(samples) or "no-samples",
+    shard="shard_[0-9]{4}",
+
+
+def intermediate(path):
+    """A file only the next stage reads: removed once used, unless configured kept."""
+    return path if config["output"]["keep_intermediate"] else temp(path)
+
+
+def sample_fasta(wildcards):
+    return samples[wildcards.sample]["fasta"]
+
+
+def classifier_for(wildcards):
+    return config["models"][f"classifier_{samples[wildcards.sample]['chunk_size']}"]
+
+
+def esm2_model():
+    """The ESM-2 file the embedding jobs load: the checkpoint rewritten once as safetensors,
+    which a job loads about 4x faster than the fair-esm file (benchmarks/results/)."""
+    return f"resources/converted/{Path(config['models']['esm2']).stem}.safetensors"
+
+
+def dnabert_s_files():
+    """The files of the DNABERT-S directory a job reads (the weights in either format)."""
+    directory = Path(config["models"]["dnabert_s"])
+    weights = next(
+        (
+            directory / name
+            for name in ("model.safetensors", "pytorch_model.bin")
+            if (directory / name).exists()
+        ),
+        directory / "pytorch_model.bin",
+    )
+    return [directory / "config.json", directory / "tokenizer.json", weights]
+
+
+def embedding_files(sample):
+    return expand(
+        "results/{sample}/embeddings/{shard}.{model}.h5",
+        sample=sample,
+        shard=SHARDS,
+        model=("dnabert_s", "esm2"),
+    )
+
+
+def final_outputs():
+    """Every sample's results, the per-shard embeddings included: a shard file that goes
+    missing is then remade, with only what depends on it."""
+    reports = expand(
+        "results/{sample}/{name}",
+        sample=samples,
+        name=(
+            "prediction_results.txt",
+            "prediction_results_highestscore.csv",
+            "records.tsv",
+            "chunks.tsv",
+            "summary.txt",
+        ),
+    )
+    return reports + [path for sample in samples for path in embedding_files(sample)]

@@ -1,0 +1,40 @@
+rule embed_dnabert_s:
+    input:
+        shard="results/{sample}/shards/{shard}.tsv",
+        model=dnabert_s_files(),
+    output:
+        h5="results/{sample}/embeddings/{shard}.dnabert_s.h5",
+    log:
+        "logs/embed_dnabert_s/{sample}/{shard}.log",
+    benchmark:
+        "benchmarks/embed_dnabert_s/{sample}/{shard}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: config["embedding"]["threads"]
+    params:
+        kind="dnabert_s",
+        model=lambda wildcards, input: Path(input.model[0]).parent,
+        embedding=config["embedding"],
+    script:
+        "../scripts/embed_shard.py"
+
+
+rule embed_esm2:
+    input:
+        shard="results/{sample}/shards/{shard}.tsv",
+        model=esm2_model(),
+    output:
+        h5="results/{sample}/embeddings/{shard}.esm2.h5",
+    log:
+        "logs/embed_esm2/{sample}/{shard}.log",
+    benchmark:
+        "benchmarks/embed_esm2/{sample}/{shard}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: config["embedding"]["threads"]
+    params:
+        kind="esm2",
+        model=lambda wildcards, input: input.model,
+        embedding=config["embedding"],
+    script:
+        "../scripts/embed_shard.py"

@@ -1,0 +1,65 @@
+import re
+
+from virnucpro.catalog import catalog
+
+CATALOG = catalog()
+
+
+localrules:
+    download_model,
+
+
+rule download_model:
+    output:
+        "resources/models/{path}",
+    log:
+        "logs/download_model/{path}.log",
+    benchmark:
+        "benchmarks/download_model/{path}.tsv"
+    wildcard_constraints:
+        path="|".join(re.escape(path) for path in CATALOG),
+    conda:
+        "../../environment.yml"
+    params:
+        entry=lambda wildcards: CATALOG[wildcards.path],
+    script:
+        "../scripts/download_model.py"
+
+
+rule convert_esm2:
+    input:
+        config["models"]["esm2"],
+    output:
+        "resources/converted/{name}.safetensors",
+    log:
+        "logs/convert_esm2/{name}.log",
+    benchmark:
+        "benchmarks/convert_esm2/{name}.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/convert_esm2.py"
+
+
+rule build_demo_models:
+    output:
+        esm2=multiext("resources/demo/esm2_t4_demo", ".pt", "-contact-regression.pt"),
+        dnabert_s=multiext(
+            "resources/demo/DNABERT-S-demo/",
+            "config.json",
+            "pytorch_model.bin",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "special_tokens_map.json",
+        ),
+        classifiers=expand("resources/demo/{size}_model.pth", size=(300, 500)),
+    log:
+        "logs/build_demo_models.log",
+    benchmark:
+        "benchmarks/build_demo_models.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        seed=0,
+    script:
+        "../scripts/build_demo_models.py"

@@ -1,0 +1,37 @@
+rule classify_shard:
+    input:
+        dnabert_s="results/{sample}/embeddings/{shard}.dnabert_s.h5",
+        esm2="results/{sample}/embeddings/{shard}.esm2.h5",
+        classifier=classifier_for,
+    output:
+        scores="results/{sample}/scores/{shard}.tsv",
+    log:
+        "logs/classify_shard/{sample}/{shard}.log",
+    benchmark:
+        "benchmarks/classify_shard/{sample}/{shard}.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/classify_shard.py"
+
+
+rule aggregate_sample:
+    input:
+        records="results/{sample}/prepare/input_records.tsv",
+        chunks="results/{sample}/prepare/chunk_frames.tsv",
+        scores=expand("results/{{sample}}/scores/{shard}.tsv", shard=SHARDS),
+        embeddings=lambda wildcards: embedding_files(wildcards.sample),
+    output:
+        predictions="results/{sample}/prediction_results.txt",
+        highestscore="results/{sample}/prediction_results_highestscore.csv",
+        records="results/{sample}/records.tsv",
+        chunks="results/{sample}/chunks.tsv",
+        summary="results/{sample}/summary.txt",
+    log:
+        "logs/aggregate_sample/{sample}.log",
+    benchmark:
+        "benchmarks/aggregate_sample/{sample}.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/aggregate_sample.py"

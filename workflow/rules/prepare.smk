@@ -1,0 +1,53 @@
+rule chunk_sequences:
+    input:
+        fasta=sample_fasta,
+    output:
+        chunks=intermediate("results/{sample}/prepare/chunks.fa"),
+        records="results/{sample}/prepare/input_records.tsv",
+        spans="results/{sample}/prepare/chunk_spans.tsv",
+    log:
+        "logs/chunk_sequences/{sample}.log",
+    benchmark:
+        "benchmarks/chunk_sequences/{sample}.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        chunk_size=lambda wildcards: samples[wildcards.sample]["chunk_size"],
+        mode=lambda wildcards: samples[wildcards.sample]["chunking"],
+    script:
+        "../scripts/chunk_sequences.py"
+
+
+rule translate_frames:
+    input:
+        chunks="results/{sample}/prepare/chunks.fa",
+        spans="results/{sample}/prepare/chunk_spans.tsv",
+    output:
+        nucleotide=intermediate("results/{sample}/prepare/identified_nucleotide.fa"),
+        protein=intermediate("results/{sample}/prepare/identified_protein.faa"),
+        chunks="results/{sample}/prepare/chunk_frames.tsv",
+    log:
+        "logs/translate_frames/{sample}.log",
+    benchmark:
+        "benchmarks/translate_frames/{sample}.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/translate_frames.py"
+
+
+rule shard_frames:
+    input:
+        nucleotide="results/{sample}/prepare/identified_nucleotide.fa",
+        protein="results/{sample}/prepare/identified_protein.faa",
+    output:
+        shards=expand("results/{{sample}}/shards/{shard}.tsv", shard=SHARDS),
+        manifest="results/{sample}/shards/manifest.tsv",
+    log:
+        "logs/shard_frames/{sample}.log",
+    benchmark:
+        "benchmarks/shard_frames/{sample}.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/shard_frames.py"

@@ -1,0 +1,12 @@
+from virnucpro.logs import log_to
+
+log_to(snakemake.log[0])
+
+from virnucpro.demo import build_demo_models  # noqa: E402 - after the log is open
+
+build_demo_models(
+    snakemake.output.esm2[0],
+    snakemake.output.dnabert_s[0].rsplit("/", 1)[0],
+    list(snakemake.output.classifiers),
+    seed=snakemake.params.seed,
+)

@@ -1,0 +1,14 @@
+from virnucpro.logs import log_to
+
+log_to(snakemake.log[0])
+
+from virnucpro.prepare import chunk_sample  # noqa: E402 - after the log is open
+
+chunk_sample(
+    snakemake.input.fasta,
+    snakemake.params.chunk_size,
+    snakemake.params.mode,
+    snakemake.output.chunks,
+    snakemake.output.records,
+    snakemake.output.spans,
+)

@@ -1,0 +1,12 @@
+from virnucpro.logs import log_to
+
+log_to(snakemake.log[0])
+
+from virnucpro.predict import classify_shard  # noqa: E402 - after the log is open
+
+classify_shard(
+    snakemake.input.dnabert_s,
+    snakemake.input.esm2,
+    snakemake.input.classifier,
+    snakemake.output.scores,
+)
