@@ -20,6 +20,7 @@ from torch import nn
 
 from ..packing import segment_mean
 from .attention import packed_attention
+from .loading import materialize
 
 log = logging.getLogger(__name__)
 
@@ -188,16 +189,11 @@ def load_model(directory, device="cpu", dtype=torch.float32):
     cfg = DNABertConfig.from_json(directory / CONFIG_FILE)
     path = weights_path(directory)
     state = read_weights_file(path)
-    with torch.device("meta"):
-        model = DNABertS(cfg)
-    try:
-        model.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as error:
-        raise ValueError(f"{path}: the weights do not fit DNABERT-S {cfg}: {error}") from error
+    model = materialize(lambda: DNABertS(cfg), state, path, device, dtype)
     with open(directory / CONFIG_FILE, encoding="utf-8") as handle:
         random_weights = bool(json.load(handle).get("virnucpro_random_weights", False))
     info = {"name": directory.name, "random_weights": random_weights}
-    return model.to(device=device, dtype=dtype).eval(), info
+    return model, info
 
 
 def load_tokenizer(directory):

@@ -21,6 +21,7 @@ from torch import nn
 from ..atomic import atomic_path
 from ..packing import segment_mean
 from .attention import packed_attention
+from .loading import materialize
 
 log = logging.getLogger(__name__)
 
@@ -194,17 +195,6 @@ def read_fair_esm(path):
     return cfg, state, dict(data.get("virnucpro", {}))
 
 
-def _build(cfg, state, path, device, dtype):
-    with torch.device("meta"):
-        model = ESM2(cfg)
-    try:
-        model.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as error:
-        raise ValueError(f"{path}: the weights do not fit an ESM-2 {cfg}: {error}") from error
-    model = model.to(device) if dtype is None else model.to(device=device, dtype=dtype)
-    return model.eval()
-
-
 def load_model(path, device="cpu", dtype=torch.float32):
     """ESM-2 from a fair-esm checkpoint (.pt) or a converted safetensors file.
 
@@ -227,7 +217,7 @@ def load_model(path, device="cpu", dtype=torch.float32):
     else:
         cfg, state, extra = read_fair_esm(path)
         info = {"name": path.stem, "random_weights": bool(extra.get("random_weights", False))}
-    return _build(cfg, state, path, device, dtype), info
+    return materialize(lambda: ESM2(cfg), state, path, device, dtype), info
 
 
 def convert_checkpoint(source, target):

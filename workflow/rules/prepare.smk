@@ -4,7 +4,7 @@ rule chunk_sequences:
     output:
         chunks=intermediate("results/{sample}/prepare/chunks.fa"),
         records="results/{sample}/prepare/input_records.tsv",
-        spans="results/{sample}/prepare/chunk_spans.tsv",
+        spans=intermediate("results/{sample}/prepare/chunk_spans.tsv"),
     log:
         "logs/chunk_sequences/{sample}.log",
     benchmark:
