@@ -1,5 +1,6 @@
 """Shared fixtures: paths, and tiny random-weight checkpoints in the published formats."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from virnucpro.models.dnabert_s import DNABertConfig
 from virnucpro.random_checkpoints import write_dnabert_s, write_esm2
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("VIRNUCPRO_SHARED", REPO.parent / "shared"))  # a copy elsewhere
 DVF = SHARED / "data" / "dvf"
 REAL_DNABERT_S = SHARED / "models" / "dnabert-s"
 

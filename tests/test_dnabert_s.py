@@ -7,13 +7,15 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import REAL_DNABERT_S
-from reference import dnabert as reference
 
-from virnucpro.embed import NucleotideEncoder, embed_tokens
+from virnucpro.embed import NucleotideEncoder
+from virnucpro.engine import embed_all
 from virnucpro.models import dnabert_s
 from virnucpro.models.dnabert_s import DNABertConfig
 from virnucpro.random_checkpoints import write_dnabert_s
+
+from conftest import REAL_DNABERT_S
+from reference import dnabert as reference
 
 
 def frames(seed, n=12):
@@ -28,9 +30,9 @@ def frames(seed, n=12):
 
 
 def check_against_reference(directory, sequences, heads):
-    encoder = NucleotideEncoder(directory, torch.device("cpu"), torch.float32)
-    tokens = encoder.tokenize(sequences)
-    ours = torch.from_numpy(embed_tokens(encoder, tokens, "cpu", 1500))
+    encoder = NucleotideEncoder.load(directory, torch.device("cpu"), torch.float32)
+    tokens = NucleotideEncoder.tokenize(directory, sequences)
+    ours = torch.from_numpy(embed_all(encoder, tokens, "cpu", 1500)[0])
     state = torch.load(dnabert_s.weights_path(directory), weights_only=True)
     expected = torch.stack([reference.embed_one(state, t, heads) for t in tokens])
     cosine = torch.nn.functional.cosine_similarity(ours, expected, dim=1)

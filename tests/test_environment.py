@@ -4,6 +4,7 @@ import re
 import tomllib
 
 import yaml
+
 from conftest import REPO
 
 CONDA_NAMES = {"torch": "pytorch"}  # conda-forge's name where it differs from PyPI's

@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from virnucpro.embed import ProteinEncoder, embed_tokens
+from virnucpro.embed import ProteinEncoder
+from virnucpro.engine import embed_all
 from virnucpro.models import esm2
 from virnucpro.packing import PackedBatch
 from virnucpro.random_checkpoints import write_esm2
+
+from reference import fair_esm
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 LENGTHS = [1, 2, 3, 9, 30, 166, 167, 511, 1022, 1023, 1024, 1100]
@@ -23,33 +26,14 @@ def proteins(seed):
     return ["".join(rng.choice(list(AMINO_ACIDS), size=n)) for n in LENGTHS]
 
 
-def fair_esm_as_the_original_runs_it(path, sequences):
-    """fair-esm's loader and ESM2, its batches of 2048 tokens and truncation to 1024 residues,
-    and the mean over residues 1..min(len, 1024) of the last layer."""
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        model, alphabet = esm.pretrained.load_model_and_alphabet_local(str(path))
-    model.eval()
-    dataset = esm.data.FastaBatchedDataset([str(i) for i in range(len(sequences))], sequences)
-    converter = alphabet.get_batch_converter(truncation_seq_length=1024)
-    means = {}
-    with torch.no_grad():
-        for indices in dataset.get_batch_indices(2048, extra_toks_per_seq=1):
-            labels, strs, tokens = converter([dataset[i] for i in indices])
-            hidden = model(tokens, repr_layers=[model.num_layers])["representations"][
-                model.num_layers
-            ]
-            for row, (label, text) in enumerate(zip(labels, strs, strict=True)):
-                means[int(label)] = hidden[row, 1 : min(1024, len(text)) + 1].mean(0)
-    return torch.stack([means[i] for i in range(len(sequences))])
-
-
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "L{}-D{}-H{}".format(*s))
 def test_packed_esm2_matches_fair_esm(tmp_path, shape, record_property):
     path = write_esm2(tmp_path / "esm2_test.pt", *shape, seed=sum(shape))
     sequences = proteins(seed=shape[1])
-    expected = fair_esm_as_the_original_runs_it(path, sequences)
-    encoder = ProteinEncoder(path, torch.device("cpu"), torch.float32)
-    ours = torch.from_numpy(embed_tokens(encoder, encoder.tokenize(sequences), "cpu", 3000))
+    expected = fair_esm.embed(*fair_esm.load(path), sequences)
+    encoder = ProteinEncoder.load(path, torch.device("cpu"), torch.float32)
+    vectors, _ = embed_all(encoder, ProteinEncoder.tokenize(path, sequences), "cpu", 3000)
+    ours = torch.from_numpy(vectors)
     cosine = torch.nn.functional.cosine_similarity(ours, expected, dim=1)
     max_abs = (ours - expected).abs().max().item()
     record_property("max_abs_diff", max_abs)

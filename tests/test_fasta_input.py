@@ -5,10 +5,11 @@ import gzip
 
 import pytest
 from Bio.Seq import Seq
-from stages import run_sample
 
 from virnucpro.fasta import InputError, read_records, read_unwrapped
 from virnucpro.tables import read_tsv
+
+from stages import run_sample
 
 GENE = "ATGGCTAGCAAAGGAGAAGAACTTTTCACTGGAGTTGTCCCAATTCTTGTTGAATTAGATGGTGATGTTAATGGGCAC" * 3
 TYPICAL = (

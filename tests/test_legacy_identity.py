@@ -2,10 +2,11 @@
 record of the shared DeepVirFinder fragments, at both chunk sizes."""
 
 import pytest
-from conftest import DVF
-from reference import original
 
 from virnucpro.prepare import chunk_sample, translate_sample
+
+from conftest import DVF
+from reference import original
 
 DVF_FILES = sorted(DVF.glob("*.fa"))
 

@@ -3,15 +3,17 @@
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
-from stages import run_sample
 
-from virnucpro.embed import ENCODERS, embed_shard, embed_tokens
+from virnucpro.embed import ENCODERS, embed_shard
+from virnucpro.engine import embed_all
 from virnucpro.h5store import read_embeddings
 from virnucpro.predict import classify_shard
 from virnucpro.random_checkpoints import write_pickled_classifier
 from virnucpro.sharding import SHARD_COLUMNS, read_shard
 from virnucpro.tables import read_tsv
+
+from conftest import REPO
+from stages import run_sample
 
 DEMO_FASTA = REPO / "tests" / "data" / "demo.fa"
 
@@ -55,11 +57,12 @@ def test_embedding_files_hold_ids_vectors_and_model_identity(demo_run):
 @pytest.mark.parametrize("kind", ["esm2", "dnabert_s"])
 def test_packing_many_frames_equals_one_at_a_time(demo_run, demo_models, kind):
     model = demo_run / "esm2.safetensors" if kind == "esm2" else demo_models["dnabert_s"]
-    encoder = ENCODERS[kind](model, torch.device("cpu"), torch.float32)
+    encoder = ENCODERS[kind].load(model, torch.device("cpu"), torch.float32)
     _, _, nucleotides, proteins = read_shard(demo_run / "shards" / "shard_0001.tsv")
-    tokens = encoder.tokenize(proteins if kind == "esm2" else nucleotides)
-    packed = embed_tokens(encoder, tokens, "cpu", batch_tokens=100_000)
-    alone = embed_tokens(encoder, tokens, "cpu", batch_tokens=1)
+    tokens = ENCODERS[kind].tokenize(model, proteins if kind == "esm2" else nucleotides)
+    packed, stats = embed_all(encoder, tokens, "cpu", batch_tokens=100_000)
+    alone, _ = embed_all(encoder, tokens, "cpu", batch_tokens=1)
+    assert stats.batches == 1
     assert len(tokens) > 3
     np.testing.assert_allclose(packed, alone, rtol=0, atol=1e-5)
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import REPO
 
 DEMO = ["--configfile", "config/demo/config.yaml"]

@@ -1,51 +1,82 @@
 """The embedding stage: one shard of frames in, one HDF5 file of per-frame vectors out."""
 
+import copy
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import torch
 
 from . import __version__
 from .device import dtype_name, resolve_device, resolve_dtype
-from .h5store import write_embeddings
+from .engine import Engine, auto_batch_tokens
+from .h5store import embedding_writer
 from .models import dnabert_s, esm2
-from .packing import PackedBatch, token_budget_batches
+from .packing import PackedBatch
 from .sharding import read_shard
 
 log = logging.getLogger(__name__)
 
-CPU_BATCH_TOKENS = 4096
+
+class Encoder:
+    """A model and its pooling: `encoder(batch)` gives one float32 vector per sequence."""
+
+    def __init__(self, model, info):
+        self.model, self.info = model, info
+
+    def widened(self):
+        """The same encoder in float32, for batches that overflow in half precision."""
+        return type(self)(copy.deepcopy(self.model).float(), self.info)
 
 
-class ProteinEncoder:
+class ProteinEncoder(Encoder):
     """ESM-2: residue-mean of the last layer over <cls> + protein + <eos> (SPEC §4)."""
 
     kind, column = "esm2", "protein"
 
-    def __init__(self, path, device, dtype):
-        self.model, self.info = esm2.load_model(path, device, dtype)
-        self.dim = self.model.cfg.embed_dim
+    @classmethod
+    def load(cls, path, device, dtype):
+        return cls(*esm2.load_model(path, device, dtype))
 
-    def tokenize(self, texts):
+    @staticmethod
+    def tokenize(path, texts):
         return [esm2.tokenize(text) for text in texts]
+
+    @property
+    def dim(self):
+        return self.model.cfg.embed_dim
+
+    @property
+    def bytes_per_token(self):
+        """Activation memory of one token in one layer, with room for the compiled kernels."""
+        return 4 * (8 * self.dim + 3 * 4 * self.dim)
 
     def __call__(self, batch):
         return esm2.residue_mean(self.model(batch), batch)
 
 
-class NucleotideEncoder:
+class NucleotideEncoder(Encoder):
     """DNABERT-S: mean of the last layer over all tokens of the frame's nucleotides (SPEC §3)."""
 
     kind, column = "dnabert_s", "nucleotide"
 
-    def __init__(self, path, device, dtype):
-        self.model, self.info = dnabert_s.load_model(path, device, dtype)
-        self.tokenizer = dnabert_s.load_tokenizer(path)
-        self.dim = self.model.cfg.hidden_size
+    @classmethod
+    def load(cls, path, device, dtype):
+        return cls(*dnabert_s.load_model(path, device, dtype))
 
-    def tokenize(self, texts):
-        return dnabert_s.tokenize_all(self.tokenizer, texts)
+    @staticmethod
+    def tokenize(path, texts):
+        return dnabert_s.tokenize_all(dnabert_s.load_tokenizer(path), texts)
+
+    @property
+    def dim(self):
+        return self.model.cfg.hidden_size
+
+    @property
+    def bytes_per_token(self):
+        """As for ESM-2, plus the padded attention's [B, H, L, L] mask (L about 128)."""
+        cfg = self.model.cfg
+        return 4 * (8 * self.dim + 3 * cfg.intermediate_size) + 2 * cfg.num_attention_heads * 128
 
     def __call__(self, batch):
         return dnabert_s.all_token_mean(self.model(batch), batch)
@@ -57,46 +88,44 @@ ENCODERS = {encoder.kind: encoder for encoder in (ProteinEncoder, NucleotideEnco
 def embed_shard(
     shard_tsv, out_h5, kind, model_path, device="auto", precision="auto", batch_tokens=None
 ):
-    """Embed every frame of a shard with one model and write the vectors in shard order."""
+    """Embed every frame of a shard with one model and write the vectors with their frames."""
     device = resolve_device(device)
     dtype = resolve_dtype(precision, device)
-    started = time.perf_counter()
-    encoder = ENCODERS[kind](model_path, device, dtype)
-    log.info(
-        "%s loaded from %s on %s in %.1f s", kind, model_path, device, time.perf_counter() - started
-    )
+    encoder_type = ENCODERS[kind]
     ordinals, frame_ids, nucleotides, proteins = read_shard(shard_tsv)
-    tokens = encoder.tokenize(proteins if encoder.column == "protein" else nucleotides)
-    vectors = embed_tokens(encoder, tokens, device, batch_tokens or CPU_BATCH_TOKENS)
-    attrs = {
-        "model": encoder.info["name"],
-        "model_path": str(model_path),
-        "random_weights": encoder.info["random_weights"],
-        "precision": dtype_name(dtype),
-        "device": device.type,
-        "dim": encoder.dim,
-        "virnucpro_version": __version__,
-    }
-    write_embeddings(out_h5, ordinals, frame_ids, vectors, attrs)
-    n_tokens = sum(len(t) for t in tokens)
-    elapsed = time.perf_counter() - started
-    log.info("%d frames, %d tokens embedded in %.1f s", len(frame_ids), n_tokens, elapsed)
+    texts = proteins if encoder_type.column == "protein" else nucleotides
+    with ThreadPoolExecutor(1) as pool:  # tokenize while the model loads
+        tokenized = pool.submit(encoder_type.tokenize, model_path, texts)
+        started = time.perf_counter()
+        encoder = encoder_type.load(model_path, device, dtype)
+        tokens = tokenized.result()
+    if tokens:  # a first small batch compiles the GPU kernels before the timed loop
+        with torch.inference_mode():
+            encoder(PackedBatch.from_token_lists(tokens[:8]).to(device))
+    load_seconds = time.perf_counter() - started
+    log.info(
+        "%s loaded and compiled on %s (%s) in %.1f s", kind, device, dtype_name(dtype), load_seconds
+    )
+    budget = batch_tokens or auto_batch_tokens(encoder.bytes_per_token, device)
+    with embedding_writer(out_h5, ordinals, frame_ids, encoder.dim) as (write, attrs):
+        with torch.inference_mode():
+            stats = Engine(encoder, device).run(tokens, budget, write)
+        attrs.update(
+            model=encoder.info["name"],
+            model_path=str(model_path),
+            random_weights=encoder.info["random_weights"],
+            precision=dtype_name(dtype),
+            device=device.type,
+            dim=encoder.dim,
+            load_seconds=load_seconds,
+            embed_seconds=stats.wall_seconds,
+            gpu_busy=-1.0 if stats.gpu_busy is None else stats.gpu_busy,
+            recomputed_in_fp32=stats.recomputed_in_fp32,
+            virnucpro_version=__version__,
+        )
+    log.info("%s", stats.summary())
     if encoder.info["random_weights"]:
         log.warning(
             "the %s weights are RANDOM (demo/test checkpoint): embeddings mean nothing", kind
         )
-
-
-@torch.inference_mode()
-def embed_tokens(encoder, tokens, device, batch_tokens):
-    """Vectors [N, dim] float32 for N token arrays, computed in packed batches by length."""
-    vectors = np.empty((len(tokens), encoder.dim), dtype=np.float32)
-    for index in token_budget_batches([len(t) for t in tokens], batch_tokens):
-        batch = PackedBatch.from_token_lists([tokens[i] for i in index]).to(device)
-        result = encoder(batch)
-        if not torch.isfinite(result).all():
-            raise FloatingPointError(
-                f"{encoder.kind} gave non-finite values for a batch of {len(index)} frames"
-            )
-        vectors[index] = result.cpu().numpy()
-    return vectors
+    return stats

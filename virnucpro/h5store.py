@@ -1,18 +1,37 @@
 """Per-shard embedding files (HDF5): frame ordinals and ids, one float32 vector per frame, and
 the model identity and precision as attributes."""
 
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
 import h5py
 import numpy as np
 
 from .atomic import atomic_path
 
 
-def write_embeddings(path, ordinals, frame_ids, vectors, attrs):
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+@contextmanager
+def embedding_writer(path, ordinals, frame_ids, dim):
+    """Yield (write, attrs): `write(start, vectors)` stores rows start.. from a background thread,
+    off the GPU's critical path; `attrs` takes the file's attributes. The file gets its name only
+    when every row is written."""
+    with (
+        atomic_path(path) as tmp,
+        h5py.File(tmp, "w") as h5,
+        ThreadPoolExecutor(1, thread_name_prefix="h5") as pool,
+    ):
         h5.create_dataset("ordinal", data=np.asarray(ordinals, dtype=np.int64))
         h5.create_dataset("frame_id", data=list(frame_ids), dtype=h5py.string_dtype())
-        h5.create_dataset("embedding", data=np.asarray(vectors, dtype=np.float32))
-        h5.attrs.update(attrs)
+        rows = h5.create_dataset("embedding", shape=(len(frame_ids), dim), dtype=np.float32)
+        writes = []
+
+        def write(start, vectors):
+            block = slice(start, start + len(vectors))
+            writes.append(pool.submit(rows.__setitem__, block, vectors))
+
+        yield write, h5.attrs
+        for done in writes:
+            done.result()
 
 
 def read_embeddings(path):

@@ -43,12 +43,12 @@ def classify_shard(dnabert_h5, esm2_h5, classifier_path, out_tsv):
     for start in range(0, len(features), BATCH_ROWS):
         block = torch.from_numpy(features[start : start + BATCH_ROWS])
         probabilities[start : start + BATCH_ROWS] = scores(model, block).numpy()
+    order = np.argsort(ordinals, kind="stable")  # frames back in input order, for the report
     with atomic_open(out_tsv) as handle:
         table = tsv_writer(handle)
         table.writerow(SCORE_COLUMNS)
-        for ordinal, frame_id, (others, virus) in zip(
-            ordinals, frame_ids, probabilities, strict=True
-        ):
+        for row in order:
+            ordinal, frame_id, (others, virus) = ordinals[row], frame_ids[row], probabilities[row]
             label = "virus" if virus > others else "others"
             table.writerow((ordinal, frame_id, label, float32_text(others), float32_text(virus)))
     log.info("%d frames scored with %s", len(frame_ids), classifier_path)

@@ -31,7 +31,7 @@ SPECIAL_TOKENS = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
 
 def _random_value(name, shape, generator):
     """Scaled normal weights, norm scales near 1 and positive variances, small biases."""
-    noise = torch.randn(shape, generator=generator)
+    noise = torch.randn(shape, generator=generator, device=generator.device)
     if name.endswith(
         (
             "norm.weight",
@@ -48,17 +48,19 @@ def _random_value(name, shape, generator):
     return 0.1 * noise
 
 
-def random_state(shapes, seed, dtype=torch.float32):
-    """A state dict of random tensors {name: shape} from one seed, made one tensor at a time
-    (a full-size ESM-2 never exists in float32)."""
-    generator = torch.Generator().manual_seed(seed)
+def random_state(shapes, seed, dtype=torch.float32, device="cpu"):
+    """A state dict of random CPU tensors {name: shape} from one seed, drawn one tensor at a time
+    (a full-size ESM-2 never exists in float32) on `device` (a GPU draws 3B values in seconds)."""
+    generator = torch.Generator(device).manual_seed(seed)
     return {
-        name: _random_value(name, shape, generator).to(dtype)
+        name: _random_value(name, shape, generator).to(dtype).cpu()
         for name, shape in sorted(shapes.items())
     }
 
 
-def write_esm2(path, num_layers, embed_dim, attention_heads, seed=0, dtype=torch.float16):
+def write_esm2(
+    path, num_layers, embed_dim, attention_heads, seed=0, dtype=torch.float16, device="cpu"
+):
     """A fair-esm ESM-2 checkpoint with random weights, and its contact-regression file."""
     import esm  # fair-esm defines the module whose state dict the file holds
 
@@ -68,7 +70,7 @@ def write_esm2(path, num_layers, embed_dim, attention_heads, seed=0, dtype=torch
     shapes = {
         k: tuple(v.shape) for k, v in names.state_dict().items() if not k.endswith("inv_freq")
     }
-    state = random_state(shapes, seed, dtype)
+    state = random_state(shapes, seed, dtype, device)
     state["lm_head.weight"] = state["embed_tokens.weight"]  # tied in ESM-2, as in real files
     head_dim = embed_dim // attention_heads
     inv_freq = 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim))
@@ -123,14 +125,16 @@ def train_dna_tokenizer(sequences, vocab_size):
     return tokenizer
 
 
-def write_dnabert_s(directory, cfg, tokenizer_json, seed=0, weights="pytorch_model.bin", prefix=""):
+def write_dnabert_s(
+    directory, cfg, tokenizer_json, seed=0, weights="pytorch_model.bin", prefix="", device="cpu"
+):
     """A DNABERT-S model directory with random weights under Hugging Face's names.
 
     `tokenizer_json` is a tokenizer.json to copy, or a trained `tokenizers.Tokenizer`.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = _dnabert_state(cfg, seed)
+    state = _dnabert_state(cfg, seed, device)
     state = {prefix + k: v for k, v in state.items()}
     with atomic_path(directory / weights) as tmp:
         if weights.endswith(".safetensors"):
@@ -174,7 +178,7 @@ def write_dnabert_s(directory, cfg, tokenizer_json, seed=0, weights="pytorch_mod
     return directory
 
 
-def _dnabert_state(cfg, seed):
+def _dnabert_state(cfg, seed, device):
     """Random weights for every tensor of a DNABERT-2 BertModel, under its own names."""
     h, i = cfg.hidden_size, cfg.intermediate_size
     shapes = {
@@ -199,7 +203,7 @@ def _dnabert_state(cfg, seed):
             layer + "mlp.layernorm.bias": (h,),
         }
     shapes |= {"pooler.dense.weight": (h, h), "pooler.dense.bias": (h,)}
-    return random_state(shapes, seed)
+    return random_state(shapes, seed, device=device)
 
 
 @contextmanager

@@ -32,8 +32,8 @@ def forward(state, ids, mask, heads, eps=1e-12):
     head_dim = width // heads
     if heads != 12:
         raise ValueError("the SPEC gives ALiBi slopes for 12 heads, as DNABERT-S has")
-    slopes = slopes_for_12_heads()
-    position = torch.arange(length)
+    slopes = slopes_for_12_heads().to(ids.device)
+    position = torch.arange(length, device=ids.device)
     alibi = -slopes[:, None, None] * (position[None, :] - position[:, None]).abs()
     key_mask = torch.where(mask.bool(), 0.0, float("-inf"))[:, None, None, :]
     n_layers = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("encoder.layer."))

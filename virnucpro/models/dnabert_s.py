@@ -19,7 +19,8 @@ from tokenizers import Tokenizer
 from torch import nn
 
 from ..packing import segment_mean
-from .attention import packed_attention
+from .attention import PackedAttention
+from .compile import compiled_on_cuda
 from .loading import materialize
 
 log = logging.getLogger(__name__)
@@ -78,13 +79,16 @@ class Layer(nn.Module):
         self.wo = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
         self.mlp_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
 
-    def forward(self, x, batch, slopes):
-        n_tokens, width = x.shape
-        q, k, v = self.Wqkv(x).view(n_tokens, 3, self.heads, self.head_dim).unbind(1)
-        attended = packed_attention(q, k, v, batch, self.head_dim**-0.5, alibi_slopes=slopes)
-        x = self.attention_norm(x + self.attention_out(attended.reshape(n_tokens, width)))
-        gate, up = self.gated_layers(x).split(self.intermediate, dim=-1)
-        return self.mlp_norm(x + self.wo(F.gelu(gate) * up))
+    def forward(self, x, attention):
+        q, k, v = self.Wqkv(x).view(x.shape[0], 3, self.heads, self.head_dim).unbind(1)
+        return _attention_output_and_mlp(self, x, attention(q, k, v, self.head_dim**-0.5))
+
+
+@compiled_on_cuda
+def _attention_output_and_mlp(layer, x, attended):
+    x = layer.attention_norm(x + layer.attention_out(attended.reshape(x.shape)))
+    gate, up = layer.gated_layers(x).split(layer.intermediate, dim=-1)
+    return layer.mlp_norm(x + layer.wo(F.gelu(gate) * up))
 
 
 class DNABertS(nn.Module):
@@ -100,9 +104,9 @@ class DNABertS(nn.Module):
         """Last-layer hidden states [T, H] of a packed batch of token ids."""
         x = self.word_embeddings(batch.tokens) + self.token_type_embeddings.weight[0]
         x = self.embedding_norm(x)
-        slopes = alibi_slopes(self.cfg.num_attention_heads).to(x.device)
+        attention = PackedAttention(batch, alibi_slopes(self.cfg.num_attention_heads).to(x.device))
         for layer in self.layers:
-            x = layer(x, batch, slopes)
+            x = layer(x, attention)
         return x
 
 

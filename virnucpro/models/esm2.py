@@ -20,7 +20,8 @@ from torch import nn
 
 from ..atomic import atomic_path
 from ..packing import segment_mean
-from .attention import packed_attention
+from .attention import PackedAttention
+from .compile import compiled_on_cuda
 from .loading import materialize
 
 log = logging.getLogger(__name__)
@@ -83,14 +84,9 @@ class Block(nn.Module):
         self.fc2 = nn.Linear(4 * cfg.embed_dim, cfg.embed_dim)
         self._register_load_state_dict_pre_hook(self._from_fair_esm)
 
-    def forward(self, x, cos, sin, batch):
-        n_tokens, width = x.shape
-        qkv = self.qkv(self.self_attn_layer_norm(x)).view(n_tokens, 3, self.heads, self.head_dim)
-        q, k, v = qkv.unbind(1)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        attended = packed_attention(q, k, v, batch, scale=self.head_dim**-0.5)
-        x = x + self.out_proj(attended.reshape(n_tokens, width))
-        return x + self.fc2(F.gelu(self.fc1(self.final_layer_norm(x))))
+    def forward(self, x, cos, sin, attention):
+        q, k, v = _attention_inputs(self, x, cos, sin)
+        return _attention_output_and_mlp(self, x, attention(q, k, v, self.head_dim**-0.5))
 
     @staticmethod
     def _from_fair_esm(state_dict, prefix, *_):
@@ -103,6 +99,19 @@ class Block(nn.Module):
             state_dict[f"{prefix}qkv.{kind}"] = torch.cat(parts)
             state_dict[f"{prefix}out_proj.{kind}"] = state_dict.pop(f"{attn}out_proj.{kind}")
         state_dict.pop(attn + "rot_emb.inv_freq", None)  # recomputed from the head width
+
+
+@compiled_on_cuda
+def _attention_inputs(block, x, cos, sin):
+    qkv = block.qkv(block.self_attn_layer_norm(x))
+    q, k, v = qkv.view(x.shape[0], 3, block.heads, block.head_dim).unbind(1)
+    return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v
+
+
+@compiled_on_cuda
+def _attention_output_and_mlp(block, x, attended):
+    x = x + block.out_proj(attended.reshape(x.shape))
+    return x + block.fc2(F.gelu(block.fc1(block.final_layer_norm(x))))
 
 
 class ESM2(nn.Module):
@@ -121,8 +130,9 @@ class ESM2(nn.Module):
         if self.cfg.token_dropout:
             x = self._token_dropout_rescale(x, batch)
         cos, sin = rotary_tables(batch.positions, self.cfg.head_dim)
+        attention = PackedAttention(batch)
         for layer in self.layers:
-            x = layer(x, cos, sin, batch)
+            x = layer(x, cos, sin, attention)
         return self.emb_layer_norm_after(x)
 
     @staticmethod

@@ -11,6 +11,8 @@ rule embed_dnabert_s:
     conda:
         "../../environment.yml"
     threads: config["embedding"]["threads"]
+    resources:
+        gpu=1,
     params:
         kind="dnabert_s",
         model=lambda wildcards, input: Path(input.model[0]).parent,
@@ -32,6 +34,8 @@ rule embed_esm2:
     conda:
         "../../environment.yml"
     threads: config["embedding"]["threads"]
+    resources:
+        gpu=1,
     params:
         kind="esm2",
         model=lambda wildcards, input: input.model,

@@ -1,0 +1,369 @@
+"""Embedding throughput on one GPU: virnucpro's packed engine beside the peers, in one run, on
+the same inputs, with random full-size weights (ESM-2 3B: 36 layers, 2560 wide; DNABERT-S: the
+real config and tokenizer).
+
+    python benchmarks/embed_throughput.py --dvf DIR --dnabert-s DIR --workdir /tmp/bench \
+        --out benchmarks/results/<date>-<gpu>.json
+
+Slow baselines run on a prefix of each workload (same inputs, fewer of them); every method is
+warmed up first. Model FLOP utilisation is against the bf16 matrix rate measured in the run.
+"""
+
+import argparse
+import datetime
+import gc
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from baselines import (
+    dnabert_loop,
+    dnabert_padded,
+    fair_esm,
+    hf_esm_embed,
+    hf_esm_from_fair_esm,
+    timed,
+)
+from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+from virnucpro.embed import NucleotideEncoder, ProteinEncoder
+from virnucpro.engine import embed_all
+from virnucpro.fasta import read_records
+from virnucpro.models import dnabert_s, esm2
+from virnucpro.models.attention import PackedAttention
+from virnucpro.models.dnabert_s import DNABertConfig
+from virnucpro.random_checkpoints import write_dnabert_s, write_esm2
+
+AMINO_ACIDS = list("ACDEFGHIKLMNPQRSTVWY")
+
+
+def bf16_matmul_tflops():
+    a, b = (torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(10):
+        _, seconds = timed(lambda: a @ b)
+        times.append(seconds)
+    return 2 * 8192**3 / float(np.median(times)) / 1e12
+
+
+def esm2_flops_per_token(cfg, mean_tokens):
+    d = cfg.embed_dim
+    return cfg.num_layers * (24 * d * d + 4 * d * mean_tokens)
+
+
+def dnabert_flops_per_token(cfg, mean_tokens):
+    d, i = cfg.hidden_size, cfg.intermediate_size
+    return cfg.num_hidden_layers * (2 * (4 * d * d + 3 * d * i) + 4 * d * mean_tokens)
+
+
+def proteins(n, low, high, seed):
+    rng = np.random.default_rng(seed)
+    return ["".join(rng.choice(AMINO_ACIDS, size=k)) for k in rng.integers(low, high + 1, n)]
+
+
+def dna_windows(dvf, n, low_residues, high_residues, seed):
+    """Real DNA: frame-length windows (3P+1 bases) cut from the DeepVirFinder fragments."""
+    genomes = [r.sequence for path in sorted(Path(dvf).glob("*_tr.fa")) for r in read_records(path)]
+    rng = np.random.default_rng(seed)
+    out = []
+    for residues in rng.integers(low_residues, high_residues + 1, n):
+        genome = genomes[rng.integers(len(genomes))]
+        start = rng.integers(0, len(genome) - 3 * residues - 1)
+        out.append(genome[start : start + 3 * residues + 1])
+    return out
+
+
+class Measure:
+    """Times methods on one workload and records tokens/s, sequences/s, memory and MFU."""
+
+    def __init__(self, workload, flops_per_token, peak_tflops):
+        self.workload, self.flops, self.peak = workload, flops_per_token, peak_tflops
+        self.rows = {}
+
+    def run(self, name, fn, token_lists, warmup):
+        fn(token_lists[:warmup])
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        result, seconds = timed(lambda: fn(token_lists))
+        tokens = sum(len(t) for t in token_lists)
+        vectors = result[0] if isinstance(result, tuple) else result
+        self.rows[name] = {
+            "sequences": len(token_lists),
+            "tokens": tokens,
+            "seconds": round(seconds, 3),
+            "tokens_per_s": round(tokens / seconds),
+            "sequences_per_s": round(len(token_lists) / seconds, 1),
+            "gpu_memory_peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+            "mfu": round(tokens / seconds * self.flops / (self.peak * 1e12), 3),
+        }
+        if isinstance(result, tuple):
+            self.rows[name]["gpu_busy"] = round(result[1].gpu_busy, 3)
+        print(f"  {self.workload:12s} {name:34s} {tokens / seconds:>12,.0f} tokens/s", flush=True)
+        return torch.as_tensor(vectors)
+
+    def ratios(self, ours):
+        for row in self.rows.values():
+            row["ours_over_this"] = round(self.rows[ours]["tokens_per_s"] / row["tokens_per_s"], 2)
+
+
+def agreement(a, b):
+    n = min(len(a), len(b))
+    cos = torch.nn.functional.cosine_similarity(a[:n].float(), b[:n].float(), dim=1)
+    return round(cos.min().item(), 6)
+
+
+class FlexAttention(PackedAttention):
+    """Candidate kernel for DNABERT-S: FlexAttention with a document mask and ALiBi as a score
+    modification, on the packed stream padded to a multiple of 8192 tokens (few compiled shapes)."""
+
+    flex = torch.compile(flex_attention, dynamic=False)
+
+    def __call__(self, q, k, v, scale):
+        tokens = q.shape[0]
+        padded = -(-tokens // 8192) * 8192
+        if self._padding is None:
+            seq = torch.full((padded,), -1, device=q.device, dtype=torch.int32)
+            seq[:tokens] = self.batch.seq_index
+            pos = torch.zeros(padded, device=q.device, dtype=torch.int32)
+            pos[:tokens] = self.batch.positions
+            slopes = self.alibi_slopes
+
+            def same_sequence(b, h, i, j):
+                return (seq[i] == seq[j]) & (seq[i] >= 0)
+
+            def alibi(score, b, h, i, j):
+                return score - slopes[h] * (pos[i] - pos[j]).abs()
+
+            mask = create_block_mask(same_sequence, None, None, padded, padded, device=q.device)
+            self._padding = mask, alibi
+
+        def pad(x):
+            out = x.new_zeros(padded, *x.shape[1:])
+            out[:tokens] = x
+            return out.transpose(0, 1)[None]
+
+        mask, alibi = self._padding
+        out = self.flex(pad(q), pad(k), pad(v), score_mod=alibi, block_mask=mask, scale=scale)
+        return out[0].transpose(0, 1)[:tokens]
+
+
+def free_gpu():
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
+def esm2_baselines(checkpoint, sequences, tokens, measures, n):
+    """fair-esm as the original runs it, fair-esm under fp16 autocast, Hugging Face's EsmModel."""
+    model, alphabet = fair_esm.load(checkpoint, "cuda")
+    reference, hf_vectors = {}, {}
+    for w, measure in measures.items():
+
+        def fair(t, w=w, **options):
+            return fair_esm.embed(model, alphabet, sequences[w][: len(t)], **options)
+
+        reference[w] = measure.run(
+            "fair-esm fp32, 2048 tokens/batch", fair, tokens[w][: 2 * n // 10], 8
+        )
+        measure.run(
+            "fair-esm fp16 autocast, 64k tokens",
+            lambda t, f=fair: f(t, toks_per_batch=65536, autocast=torch.float16),
+            tokens[w][: 3 * n],
+            400,
+        )
+    hf = hf_esm_from_fair_esm(model, torch.float16)
+    model = None
+    free_gpu()
+    for w, measure in measures.items():
+        hf_vectors[w] = measure.run(
+            "HF EsmModel fp16 SDPA, 64k tokens",
+            lambda t: hf_esm_embed(hf, t, 65536),
+            tokens[w][: 3 * n],
+            400,
+        )
+    return reference, hf_vectors
+
+
+def esm2_ours(converted, tokens, measures, n):
+    encoder = ProteinEncoder.load(converted, torch.device("cuda"), torch.float16)
+    ours = {}
+    for w, measure in measures.items():
+        with torch.compiler.set_stance("force_eager"):
+            measure.run(
+                "virnucpro eager (no compile), 64k",
+                lambda t: embed_all(encoder, t, "cuda", 65536),
+                tokens[w][: 5 * n],
+                400,
+            )
+        if w == "protein_166":
+            for budget in (16384, 32768, 131072):
+                measure.run(
+                    f"virnucpro, {budget // 1024}k tokens",
+                    lambda t, b=budget: embed_all(encoder, t, "cuda", b),
+                    tokens[w][: 5 * n],
+                    400,
+                )
+        ours[w] = measure.run(
+            "virnucpro, 64k tokens", lambda t: embed_all(encoder, t, "cuda", 65536), tokens[w], 400
+        )
+        measure.ratios("virnucpro, 64k tokens")
+    return ours
+
+
+def esm2_section(args, peak, results):
+    checkpoint = args.workdir / "esm2_t36_3B_UR50D.pt"
+    if not checkpoint.exists():
+        write_esm2(checkpoint, 36, 2560, 40, seed=0, device="cuda")
+    converted = args.workdir / "esm2_t36_3B_UR50D.safetensors"
+    if not converted.exists():
+        esm2.convert_checkpoint(checkpoint, converted)
+    cfg = esm2.PRESETS["esm2_t36_3B_UR50D"]
+    n = args.scale
+    sequences = {
+        "protein_166": proteins(12 * n, 166, 166, seed=1),
+        "protein_30_166": proteins(20 * n, 30, 166, seed=2),
+    }
+    tokens = {w: ProteinEncoder.tokenize(converted, s) for w, s in sequences.items()}
+    means = {w: float(np.mean([len(x) for x in t])) for w, t in tokens.items()}
+    measures = {w: Measure(w, esm2_flops_per_token(cfg, means[w]), peak) for w in sequences}
+    reference, hf_vectors = esm2_baselines(checkpoint, sequences, tokens, measures, n)
+    free_gpu()
+    ours = esm2_ours(converted, tokens, measures, n)
+    free_gpu()
+    for w, measure in measures.items():
+        per_token = esm2_flops_per_token(cfg, means[w])
+        results["esm2_t36_3B_UR50D"][w] = {
+            "mean_tokens_per_sequence": round(means[w], 1),
+            "model_gflop_per_token": round(per_token / 1e9, 3),
+            "flop_limit_tokens_per_s": round(peak * 1e12 / per_token),
+            "cosine_min_ours_vs_fair_esm_fp32": agreement(ours[w], reference[w]),
+            "cosine_min_ours_vs_hf_fp16": agreement(ours[w], hf_vectors[w]),
+            "methods": measure.rows,
+        }
+
+
+def dnabert_workload(directory, state, tokens, measure, n):
+    ref = measure.run(
+        "original loop, fp32, one at a time", lambda t: dnabert_loop(state, t), tokens[:n], 20
+    )
+    measure.run(
+        "padded fp16 autocast, 256/batch",
+        lambda t: dnabert_padded(state, t, 256, torch.float16),
+        tokens[: 10 * n],
+        512,
+    )
+    encoder = NucleotideEncoder.load(directory, torch.device("cuda"), torch.float16)
+    original = dnabert_s.PackedAttention
+    try:
+        dnabert_s.PackedAttention = FlexAttention
+        flex = measure.run(
+            "virnucpro, FlexAttention ALiBi",
+            lambda t: embed_all(encoder, t, "cuda", 65536),
+            tokens[: 10 * n],
+            2000,
+        )
+    finally:
+        dnabert_s.PackedAttention = original
+    ours = measure.run(
+        "virnucpro, SDPA ALiBi bias, 64k",
+        lambda t: embed_all(encoder, t, "cuda", 65536),
+        tokens,
+        2000,
+    )
+    measure.ratios("virnucpro, SDPA ALiBi bias, 64k")
+    return ref, flex, ours
+
+
+def dnabert_section(args, peak, results):
+    directory = args.workdir / "DNABERT-S"
+    if not directory.exists():
+        write_dnabert_s(
+            directory,
+            DNABertConfig(),
+            Path(args.dnabert_s) / "tokenizer.json",
+            seed=0,
+            device="cuda",
+        )
+    cfg = DNABertConfig()
+    state = {
+        k: v.cuda()
+        for k, v in torch.load(dnabert_s.weights_path(directory), weights_only=True).items()
+    }
+    n = args.scale
+    workloads = {
+        "dna_499": dna_windows(args.dvf, 20 * n, 166, 166, seed=3),
+        "dna_91_499": dna_windows(args.dvf, 30 * n, 30, 166, seed=4),
+    }
+    for workload, sequences in workloads.items():
+        tokens = NucleotideEncoder.tokenize(directory, sequences)
+        mean = float(np.mean([len(t) for t in tokens]))
+        measure = Measure(workload, dnabert_flops_per_token(cfg, mean), peak)
+        ref, flex, ours = dnabert_workload(directory, state, tokens, measure, n)
+        free_gpu()
+        results["DNABERT-S"][workload] = {
+            "mean_tokens_per_sequence": round(mean, 1),
+            "model_gflop_per_token": round(dnabert_flops_per_token(cfg, mean) / 1e9, 4),
+            "cosine_min_ours_vs_original_fp32": agreement(ours, ref),
+            "cosine_min_flex_vs_sdpa": agreement(flex, ours),
+            "methods": measure.rows,
+        }
+
+
+def table(results):
+    lines = []
+    for model in ("esm2_t36_3B_UR50D", "DNABERT-S"):
+        for workload, data in results[model].items():
+            lines.append(f"\n{model} / {workload} ({data['mean_tokens_per_sequence']} tokens/seq)")
+            lines.append(
+                f"{'method':36s} {'tokens/s':>11s} {'seq/s':>9s} {'ratio':>6s} "
+                f"{'MFU':>5s} {'GiB':>6s}"
+            )
+            for name, row in data["methods"].items():
+                lines.append(
+                    f"{name:36s} {row['tokens_per_s']:>11,} {row['sequences_per_s']:>9,} "
+                    f"{row['ours_over_this']:>6} {row['mfu']:>5} "
+                    f"{row['gpu_memory_peak_gib']:>6}"
+                )
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dvf", required=True, help="folder of the DeepVirFinder *_tr.fa files")
+    parser.add_argument("--dnabert-s", required=True, help="folder with the real tokenizer.json")
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--scale", type=int, default=1000, help="workload size unit")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    peak = bf16_matmul_tflops()
+    print(f"bf16 matmul 8192^3: {peak:.0f} TFLOP/s", flush=True)
+    results = {"esm2_t36_3B_UR50D": {}, "DNABERT-S": {}}
+    dnabert_section(args, peak, results)
+    esm2_section(args, peak, results)
+    gpu = torch.cuda.get_device_name()
+    record = {
+        "benchmark": "embed_throughput",
+        "date": datetime.date.today().isoformat(),
+        "device": gpu,
+        "command": " ".join(["python", *sys.argv]),
+        "torch": torch.__version__,
+        "bf16_matmul_tflops": round(peak, 1),
+        "results": results,
+    }
+    print(table(results))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(record, indent=2) + "\n")
+        args.out.with_suffix(".md").write_text(
+            f"# embed_throughput, {record['date']}, {gpu}\n\n`{record['command']}`\n\n"
+            f"bf16 matmul: {peak:.0f} TFLOP/s\n\n```{table(results)}\n```\n"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Wall time of each stage of the whole workflow on one GPU, on a synthetic sample of at least
+200,000 kept frames, with random full-size models (ESM-2 3B, DNABERT-S with its real config
+and tokenizer, 3328-feature classifiers in the original pickled format).
+
+    python benchmarks/stage_profile.py --dnabert-s DIR --workdir /tmp/profile \
+        --frames 200000 --shards 4 --out benchmarks/results/<date>-<gpu>-stages.json
+
+Snakemake runs the workflow with `--resources gpu=1`, so embedding jobs take the GPU one at a
+time; every job's time comes from its Snakemake benchmark file, and each embedding job's model
+load (and kernel compile) time, loop time and GPU busy fraction from its HDF5 attributes.
+"""
+
+import argparse
+import csv
+import datetime
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+import yaml
+from synthetic_sample import reads
+
+from virnucpro.h5store import read_attrs
+from virnucpro.models.dnabert_s import DNABertConfig
+from virnucpro.random_checkpoints import write_dnabert_s, write_esm2, write_pickled_classifier
+
+REPO = Path(__file__).resolve().parents[1]
+EMBEDDING_RULES = ("embed_dnabert_s", "embed_esm2")
+
+
+def prepare(workdir, dnabert_s_source, frames, shards):
+    models = workdir / "models"
+    if not (models / "esm2_t36_3B_UR50D.pt").exists():
+        write_esm2(models / "esm2_t36_3B_UR50D.pt", 36, 2560, 40, device="cuda")
+        write_dnabert_s(models / "DNABERT-S", DNABertConfig(),
+                        Path(dnabert_s_source) / "tokenizer.json", device="cuda")
+        write_pickled_classifier(models / "500_model.pth", 768 + 2560)
+    sample = workdir / "sample.fa"
+    with open(sample, "w") as out:
+        for name, sequence in reads(frames, seed=0):
+            out.write(f">{name}\n{sequence}\n")
+    (workdir / "config").mkdir(exist_ok=True)
+    (workdir / "config" / "samples.tsv").write_text(
+        f"sample\tfasta\tchunk_size\tchunking\nsynthetic\t{sample}\t500\toverlap\n")
+    config = {
+        "samples": str(workdir / "config" / "samples.tsv"),
+        "models": {"esm2": str(models / "esm2_t36_3B_UR50D.pt"),
+                   "dnabert_s": str(models / "DNABERT-S"),
+                   "classifier_300": str(models / "500_model.pth"),
+                   "classifier_500": str(models / "500_model.pth")},
+        "embedding": {"shards": shards, "device": "cuda", "threads": 8},
+    }
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def job_times(workdir):
+    """{rule: [seconds of each job]} from the Snakemake benchmark files."""
+    times = defaultdict(list)
+    for path in sorted((workdir / "benchmarks").rglob("*.tsv")):
+        rule = path.relative_to(workdir / "benchmarks").parts[0]
+        with open(path) as handle:
+            times[rule].append(float(next(csv.DictReader(handle, delimiter="\t"))["s"]))
+    return times
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dnabert-s", required=True, help="folder with the real tokenizer.json")
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--frames", type=int, default=200_000)
+    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    for stale in ("results", "benchmarks", "logs", ".snakemake"):
+        shutil.rmtree(args.workdir / stale, ignore_errors=True)
+    started = time.perf_counter()
+    prepare(args.workdir, args.dnabert_s, args.frames, args.shards)
+    setup_seconds = time.perf_counter() - started
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow/Snakefile"),
+               "--directory", str(args.workdir), "--cores", "16", "--resources", "gpu=1"]
+    started = time.perf_counter()
+    subprocess.run(command, check=True)
+    wall = time.perf_counter() - started
+
+    times = job_times(args.workdir)
+    embedding = []
+    for h5 in sorted((args.workdir / "results" / "synthetic" / "embeddings").glob("*.h5")):
+        attrs = read_attrs(h5)
+        embedding.append({"file": h5.name, "load_and_compile_s": round(attrs["load_seconds"], 1),
+                          "loop_s": round(attrs["embed_seconds"], 1),
+                          "gpu_busy": round(attrs["gpu_busy"], 3)})
+    total = sum(sum(v) for v in times.values())
+    other = sum(sum(v) for rule, v in times.items() if rule not in EMBEDDING_RULES)
+    manifest = (args.workdir / "results" / "synthetic" / "shards" / "manifest.tsv").read_text()
+    frames = sum(int(line.split("\t")[1]) for line in manifest.splitlines()[1:])
+    record = {
+        "benchmark": "stage_profile",
+        "date": datetime.date.today().isoformat(),
+        "device": torch.cuda.get_device_name(),
+        "command": " ".join(["python", *sys.argv]),
+        "frames": frames,
+        "shards": args.shards,
+        "setup_s (models and sample, not part of the run)": round(setup_seconds, 1),
+        "workflow_wall_s": round(wall, 1),
+        "stages": {rule: {"jobs": len(v), "seconds": round(sum(v), 1),
+                          "share_of_job_time": round(sum(v) / total, 4)}
+                   for rule, v in times.items()},
+        "non_embedding_share_of_job_time": round(other / total, 4),
+        "embedding_jobs": embedding,
+    }
+    text = json.dumps(record, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

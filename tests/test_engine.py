@@ -1,0 +1,103 @@
+"""The batch engine's safety paths and the compiled layer code, on the CPU."""
+
+import numpy as np
+import pytest
+import torch
+
+from virnucpro.embed import NucleotideEncoder, ProteinEncoder
+from virnucpro.engine import Engine, consecutive_ranges, embed_all
+from virnucpro.h5store import embedding_writer
+from virnucpro.models import dnabert_s, esm2
+from virnucpro.models.attention import PackedAttention
+from virnucpro.packing import PackedBatch
+
+PROTEINS = ["MKTAYIAKQRQISFVKSHFSRQ" * k for k in (1, 2, 3, 5, 7)] + ["M", "MK"]
+
+
+def test_consecutive_ranges_respect_the_budget():
+    assert consecutive_ranges([5, 5, 5, 20, 1], 0, 10) == [(0, 2), (2, 3), (3, 4), (4, 5)]
+    assert consecutive_ranges([5, 5, 5], 1, 100) == [(1, 3)]
+
+
+def test_an_fp16_overflow_is_recomputed_in_fp32(esm2_tiny):
+    tokens = ProteinEncoder.tokenize(esm2_tiny, PROTEINS)
+    wide = ProteinEncoder.load(esm2_tiny, torch.device("cpu"), torch.float32)
+    half = ProteinEncoder.load(esm2_tiny, torch.device("cpu"), torch.float16)
+    # activations beyond fp16's 65504, well within fp32's range; the same fp16 values in both
+    boosted = (wide.model.layers[0].fc1.weight * 3e4).half()
+    with torch.no_grad():
+        for encoder in (wide, half):
+            encoder.model.layers[0].fc1.weight.copy_(boosted)
+    expected, _ = embed_all(wide, tokens, "cpu", 10_000)
+    got, stats = embed_all(half, tokens, "cpu", 200)
+    assert stats.recomputed_in_fp32 == stats.batches > 1
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+class _MemoryLimited:
+    """A real encoder on a device with room for at most `limit` tokens a batch: past that it
+    raises the error the CUDA allocator raises. (A real GPU test runs out of memory for real.)"""
+
+    def __init__(self, encoder, limit):
+        self.encoder, self.limit, self.dim = encoder, limit, encoder.dim
+
+    def __call__(self, batch):
+        if batch.tokens.numel() > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory (test)")
+        return self.encoder(batch)
+
+
+def test_out_of_memory_halves_the_budget_and_loses_nothing(esm2_tiny):
+    encoder = ProteinEncoder.load(esm2_tiny, torch.device("cpu"), torch.float32)
+    tokens = ProteinEncoder.tokenize(esm2_tiny, PROTEINS * 4)
+    expected, _ = embed_all(encoder, tokens, "cpu", 100_000)
+    got, stats = embed_all(_MemoryLimited(encoder, limit=300), tokens, "cpu", 2000)
+    assert stats.out_of_memory_retries == 3 and stats.batch_tokens == 250
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+
+
+def test_a_failed_run_leaves_no_embedding_file(tmp_path, esm2_tiny):
+    encoder = ProteinEncoder.load(esm2_tiny, torch.device("cpu"), torch.float32)
+    tokens = ProteinEncoder.tokenize(esm2_tiny, PROTEINS)
+    path = tmp_path / "shard.h5"
+    writer = embedding_writer(path, range(len(tokens)), ["f"] * len(tokens), encoder.dim)
+    with pytest.raises(torch.OutOfMemoryError), writer as (write, _):
+        Engine(_MemoryLimited(encoder, limit=1), torch.device("cpu")).run(tokens, 64, write)
+    assert list(tmp_path.iterdir()) == []
+
+
+@torch.no_grad()
+def test_compiled_layer_code_matches_eager(esm2_tiny, dnabert_tiny):
+    """The functions compiled on a GPU, compiled here whole (no graph break allowed)."""
+    model, _ = esm2.load_model(esm2_tiny)
+    batch = PackedBatch.from_token_lists(ProteinEncoder.tokenize(esm2_tiny, PROTEINS))
+    x = model.embed_tokens(batch.tokens)
+    cos, sin = esm2.rotary_tables(batch.positions, model.cfg.head_dim)
+    block = model.layers[1]
+    compiled_inputs = torch.compile(
+        esm2._attention_inputs.__wrapped__, dynamic=True, fullgraph=True
+    )
+    eager = esm2._attention_inputs(block, x, cos, sin)
+    for a, b in zip(compiled_inputs(block, x, cos, sin), eager, strict=True):
+        torch.testing.assert_close(a, b)
+    attended = PackedAttention(batch)(*eager, model.cfg.head_dim**-0.5)
+    compiled_mlp = torch.compile(
+        esm2._attention_output_and_mlp.__wrapped__, dynamic=True, fullgraph=True
+    )
+    torch.testing.assert_close(
+        compiled_mlp(block, x, attended), esm2._attention_output_and_mlp(block, x, attended)
+    )
+
+    model, _ = dnabert_s.load_model(dnabert_tiny)
+    tokens = NucleotideEncoder.tokenize(dnabert_tiny, ["ACGTTGCAAT" * k for k in (1, 4, 9)])
+    batch = PackedBatch.from_token_lists(tokens)
+    x = model.word_embeddings(batch.tokens)
+    attended = torch.randn(x.shape[0], model.cfg.num_attention_heads, model.cfg.head_dim)
+    layer = model.layers[0]
+    compiled_layer = torch.compile(
+        dnabert_s._attention_output_and_mlp.__wrapped__, dynamic=True, fullgraph=True
+    )
+    torch.testing.assert_close(
+        compiled_layer(layer, x, attended), dnabert_s._attention_output_and_mlp(layer, x, attended)
+    )

@@ -1,0 +1,154 @@
+"""GPU paths at full size, against FP32 references on the same random weights. These run on the
+device machine (`pytest -m gpu`); the CPU suite deselects them."""
+
+import numpy as np
+import pytest
+import torch
+
+from virnucpro.embed import NucleotideEncoder, ProteinEncoder, embed_shard
+from virnucpro.engine import embed_all
+from virnucpro.h5store import read_attrs
+from virnucpro.models import attention, esm2
+from virnucpro.models.dnabert_s import DNABertConfig, alibi_slopes, weights_path
+from virnucpro.packing import PackedBatch
+from virnucpro.random_checkpoints import write_dnabert_s, write_esm2
+from virnucpro.sharding import SHARD_COLUMNS
+
+from conftest import REAL_DNABERT_S
+from reference import dnabert as dnabert_reference
+from reference import fair_esm
+
+pytestmark = pytest.mark.gpu
+CUDA = torch.device("cuda")
+AMINO_ACIDS = list("ACDEFGHIKLMNPQRSTVWY")
+
+
+def proteins(n, low, high, seed=0):
+    rng = np.random.default_rng(seed)
+    return ["".join(rng.choice(AMINO_ACIDS, size=k)) for k in rng.integers(low, high + 1, n)]
+
+
+def cosines(a, b):
+    return torch.nn.functional.cosine_similarity(torch.as_tensor(a), torch.as_tensor(b), dim=1)
+
+
+def report(name, a, b):
+    cos = cosines(a, b)
+    diff = (torch.as_tensor(a) - torch.as_tensor(b)).abs().max().item()
+    print(f"{name}: min cosine {cos.min():.6f}, mean {cos.mean():.6f}, max |diff| {diff:.3e}")
+    return cos.min().item()
+
+
+@pytest.fixture(scope="module")
+def esm2_3b(tmp_path_factory):
+    """Random ESM-2 3B weights in a fair-esm checkpoint, and its safetensors conversion."""
+    root = tmp_path_factory.mktemp("esm2_3b")
+    checkpoint = write_esm2(root / "esm2_t36_3B_UR50D.pt", 36, 2560, 40, seed=3, device="cuda")
+    converted = root / "esm2_t36_3B_UR50D.safetensors"
+    esm2.convert_checkpoint(checkpoint, converted)
+    return checkpoint, converted
+
+
+def test_esm2_3b_fp16_matches_fair_esm_fp32(esm2_3b):
+    checkpoint, converted = esm2_3b
+    sequences = proteins(40, 1, 1100) + proteins(40, 166, 166, seed=1)
+    model, alphabet = fair_esm.load(checkpoint, CUDA)
+    expected = fair_esm.embed(model, alphabet, sequences).cpu()
+    del model
+    torch.cuda.empty_cache()
+    tokens = ProteinEncoder.tokenize(converted, sequences)
+    for precision, floor in (
+        (torch.float16, 0.999),
+        (torch.bfloat16, 0.99),
+        (torch.float32, 0.99999),
+    ):
+        encoder = ProteinEncoder.load(converted, CUDA, precision)
+        packed, _ = embed_all(encoder, tokens, CUDA, 16384)
+        assert report(f"ESM-2 3B {precision} vs fair-esm fp32", packed, expected) >= floor
+        if precision == torch.float16:
+            alone, _ = embed_all(encoder, tokens, CUDA, 1)
+            assert report("ESM-2 3B fp16 packed vs one at a time", packed, alone) >= 0.999
+        del encoder
+        torch.cuda.empty_cache()
+
+
+def test_dnabert_s_fp16_matches_the_fp32_reference(tmp_path):
+    directory = write_dnabert_s(
+        tmp_path / "DNABERT-S",
+        DNABertConfig(),
+        REAL_DNABERT_S / "tokenizer.json",
+        seed=4,
+        device="cuda",
+    )
+    rng = np.random.default_rng(2)
+    sequences = ["".join(rng.choice(list("ACGT"), size=k)) for k in rng.integers(1, 502, 120)]
+    tokens = NucleotideEncoder.tokenize(directory, sequences)
+    state = {
+        k: v.to(CUDA) for k, v in torch.load(weights_path(directory), weights_only=True).items()
+    }
+    with torch.no_grad():
+        expected = torch.stack(
+            [
+                dnabert_reference.embed_one(state, torch.as_tensor(t, device=CUDA), 12)
+                for t in tokens
+            ]
+        ).cpu()
+    encoder = NucleotideEncoder.load(directory, CUDA, torch.float16)
+    packed, _ = embed_all(encoder, tokens, CUDA, 8192)
+    alone, _ = embed_all(encoder, tokens, CUDA, 1)
+    assert report("DNABERT-S fp16 vs reference fp32", packed, expected) >= 0.999
+    assert report("DNABERT-S fp16 packed vs one at a time", packed, alone) >= 0.999
+
+
+def test_varlen_kernels_match_padded_attention():
+    torch.manual_seed(0)
+    lengths = [1, 7, 166, 168, 500, 33]
+    batch = PackedBatch.from_token_lists([np.zeros(n, dtype=np.int64) for n in lengths]).to(CUDA)
+    q, k, v = (
+        torch.randn(sum(lengths), 12, 64, device=CUDA, dtype=torch.float16) for _ in range(3)
+    )
+    expected = attention.PackedAttention(batch)._padded_sdpa(q.float(), k.float(), v.float(), 0.125)
+    got = attention.PackedAttention(batch)(q, k, v, 0.125)
+    torch.testing.assert_close(got.float(), expected, atol=2e-3, rtol=2e-3)
+
+
+def test_flash_attn_with_alibi_matches_padded_attention():
+    pytest.importorskip("flash_attn", reason="flash-attn is an optional accelerator")
+    torch.manual_seed(0)
+    lengths = [3, 120, 77, 501]
+    batch = PackedBatch.from_token_lists([np.zeros(n, dtype=np.int64) for n in lengths]).to(CUDA)
+    q, k, v = (
+        torch.randn(sum(lengths), 12, 64, device=CUDA, dtype=torch.float16) for _ in range(3)
+    )
+    slopes = alibi_slopes(12).to(CUDA)
+    expected = attention.PackedAttention(batch, slopes)._padded_sdpa(
+        q.float(), k.float(), v.float(), 0.125
+    )
+    got = attention.PackedAttention(batch, slopes)(q, k, v, 0.125)
+    torch.testing.assert_close(got.float(), expected, atol=2e-3, rtol=2e-3)
+
+
+def test_real_out_of_memory_halves_the_budget(tmp_path):
+    checkpoint = write_esm2(tmp_path / "esm2_t33_650M_UR50D.pt", 33, 1280, 20, device="cuda")
+    sequences = proteins(12000, 166, 166, seed=5)
+    tokens = ProteinEncoder.tokenize(checkpoint, sequences)
+    encoder = ProteinEncoder.load(checkpoint, CUDA, torch.float16)
+    greedy, stats = embed_all(encoder, tokens, CUDA, sum(len(t) for t in tokens))
+    print(stats.summary())
+    assert stats.out_of_memory_retries >= 1 and np.isfinite(greedy).all()
+    modest, _ = embed_all(encoder, tokens[:2000], CUDA, 16384)
+    assert report("after out-of-memory retries vs plain", greedy[:2000], modest) >= 0.9999
+
+
+def test_an_embedding_job_keeps_the_gpu_busy(esm2_3b, tmp_path):
+    _, converted = esm2_3b
+    shard = tmp_path / "shard_0000.tsv"
+    rows = ["\t".join(SHARD_COLUMNS)] + [
+        f"{i}\tf{i}\tACG\t{p}" for i, p in enumerate(proteins(6000, 166, 166, seed=6))
+    ]
+    shard.write_text("\n".join(rows) + "\n")
+    stats = embed_shard(shard, tmp_path / "out.h5", "esm2", converted, device="cuda")
+    print(stats.summary())
+    attrs = read_attrs(tmp_path / "out.h5")
+    assert attrs["precision"] == "fp16" and attrs["gpu_busy"] == stats.gpu_busy
+    assert stats.gpu_busy >= 0.9

@@ -1,0 +1,203 @@
+"""Keeping one device busy with one model over many token sequences.
+
+Batches are consecutive runs of the sequences (the caller orders them longest first) of at most
+`batch_tokens` tokens. A worker thread packs the next batches into pinned memory while the GPU
+computes; each batch's copies to and from the GPU are asynchronous and the host waits on a batch
+only once the next one is queued behind it, so the GPU does not wait on the host.
+
+Safety: a batch whose vectors are not all finite (an fp16 overflow) is recomputed in float32
+and counted; an out-of-memory error halves the token budget and the work goes on from the
+batch that failed.
+"""
+
+import logging
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .packing import PackedBatch
+
+log = logging.getLogger(__name__)
+
+AHEAD = 2  # batches packed ahead of the one on the GPU
+
+
+@dataclass
+class RunStats:
+    frames: int
+    tokens: int
+    batch_tokens: int
+    batches: int = 0
+    wall_seconds: float = 0.0
+    gpu_seconds: float | None = None  # summed per-batch time on the GPU's own clock
+    recomputed_in_fp32: int = 0
+    out_of_memory_retries: int = 0
+
+    @property
+    def gpu_busy(self):
+        """Fraction of the batch loop's wall time that the GPU spent computing."""
+        if self.gpu_seconds is None or self.wall_seconds == 0:
+            return None
+        return min(1.0, self.gpu_seconds / self.wall_seconds)
+
+    def summary(self):
+        rate = self.tokens / self.wall_seconds if self.wall_seconds else 0.0
+        busy = "" if self.gpu_busy is None else f", GPU busy {100 * self.gpu_busy:.1f}%"
+        return (
+            f"{self.frames} sequences, {self.tokens} tokens in {self.batches} batches of at most "
+            f"{self.batch_tokens} tokens: {self.wall_seconds:.1f} s, {rate:,.0f} tokens/s{busy}; "
+            f"{self.recomputed_in_fp32} batches recomputed in fp32 after non-finite values, "
+            f"{self.out_of_memory_retries} out-of-memory retries"
+        )
+
+
+def consecutive_ranges(lengths, start, budget):
+    """[start, end) runs of consecutive sequences holding at most `budget` tokens each (a longer
+    sequence gets a run of its own)."""
+    ranges, first, used = [], start, 0
+    for index in range(start, len(lengths)):
+        if index > first and used + lengths[index] > budget:
+            ranges.append((first, index))
+            first, used = index, 0
+        used += lengths[index]
+    if first < len(lengths):
+        ranges.append((first, len(lengths)))
+    return ranges
+
+
+def _packed(tokens, ranges, pin):
+    """Yield (start, end, batch) for each range, the next AHEAD packed on a worker thread."""
+
+    def pack(start, end):
+        batch = PackedBatch.from_token_lists(tokens[start:end])
+        return batch.pin_memory() if pin else batch
+
+    with ThreadPoolExecutor(1, thread_name_prefix="pack") as pool:
+        pending = deque()
+        upcoming = iter(ranges)
+        for start, end in upcoming:
+            pending.append((start, end, pool.submit(pack, start, end)))
+            if len(pending) > AHEAD:
+                break
+        while pending:
+            start, end, future = pending.popleft()
+            following = next(upcoming, None)
+            if following is not None:
+                pending.append((*following, pool.submit(pack, *following)))
+            yield start, end, future.result()
+
+
+@dataclass
+class _InFlight:
+    start: int
+    end: int
+    vectors: torch.Tensor  # on the host, filled asynchronously
+    finite: torch.Tensor  # one bool on the device, read only once the batch is done
+    events: list = field(default_factory=list)
+
+
+class Engine:
+    """Runs `encoder(batch) -> [B, dim]` over sequences of tokens on `device`."""
+
+    def __init__(self, encoder, device):
+        self.encoder = encoder
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self._wide = None
+
+    def run(self, tokens, batch_tokens, on_result):
+        """Embed every token array; `on_result(start, vectors)` gets each batch's [n, dim]
+        float32 block, in order, as soon as it is done."""
+        lengths = [len(t) for t in tokens]
+        stats = RunStats(frames=len(tokens), tokens=sum(lengths), batch_tokens=batch_tokens)
+        stats.gpu_seconds = 0.0 if self.cuda else None
+        started = time.perf_counter()
+        position, in_flight = 0, deque()
+        while position < len(tokens):
+            ranges = consecutive_ranges(lengths, position, stats.batch_tokens)
+            out_of_memory = False
+            for start, end, batch in _packed(tokens, ranges, pin=self.cuda):
+                try:
+                    item = self._launch(start, end, batch)
+                except torch.OutOfMemoryError:
+                    out_of_memory = True
+                    break
+                in_flight.append(item)
+                position = end
+                while len(in_flight) > 1:
+                    self._finish(in_flight.popleft(), tokens, stats, on_result)
+            while in_flight:
+                self._finish(in_flight.popleft(), tokens, stats, on_result)
+            if out_of_memory:
+                if stats.batch_tokens <= 1:
+                    raise torch.OutOfMemoryError("out of memory even for a single sequence")
+                stats.batch_tokens //= 2
+                stats.out_of_memory_retries += 1
+                torch.cuda.empty_cache()
+                log.warning("out of memory: batch budget halved to %d tokens", stats.batch_tokens)
+        stats.wall_seconds = time.perf_counter() - started
+        return stats
+
+    def _launch(self, start, end, batch):
+        """Queue a batch's copy in, forward pass and copy out; return without waiting."""
+        events = []
+        if self.cuda:
+            events = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
+            events[0].record()
+        vectors = self.encoder(batch.to(self.device, non_blocking=True))
+        finite = torch.isfinite(vectors).all()
+        host = torch.empty(vectors.shape, dtype=torch.float32, pin_memory=self.cuda)
+        host.copy_(vectors, non_blocking=True)
+        if self.cuda:
+            events[1].record()
+        return _InFlight(start, end, host, finite, events)
+
+    def _finish(self, item, tokens, stats, on_result):
+        if self.cuda:
+            item.events[1].synchronize()
+            stats.gpu_seconds += item.events[0].elapsed_time(item.events[1]) / 1000
+        vectors = item.vectors
+        if not bool(item.finite):
+            vectors = self._recompute_wide(tokens[item.start : item.end])
+            stats.recomputed_in_fp32 += 1
+        stats.batches += 1
+        on_result(item.start, vectors.numpy())
+
+    def _recompute_wide(self, token_lists):
+        """The batch again in float32, whose range fp16 overflows cannot exceed."""
+        if self._wide is None:
+            self._wide = self.encoder.widened()
+        log.warning(
+            "non-finite values in a batch of %d sequences: recomputed in float32", len(token_lists)
+        )
+        batch = PackedBatch.from_token_lists(token_lists).to(self.device)
+        vectors = self._wide(batch).float().cpu()
+        if not torch.isfinite(vectors).all():
+            raise FloatingPointError("non-finite embeddings even in float32: the model is broken")
+        return vectors
+
+
+def auto_batch_tokens(bytes_per_token, device, cap=65536):
+    """A token budget for one batch: the CPU's fixed one, or what half the GPU's free memory
+    holds, rounded down to a multiple of 1024 and capped (larger batches gain nothing)."""
+    if device.type != "cuda":
+        return 4096
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(np.clip(free // 2 // bytes_per_token // 1024 * 1024, 1024, cap))
+
+
+def embed_all(encoder, tokens, device, batch_tokens):
+    """Every vector [N, dim] in one array, and the run's statistics (for tests and benchmarks;
+    the embedding stage streams the vectors to its file instead)."""
+    vectors = np.empty((len(tokens), encoder.dim), dtype=np.float32)
+
+    def keep(start, block):
+        vectors[start : start + len(block)] = block
+
+    with torch.inference_mode():
+        stats = Engine(encoder, torch.device(device)).run(tokens, batch_tokens, keep)
+    return vectors, stats
