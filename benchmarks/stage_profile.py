@@ -37,8 +37,12 @@ def prepare(workdir, dnabert_s_source, frames, shards):
     models = workdir / "models"
     if not (models / "esm2_t36_3B_UR50D.pt").exists():
         write_esm2(models / "esm2_t36_3B_UR50D.pt", 36, 2560, 40, device="cuda")
-        write_dnabert_s(models / "DNABERT-S", DNABertConfig(),
-                        Path(dnabert_s_source) / "tokenizer.json", device="cuda")
+        write_dnabert_s(
+            models / "DNABERT-S",
+            DNABertConfig(),
+            Path(dnabert_s_source) / "tokenizer.json",
+            device="cuda",
+        )
         write_pickled_classifier(models / "500_model.pth", 768 + 2560)
     sample = workdir / "sample.fa"
     with open(sample, "w") as out:
@@ -46,13 +50,16 @@ def prepare(workdir, dnabert_s_source, frames, shards):
             out.write(f">{name}\n{sequence}\n")
     (workdir / "config").mkdir(exist_ok=True)
     (workdir / "config" / "samples.tsv").write_text(
-        f"sample\tfasta\tchunk_size\tchunking\nsynthetic\t{sample}\t500\toverlap\n")
+        f"sample\tfasta\tchunk_size\tchunking\nsynthetic\t{sample}\t500\toverlap\n"
+    )
     config = {
         "samples": str(workdir / "config" / "samples.tsv"),
-        "models": {"esm2": str(models / "esm2_t36_3B_UR50D.pt"),
-                   "dnabert_s": str(models / "DNABERT-S"),
-                   "classifier_300": str(models / "500_model.pth"),
-                   "classifier_500": str(models / "500_model.pth")},
+        "models": {
+            "esm2": str(models / "esm2_t36_3B_UR50D.pt"),
+            "dnabert_s": str(models / "DNABERT-S"),
+            "classifier_300": str(models / "500_model.pth"),
+            "classifier_500": str(models / "500_model.pth"),
+        },
         "embedding": {"shards": shards, "device": "cuda", "threads": 8},
     }
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
@@ -82,8 +89,19 @@ def main():
     started = time.perf_counter()
     prepare(args.workdir, args.dnabert_s, args.frames, args.shards)
     setup_seconds = time.perf_counter() - started
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow/Snakefile"),
-               "--directory", str(args.workdir), "--cores", "16", "--resources", "gpu=1"]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "workflow/Snakefile"),
+        "--directory",
+        str(args.workdir),
+        "--cores",
+        "16",
+        "--resources",
+        "gpu=1",
+    ]
     started = time.perf_counter()
     subprocess.run(command, check=True)
     wall = time.perf_counter() - started
@@ -92,9 +110,14 @@ def main():
     embedding = []
     for h5 in sorted((args.workdir / "results" / "synthetic" / "embeddings").glob("*.h5")):
         attrs = read_attrs(h5)
-        embedding.append({"file": h5.name, "load_and_compile_s": round(attrs["load_seconds"], 1),
-                          "loop_s": round(attrs["embed_seconds"], 1),
-                          "gpu_busy": round(attrs["gpu_busy"], 3)})
+        embedding.append(
+            {
+                "file": h5.name,
+                "load_and_compile_s": round(attrs["load_seconds"], 1),
+                "loop_s": round(attrs["embed_seconds"], 1),
+                "gpu_busy": round(attrs["gpu_busy"], 3),
+            }
+        )
     total = sum(sum(v) for v in times.values())
     other = sum(sum(v) for rule, v in times.items() if rule not in EMBEDDING_RULES)
     manifest = (args.workdir / "results" / "synthetic" / "shards" / "manifest.tsv").read_text()
@@ -108,9 +131,14 @@ def main():
         "shards": args.shards,
         "setup_s (models and sample, not part of the run)": round(setup_seconds, 1),
         "workflow_wall_s": round(wall, 1),
-        "stages": {rule: {"jobs": len(v), "seconds": round(sum(v), 1),
-                          "share_of_job_time": round(sum(v) / total, 4)}
-                   for rule, v in times.items()},
+        "stages": {
+            rule: {
+                "jobs": len(v),
+                "seconds": round(sum(v), 1),
+                "share_of_job_time": round(sum(v) / total, 4),
+            }
+            for rule, v in times.items()
+        },
         "non_embedding_share_of_job_time": round(other / total, 4),
         "embedding_jobs": embedding,
     }

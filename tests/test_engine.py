@@ -8,7 +8,6 @@ from virnucpro.embed import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import Engine, consecutive_ranges, embed_all
 from virnucpro.h5store import embedding_writer
 from virnucpro.models import dnabert_s, esm2
-from virnucpro.models.attention import PackedAttention
 from virnucpro.packing import PackedBatch
 
 PROTEINS = ["MKTAYIAKQRQISFVKSHFSRQ" * k for k in (1, 2, 3, 5, 7)] + ["M", "MK"]
@@ -70,34 +69,23 @@ def test_a_failed_run_leaves_no_embedding_file(tmp_path, esm2_tiny):
 @torch.no_grad()
 def test_compiled_layer_code_matches_eager(esm2_tiny, dnabert_tiny):
     """The functions compiled on a GPU, compiled here whole (no graph break allowed)."""
+
+    def check(fn, *args):
+        compiled = torch.compile(fn, dynamic=True, fullgraph=True)
+        torch.testing.assert_close(compiled(*args), fn(*args))
+
     model, _ = esm2.load_model(esm2_tiny)
     batch = PackedBatch.from_token_lists(ProteinEncoder.tokenize(esm2_tiny, PROTEINS))
     x = model.embed_tokens(batch.tokens)
     cos, sin = esm2.rotary_tables(batch.positions, model.cfg.head_dim)
-    block = model.layers[1]
-    compiled_inputs = torch.compile(
-        esm2._attention_inputs.__wrapped__, dynamic=True, fullgraph=True
-    )
-    eager = esm2._attention_inputs(block, x, cos, sin)
-    for a, b in zip(compiled_inputs(block, x, cos, sin), eager, strict=True):
-        torch.testing.assert_close(a, b)
-    attended = PackedAttention(batch)(*eager, model.cfg.head_dim**-0.5)
-    compiled_mlp = torch.compile(
-        esm2._attention_output_and_mlp.__wrapped__, dynamic=True, fullgraph=True
-    )
-    torch.testing.assert_close(
-        compiled_mlp(block, x, attended), esm2._attention_output_and_mlp(block, x, attended)
-    )
+    attended = torch.randn(x.shape[0], model.cfg.attention_heads, model.cfg.head_dim)
+    check(esm2._attention_inputs, model.layers[0], x, cos, sin)
+    check(esm2._between_layers, model.layers[0], model.layers[1], x, attended, cos, sin)
+    check(esm2._attention_output_and_mlp, model.layers[2], x, attended)
 
     model, _ = dnabert_s.load_model(dnabert_tiny)
     tokens = NucleotideEncoder.tokenize(dnabert_tiny, ["ACGTTGCAAT" * k for k in (1, 4, 9)])
     batch = PackedBatch.from_token_lists(tokens)
     x = model.word_embeddings(batch.tokens)
     attended = torch.randn(x.shape[0], model.cfg.num_attention_heads, model.cfg.head_dim)
-    layer = model.layers[0]
-    compiled_layer = torch.compile(
-        dnabert_s._attention_output_and_mlp.__wrapped__, dynamic=True, fullgraph=True
-    )
-    torch.testing.assert_close(
-        compiled_layer(layer, x, attended), dnabert_s._attention_output_and_mlp(layer, x, attended)
-    )
+    check(dnabert_s._attention_output_and_mlp, model.layers[0], x, attended)

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from virnucpro.models.attention import PackedAttention
+from virnucpro.models.attention import PaddedRows
 from virnucpro.models.dnabert_s import alibi_slopes
 from virnucpro.packing import PackedBatch, segment_mean, token_budget_batches
 from virnucpro.sharding import assign_shards, esm2_tokens
@@ -48,7 +48,8 @@ def test_packed_attention_equals_attention_on_each_sequence_alone():
     q, k, v = (torch.randn(sum(lengths), 12, 8) for _ in range(3))
     slopes = alibi_slopes(12)
     for bias in (None, slopes):
-        packed = PackedAttention(batch, bias)(q, k, v, 8**-0.5)
+        rows = PaddedRows(batch, bias, torch.float32)
+        packed = rows.unpad(rows(rows.pad(q), rows.pad(k), rows.pad(v), 8**-0.5))
         start = 0
         for n in lengths:
             qs, ks, vs = (t[start : start + n].transpose(0, 1) for t in (q, k, v))

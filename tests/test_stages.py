@@ -46,8 +46,12 @@ def test_every_kept_frame_is_embedded_scored_and_reported_once(demo_run):
 
 def test_embedding_files_hold_ids_vectors_and_model_identity(demo_run):
     ordinals, ids, vectors, attrs = read_embeddings(demo_run / "embeddings" / "shard_0000.esm2.h5")
-    shard_ordinals, shard_ids, _, _ = read_shard(demo_run / "shards" / "shard_0000.tsv")
-    assert ids == shard_ids and np.array_equal(ordinals, shard_ordinals)
+    shard_ordinals, shard_ids, _, proteins = read_shard(demo_run / "shards" / "shard_0000.tsv")
+    by_ordinal = dict(zip(shard_ordinals.tolist(), shard_ids, strict=True))
+    assert sorted(ordinals.tolist()) == shard_ordinals.tolist()
+    assert ids == [by_ordinal[o] for o in ordinals.tolist()]  # longest protein first
+    lengths = {i: len(p) for i, p in zip(shard_ids, proteins, strict=True)}
+    assert [lengths[i] for i in ids] == sorted(lengths.values(), reverse=True)
     assert vectors.dtype == np.float32 and vectors.shape == (len(ids), 64)
     assert np.isfinite(vectors).all()
     assert attrs["model"] == "esm2_t4_demo" and attrs["precision"] == "fp32"

@@ -51,6 +51,8 @@ class ProteinEncoder(Encoder):
         """Activation memory of one token in one layer, with room for the compiled kernels."""
         return 4 * (8 * self.dim + 3 * 4 * self.dim)
 
+    max_batch_tokens = 98304  # ESM-2 3B tokens/s peaks here on an H200 (profile_models.py)
+
     def __call__(self, batch):
         return esm2.residue_mean(self.model(batch), batch)
 
@@ -78,6 +80,8 @@ class NucleotideEncoder(Encoder):
         cfg = self.model.cfg
         return 4 * (8 * self.dim + 3 * cfg.intermediate_size) + 2 * cfg.num_attention_heads * 128
 
+    max_batch_tokens = 131072  # DNABERT-S tokens/s peaks here on an H200 (profile_models.py)
+
     def __call__(self, batch):
         return dnabert_s.all_token_mean(self.model(batch), batch)
 
@@ -99,6 +103,10 @@ def embed_shard(
         started = time.perf_counter()
         encoder = encoder_type.load(model_path, device, dtype)
         tokens = tokenized.result()
+    # Longest first, so each batch holds sequences of about one length; the file keeps this
+    # order with the ordinals, and the classifier matches the two files by ordinal.
+    order = sorted(range(len(tokens)), key=lambda i: (-len(tokens[i]), ordinals[i]))
+    tokens = [tokens[i] for i in order]
     if tokens:  # a first small batch compiles the GPU kernels before the timed loop
         with torch.inference_mode():
             encoder(PackedBatch.from_token_lists(tokens[:8]).to(device))
@@ -106,8 +114,11 @@ def embed_shard(
     log.info(
         "%s loaded and compiled on %s (%s) in %.1f s", kind, device, dtype_name(dtype), load_seconds
     )
-    budget = batch_tokens or auto_batch_tokens(encoder.bytes_per_token, device)
-    with embedding_writer(out_h5, ordinals, frame_ids, encoder.dim) as (write, attrs):
+    budget = batch_tokens or auto_batch_tokens(
+        encoder.bytes_per_token, device, encoder.max_batch_tokens
+    )
+    rows = embedding_writer(out_h5, ordinals[order], [frame_ids[i] for i in order], encoder.dim)
+    with rows as (write, attrs):
         with torch.inference_mode():
             stats = Engine(encoder, device).run(tokens, budget, write)
         attrs.update(

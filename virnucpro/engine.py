@@ -181,12 +181,13 @@ class Engine:
         return vectors
 
 
-def auto_batch_tokens(bytes_per_token, device, cap=65536):
+def auto_batch_tokens(bytes_per_token, device, cap):
     """A token budget for one batch: the CPU's fixed one, or what half the GPU's free memory
-    holds, rounded down to a multiple of 1024 and capped (larger batches gain nothing)."""
+    holds, rounded down to a multiple of 1024 and capped where larger batches stop paying."""
     if device.type != "cuda":
         return 4096
     free, _ = torch.cuda.mem_get_info(device)
+    free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # cached
     return int(np.clip(free // 2 // bytes_per_token // 1024 * 1024, 1024, cap))
 
 

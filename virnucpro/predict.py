@@ -21,15 +21,20 @@ def float32_text(value):
     return str(np.float32(value))
 
 
+def _in_input_order(ordinals, frame_ids, vectors):
+    """An embedding file's rows sorted by ordinal (each job stores them in its own order)."""
+    order = np.argsort(ordinals, kind="stable")
+    return ordinals[order], [frame_ids[i] for i in order], vectors[order]
+
+
 def classify_shard(dnabert_h5, esm2_h5, classifier_path, out_tsv):
     """Score every frame of a shard: features are concat(DNABERT-S, ESM-2) per frame (SPEC §5).
-    Writes ordinal, frame id, prediction and the two softmax scores, in shard order."""
-    ordinals, frame_ids, nucleotide_vectors, _ = read_embeddings(dnabert_h5)
-    protein_ordinals, protein_ids, protein_vectors, _ = read_embeddings(esm2_h5)
-    if frame_ids != protein_ids or not np.array_equal(ordinals, protein_ordinals):
-        raise ValueError(
-            f"{dnabert_h5} and {esm2_h5} do not hold the same frames in the same order"
-        )
+    Writes ordinal, frame id, prediction and the two softmax scores, in input order."""
+    nucleotide = _in_input_order(*read_embeddings(dnabert_h5)[:3])
+    protein = _in_input_order(*read_embeddings(esm2_h5)[:3])
+    if nucleotide[1] != protein[1] or not np.array_equal(nucleotide[0], protein[0]):
+        raise ValueError(f"{dnabert_h5} and {esm2_h5} do not hold the same frames")
+    (ordinals, frame_ids, nucleotide_vectors), protein_vectors = nucleotide, protein[2]
     model = load_classifier(classifier_path)
     width = nucleotide_vectors.shape[1] + protein_vectors.shape[1]
     if model.input_dim != width:
@@ -43,12 +48,11 @@ def classify_shard(dnabert_h5, esm2_h5, classifier_path, out_tsv):
     for start in range(0, len(features), BATCH_ROWS):
         block = torch.from_numpy(features[start : start + BATCH_ROWS])
         probabilities[start : start + BATCH_ROWS] = scores(model, block).numpy()
-    order = np.argsort(ordinals, kind="stable")  # frames back in input order, for the report
     with atomic_open(out_tsv) as handle:
         table = tsv_writer(handle)
         table.writerow(SCORE_COLUMNS)
-        for row in order:
-            ordinal, frame_id, (others, virus) = ordinals[row], frame_ids[row], probabilities[row]
+        rows = zip(ordinals, frame_ids, probabilities, strict=True)
+        for ordinal, frame_id, (others, virus) in rows:
             label = "virus" if virus > others else "others"
             table.writerow((ordinal, frame_id, label, float32_text(others), float32_text(virus)))
     log.info("%d frames scored with %s", len(frame_ids), classifier_path)

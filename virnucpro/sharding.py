@@ -90,9 +90,8 @@ def _write_group(nucleotide_fa, protein_faa, shard, paths):
 
 
 def read_shard(path):
-    """The frames of one shard in the order both embedding jobs process them, longest protein
-    first (ties by ordinal): ordinals (int64) and lists of ids, nucleotides, proteins."""
-    rows = sorted(read_tsv(path), key=lambda r: (-len(r["protein"]), int(r["ordinal"])))
+    """The frames of one shard in input order: ordinals (int64), ids, nucleotides, proteins."""
+    rows = list(read_tsv(path))
     ordinals = np.array([int(r["ordinal"]) for r in rows], dtype=np.int64)
     return (
         ordinals,

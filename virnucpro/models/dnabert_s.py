@@ -19,7 +19,7 @@ from tokenizers import Tokenizer
 from torch import nn
 
 from ..packing import segment_mean
-from .attention import PackedAttention
+from .attention import rows_for
 from .compile import compiled_on_cuda
 from .loading import materialize
 
@@ -81,14 +81,16 @@ class Layer(nn.Module):
 
     def forward(self, x, attention):
         q, k, v = self.Wqkv(x).view(x.shape[0], 3, self.heads, self.head_dim).unbind(1)
-        return _attention_output_and_mlp(self, x, attention(q, k, v, self.head_dim**-0.5))
+        return attention_output_and_mlp(self, x, attention(q, k, v, self.head_dim**-0.5))
 
 
-@compiled_on_cuda
 def _attention_output_and_mlp(layer, x, attended):
     x = layer.attention_norm(x + layer.attention_out(attended.reshape(x.shape)))
     gate, up = layer.gated_layers(x).split(layer.intermediate, dim=-1)
     return layer.mlp_norm(x + layer.wo(F.gelu(gate) * up))
+
+
+attention_output_and_mlp = compiled_on_cuda(_attention_output_and_mlp)
 
 
 class DNABertS(nn.Module):
@@ -104,9 +106,11 @@ class DNABertS(nn.Module):
         """Last-layer hidden states [T, H] of a packed batch of token ids."""
         x = self.word_embeddings(batch.tokens) + self.token_type_embeddings.weight[0]
         x = self.embedding_norm(x)
-        attention = PackedAttention(batch, alibi_slopes(self.cfg.num_attention_heads).to(x.device))
+        rows = rows_for(batch, x.dtype, alibi_slopes(self.cfg.num_attention_heads).to(x.device))
+        x = rows.pad(x)
         for layer in self.layers:
-            x = layer(x, attention)
+            x = layer(x, rows)
+        x = rows.unpad(x)
         return x
 
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..atomic import atomic_path
 from ..packing import segment_mean
-from .attention import PackedAttention
+from .attention import rows_for
 from .compile import compiled_on_cuda
 from .loading import materialize
 
@@ -71,7 +71,12 @@ def apply_rotary(x, cos, sin):
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm transformer layer: x + Attn(LN(x)), then x + FFN(LN(x)), exact GELU."""
+    """Pre-LayerNorm transformer layer: x + Attn(LN(x)), then x + FFN(LN(x)), exact GELU.
+
+    ESM2.forward runs it in two halves around the attention kernel, so that everything between
+    one layer's attention and the next one's (out_proj, FFN, residual adds, the next layer
+    norm, q/k/v projection and rotary) compiles into one piece: the residual add and the next
+    layer norm then fuse into one pass over the activations."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -83,10 +88,6 @@ class Block(nn.Module):
         self.fc1 = nn.Linear(cfg.embed_dim, 4 * cfg.embed_dim)
         self.fc2 = nn.Linear(4 * cfg.embed_dim, cfg.embed_dim)
         self._register_load_state_dict_pre_hook(self._from_fair_esm)
-
-    def forward(self, x, cos, sin, attention):
-        q, k, v = _attention_inputs(self, x, cos, sin)
-        return _attention_output_and_mlp(self, x, attention(q, k, v, self.head_dim**-0.5))
 
     @staticmethod
     def _from_fair_esm(state_dict, prefix, *_):
@@ -101,17 +102,25 @@ class Block(nn.Module):
         state_dict.pop(attn + "rot_emb.inv_freq", None)  # recomputed from the head width
 
 
-@compiled_on_cuda
 def _attention_inputs(block, x, cos, sin):
     qkv = block.qkv(block.self_attn_layer_norm(x))
     q, k, v = qkv.view(x.shape[0], 3, block.heads, block.head_dim).unbind(1)
     return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v
 
 
-@compiled_on_cuda
 def _attention_output_and_mlp(block, x, attended):
     x = x + block.out_proj(attended.reshape(x.shape))
     return x + block.fc2(F.gelu(block.fc1(block.final_layer_norm(x))))
+
+
+def _between_layers(block, following, x, attended, cos, sin):
+    x = _attention_output_and_mlp(block, x, attended)
+    return x, *_attention_inputs(following, x, cos, sin)
+
+
+first_attention_inputs = compiled_on_cuda(_attention_inputs)
+between_layers = compiled_on_cuda(_between_layers)
+last_attention_output_and_mlp = compiled_on_cuda(_attention_output_and_mlp)
 
 
 class ESM2(nn.Module):
@@ -129,11 +138,16 @@ class ESM2(nn.Module):
         x = self.embed_tokens(batch.tokens)
         if self.cfg.token_dropout:
             x = self._token_dropout_rescale(x, batch)
-        cos, sin = rotary_tables(batch.positions, self.cfg.head_dim)
-        attention = PackedAttention(batch)
-        for layer in self.layers:
-            x = layer(x, cos, sin, attention)
-        return self.emb_layer_norm_after(x)
+        rows = rows_for(batch, x.dtype)
+        x = rows.pad(x)
+        cos, sin = rotary_tables(rows.positions, self.cfg.head_dim)
+        scale = self.cfg.head_dim**-0.5
+        layers = self.layers
+        q, k, v = first_attention_inputs(layers[0], x, cos, sin)
+        for layer, following in zip(layers[:-1], layers[1:], strict=True):
+            x, q, k, v = between_layers(layer, following, x, rows(q, k, v, scale), cos, sin)
+        x = last_attention_output_and_mlp(layers[-1], x, rows(q, k, v, scale))
+        return self.emb_layer_norm_after(rows.unpad(x))
 
     @staticmethod
     def _token_dropout_rescale(x, batch):

@@ -16,7 +16,7 @@ rule embed_dnabert_s:
     params:
         kind="dnabert_s",
         model=lambda wildcards, input: Path(input.model[0]).parent,
-        embedding=config["embedding"],
+        precision=config["embedding"]["precision"],
     script:
         "../scripts/embed_shard.py"
 
@@ -39,6 +39,6 @@ rule embed_esm2:
     params:
         kind="esm2",
         model=lambda wildcards, input: input.model,
-        embedding=config["embedding"],
+        precision=config["embedding"]["precision"],
     script:
         "../scripts/embed_shard.py"

@@ -1,19 +1,24 @@
+import os
+
 from virnucpro.logs import log_to
 
 log_to(snakemake.log[0])
+# Settings that do not change the vectors are read here, not passed as params, so changing
+# them does not make Snakemake recompute finished shards.
+settings = snakemake.config["embedding"]
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.abspath(settings["compile_cache"])
 
-import torch  # noqa: E402 - after the log is open
+import torch  # noqa: E402 - after the compile cache is chosen
 
 from virnucpro.embed import embed_shard  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)
-settings = snakemake.params.embedding
 embed_shard(
     snakemake.input.shard,
     snakemake.output.h5,
     snakemake.params.kind,
     snakemake.params.model,
     device=settings["device"],
-    precision=settings["precision"],
+    precision=snakemake.params.precision,
     batch_tokens=settings.get("batch_tokens"),
 )
