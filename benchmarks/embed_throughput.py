@@ -113,7 +113,8 @@ class Measure:
 
 def agreement(a, b):
     n = min(len(a), len(b))
-    cos = torch.nn.functional.cosine_similarity(a[:n].float(), b[:n].float(), dim=1)
+    a, b = (torch.as_tensor(x)[:n].float().cpu() for x in (a, b))
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=1)
     return round(cos.min().item(), 6)
 
 
@@ -193,19 +194,23 @@ def esm2_baselines(checkpoint, sequences, tokens, measures, n):
     return reference, hf_vectors
 
 
+OURS = "virnucpro (default)"
+
+
 def esm2_ours(converted, tokens, measures, n):
     encoder = ProteinEncoder.load(converted, torch.device("cuda"), torch.float16)
+    default = encoder.max_batch_tokens
     ours = {}
     for w, measure in measures.items():
         with torch.compiler.set_stance("force_eager"):
             measure.run(
-                "virnucpro eager (no compile), 64k",
-                lambda t: embed_all(encoder, t, "cuda", 65536),
+                "virnucpro eager (no compile)",
+                lambda t: embed_all(encoder, t, "cuda", default),
                 tokens[w][: 5 * n],
                 400,
             )
         if w == "protein_166":
-            for budget in (16384, 32768, 131072):
+            for budget in (16384, 32768, 65536):
                 measure.run(
                     f"virnucpro, {budget // 1024}k tokens",
                     lambda t, b=budget: embed_all(encoder, t, "cuda", b),
@@ -213,9 +218,9 @@ def esm2_ours(converted, tokens, measures, n):
                     400,
                 )
         ours[w] = measure.run(
-            "virnucpro, 64k tokens", lambda t: embed_all(encoder, t, "cuda", 65536), tokens[w], 400
+            OURS, lambda t: embed_all(encoder, t, "cuda", default), tokens[w], 400
         )
-        measure.ratios("virnucpro, 64k tokens")
+        measure.ratios(OURS)
     return ours
 
 
@@ -274,12 +279,9 @@ def dnabert_workload(directory, state, tokens, measure, n):
     finally:
         dnabert_s.rows_for = original
     ours = measure.run(
-        "virnucpro, SDPA ALiBi bias, 64k",
-        lambda t: embed_all(encoder, t, "cuda", 65536),
-        tokens,
-        2000,
+        OURS, lambda t: embed_all(encoder, t, "cuda", encoder.max_batch_tokens), tokens, 2000
     )
-    measure.ratios("virnucpro, SDPA ALiBi bias, 64k")
+    measure.ratios(OURS)
     return ref, flex, ours
 
 

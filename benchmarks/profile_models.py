@@ -85,13 +85,16 @@ def main():
     print(f"\nESM-2 3B with the varlen kernel for uniform batches too: {stats.summary()}")
     attention.PackedRows.__init__ = original_init
     for name, options in (
+        ("dynamic shapes only", {"dynamic": True}),
         ("coordinate descent tuning", {"options": {"coordinate_descent_tuning": True}}),
         ("max-autotune-no-cudagraphs", {"mode": "max-autotune-no-cudagraphs"}),
     ):
         recompile(**options)
         embed_all(encoder, tokens[:2000], "cuda", BUDGET)
-        _, stats = embed_all(encoder, tokens, "cuda", BUDGET)
-        print(f"\nESM-2 3B {name}: {stats.summary()}", flush=True)
+        for budget in (16384, 32768, 65536, 98304):
+            embed_all(encoder, tokens[:1000], "cuda", budget)
+            _, stats = embed_all(encoder, tokens, "cuda", budget)
+            print(f"ESM-2 3B, {name}, {budget} tokens: {stats.summary()}", flush=True)
     recompile()
     directory = args.workdir / "DNABERT-S"
     if not directory.exists():

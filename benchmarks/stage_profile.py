@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 EMBEDDING_RULES = ("embed_dnabert_s", "embed_esm2")
 
 
-def prepare(workdir, dnabert_s_source, frames, shards):
+def prepare(workdir, dnabert_s_source, frames, shards, compile_cache):
+    """Models, sample and config in `workdir`; what is already there is kept."""
     models = workdir / "models"
     if not (models / "esm2_t36_3B_UR50D.pt").exists():
         write_esm2(models / "esm2_t36_3B_UR50D.pt", 36, 2560, 40, device="cuda")
@@ -44,10 +45,11 @@ def prepare(workdir, dnabert_s_source, frames, shards):
             device="cuda",
         )
         write_pickled_classifier(models / "500_model.pth", 768 + 2560)
-    sample = workdir / "sample.fa"
-    with open(sample, "w") as out:
-        for name, sequence in reads(frames, seed=0):
-            out.write(f">{name}\n{sequence}\n")
+    sample = workdir / f"sample_{frames}.fa"
+    if not sample.exists():
+        with open(sample, "w") as out:
+            for name, sequence in reads(frames, seed=0):
+                out.write(f">{name}\n{sequence}\n")
     (workdir / "config").mkdir(exist_ok=True)
     (workdir / "config" / "samples.tsv").write_text(
         f"sample\tfasta\tchunk_size\tchunking\nsynthetic\t{sample}\t500\toverlap\n"
@@ -60,7 +62,12 @@ def prepare(workdir, dnabert_s_source, frames, shards):
             "classifier_300": str(models / "500_model.pth"),
             "classifier_500": str(models / "500_model.pth"),
         },
-        "embedding": {"shards": shards, "device": "cuda", "threads": 8},
+        "embedding": {
+            "shards": shards,
+            "device": "cuda",
+            "threads": 8,
+            "compile_cache": str(compile_cache),
+        },
     }
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
 
@@ -81,14 +88,19 @@ def main():
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--frames", type=int, default=200_000)
     parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--compile-cache", type=Path, help="default: WORKDIR/compile_cache")
+    parser.add_argument("--prepare-only", action="store_true", help="write models and sample")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     for stale in ("results", "benchmarks", "logs", ".snakemake"):
         shutil.rmtree(args.workdir / stale, ignore_errors=True)
     started = time.perf_counter()
-    prepare(args.workdir, args.dnabert_s, args.frames, args.shards)
+    cache = args.compile_cache or args.workdir / "compile_cache"
+    prepare(args.workdir, args.dnabert_s, args.frames, args.shards, cache)
     setup_seconds = time.perf_counter() - started
+    if args.prepare_only:
+        return
     command = [
         sys.executable,
         "-m",
@@ -130,6 +142,7 @@ def main():
         "frames": frames,
         "shards": args.shards,
         "setup_s (models and sample, not part of the run)": round(setup_seconds, 1),
+        "compile_cache": str(cache),
         "workflow_wall_s": round(wall, 1),
         "stages": {
             rule: {
