@@ -1,15 +1,14 @@
 """The Snakemake workflow itself: lint, format, config validation, the demo end to end, and a
 rerun that redoes only what a deleted shard file needs."""
 
-import re
 import subprocess
 import sys
 
 import pytest
 
 from conftest import REPO
+from workflow_runs import DEMO, planned, snakemake
 
-DEMO = ["--configfile", "config/demo/config.yaml"]
 RULES = {
     "build_demo_models",
     "convert_esm2",
@@ -21,23 +20,6 @@ RULES = {
     "classify_shard",
     "aggregate_sample",
 }
-
-
-def snakemake(cwd, *args, check=True):
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-        )
-    return result
-
-
-def planned(cwd):
-    """(rule, first output) of every job a dry run plans."""
-    text = snakemake(cwd, *DEMO, "--dry-run", "--cores", "2").stdout
-    return re.findall(r"^rule (\w+):\n(?:    .*\n)*?    output: ([^,\s]+)", text, re.M)
 
 
 def test_lint_is_clean():

@@ -2,6 +2,7 @@
 
 import copy
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -88,6 +89,10 @@ class NucleotideEncoder(Encoder):
 
 ENCODERS = {encoder.kind: encoder for encoder in (ProteinEncoder, NucleotideEncoder)}
 
+# Fault injection for the resume tests: an embedding job whose shard path contains this
+# variable's value fails after computing, so its half-written file must be discarded.
+FAIL_SHARD = "VIRNUCPRO_FAIL_SHARD"
+
 
 def embed_shard(
     shard_tsv, out_h5, kind, model_path, device="auto", precision="auto", batch_tokens=None
@@ -112,7 +117,12 @@ def embed_shard(
             encoder(PackedBatch.from_token_lists(tokens[:8]).to(device))
     load_seconds = time.perf_counter() - started
     log.info(
-        "%s loaded and compiled on %s (%s) in %.1f s", kind, device, dtype_name(dtype), load_seconds
+        "%s loaded and compiled on %s (%s, CUDA_VISIBLE_DEVICES=%s) in %.1f s",
+        kind,
+        device,
+        dtype_name(dtype),
+        os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        load_seconds,
     )
     budget = batch_tokens or auto_batch_tokens(
         encoder.bytes_per_token, device, encoder.max_batch_tokens
@@ -121,6 +131,8 @@ def embed_shard(
     with rows as (write, attrs):
         with torch.inference_mode():
             stats = Engine(encoder, device).run(tokens, budget, write)
+        if os.environ.get(FAIL_SHARD) and os.environ[FAIL_SHARD] in str(shard_tsv):
+            raise RuntimeError(f"{shard_tsv} fails on purpose: {FAIL_SHARD} is set")
         attrs.update(
             model=encoder.info["name"],
             model_path=str(model_path),

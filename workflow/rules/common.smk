@@ -1,4 +1,6 @@
 import csv
+import os
+import subprocess
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -21,6 +23,35 @@ def read_sample_sheet(path):
         sheet[row["sample"]] = row
     return sheet
 
+
+def local_gpus():
+    """The GPUs local embedding jobs are pinned to: embedding.gpus, or every GPU this machine
+    shows (CUDA_VISIBLE_DEVICES if set, else nvidia-smi); none on a machine without GPUs.
+    """
+    chosen = config["embedding"]["gpus"]
+    if chosen != "auto":
+        return [str(device) for device in chosen]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [device for device in visible.split(",") if device.strip()]
+    try:
+        listed = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return listed.stdout.split()
+
+
+# A local run (no cluster executor) runs one embedding job per GPU at a time: the `gpu`
+# resource caps how many run, the job's lease (virnucpro.gpu_lease) picks its device.
+config["embedding"]["gpus"] = local_gpus() if workflow.nodes is None else []
+if config["embedding"]["gpus"] and "gpu" not in workflow.global_resources:
+    workflow.register_resource("gpu", len(config["embedding"]["gpus"]))
 
 samples = read_sample_sheet(config["samples"])
 SHARDS = [f"shard_{i:04d}" for i in range(config["embedding"]["shards"])]

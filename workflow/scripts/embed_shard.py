@@ -4,21 +4,24 @@ from virnucpro.logs import log_to
 
 log_to(snakemake.log[0])
 # Settings that do not change the vectors are read here, not passed as params, so changing
-# them does not make Snakemake recompute finished shards.
+# them (the GPUs among them) does not make Snakemake recompute finished shards.
 settings = snakemake.config["embedding"]
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.abspath(settings["compile_cache"])
 
-import torch  # noqa: E402 - after the compile cache is chosen
+from virnucpro.gpu_lease import gpu_lease  # noqa: E402
 
-from virnucpro.embed import embed_shard  # noqa: E402
+with gpu_lease(settings["gpus"], settings["lease_dir"]):  # before CUDA starts
+    import torch
 
-torch.set_num_threads(snakemake.threads)
-embed_shard(
-    snakemake.input.shard,
-    snakemake.output.h5,
-    snakemake.params.kind,
-    snakemake.params.model,
-    device=settings["device"],
-    precision=snakemake.params.precision,
-    batch_tokens=settings.get("batch_tokens"),
-)
+    from virnucpro.embed import embed_shard
+
+    torch.set_num_threads(snakemake.threads)
+    embed_shard(
+        snakemake.input.shard,
+        snakemake.output.h5,
+        snakemake.params.kind,
+        snakemake.params.model,
+        device=settings["device"],
+        precision=snakemake.params.precision,
+        batch_tokens=settings.get("batch_tokens"),
+    )

@@ -1,0 +1,74 @@
+"""Failure and resume: a shard that fails, a run that is killed, and what a rerun redoes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from workflow_runs import DEMO, planned, snakemake
+
+FAILING = "demo_500/shards/shard_0001"
+PROFILE = ["--profile", "profiles/local", *DEMO]
+
+
+def embedding_times(workdir):
+    return {p: p.stat().st_mtime_ns for p in (workdir / "results").glob("*/embeddings/*.h5")}
+
+
+def test_keep_going_finishes_the_other_shards_and_a_rerun_redoes_only_the_failed_one(workdir):
+    env = {**os.environ, "VIRNUCPRO_FAIL_SHARD": FAILING}
+    failed = snakemake(workdir, *DEMO, "--cores", "2", "--keep-going", check=False, env=env)
+    assert failed.returncode != 0
+    embeddings = workdir / "results" / "demo_500" / "embeddings"
+    assert sorted(p.name for p in embeddings.iterdir()) == [
+        "shard_0000.dnabert_s.h5",
+        "shard_0000.esm2.h5",
+    ]  # nothing half-written is left
+    assert (workdir / "results" / "demo_300_legacy" / "records.tsv").exists()
+    assert not (workdir / "results" / "demo_500" / "records.tsv").exists()
+    finished = embedding_times(workdir)
+
+    assert sorted(planned(workdir)) == [
+        ("aggregate_sample", "results/demo_500/prediction_results.txt"),
+        ("classify_shard", "results/demo_500/scores/shard_0001.tsv"),
+        ("embed_dnabert_s", "results/demo_500/embeddings/shard_0001.dnabert_s.h5"),
+        ("embed_esm2", "results/demo_500/embeddings/shard_0001.esm2.h5"),
+    ]
+    snakemake(workdir, *DEMO, "--cores", "2")
+    assert {p: embedding_times(workdir)[p] for p in finished} == finished
+    assert (workdir / "results" / "demo_500" / "records.tsv").exists()
+
+
+def test_a_killed_run_finishes_with_the_documented_recovery_without_redoing_shards(workdir):
+    output = workdir / "run.log"
+    with open(output, "w") as log:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "snakemake", *PROFILE],
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 120
+    while output.read_text().count("(Rule: embed_") < 2 and run.poll() is None:
+        assert time.monotonic() < deadline, "no embedding job finished in two minutes"
+        time.sleep(0.1)
+    os.killpg(run.pid, signal.SIGKILL)  # Snakemake and its running jobs, as if the node died
+    run.wait()
+    assert not (workdir / "results" / "demo_500" / "records.tsv").exists()
+
+    locked = snakemake(workdir, *PROFILE, check=False)
+    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
+    # the recovery the README documents: unlock, then the same command again
+    snakemake(workdir, *PROFILE, "--unlock")
+    redo = {out for rule, out in planned(workdir, "--rerun-incomplete") if rule.startswith("embed")}
+    finished = {
+        p: t for p, t in embedding_times(workdir).items() if str(p.relative_to(workdir)) not in redo
+    }
+    assert finished, "Snakemake recorded no finished shard before the kill"
+    snakemake(workdir, *PROFILE)
+    assert {p: embedding_times(workdir)[p] for p in finished} == finished
+    for sample in ("demo_500", "demo_300_legacy"):
+        assert (workdir / "results" / sample / "records.tsv").exists()
+    assert planned(workdir) == []

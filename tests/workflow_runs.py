@@ -1,0 +1,36 @@
+"""Running Snakemake on a copy of the workflow (see conftest's `workdir`), for the tests."""
+
+import re
+import subprocess
+import sys
+
+DEMO = ["--configfile", "config/demo/config.yaml"]
+
+
+def snakemake(cwd, *args, check=True, env=None):
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True, env=env
+    )
+    if check and result.returncode != 0:
+        command = " ".join(args)
+        raise AssertionError(f"snakemake {command} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def planned(cwd, *args):
+    """(rule, first output) of every job a dry run plans."""
+    text = snakemake(cwd, *DEMO, *args, "--dry-run", "--cores", "2").stdout
+    return re.findall(r"^rule (\w+):\n(?:    .*\n)*?    output: ([^,\s]+)", text, re.M)
+
+
+def set_config(workdir, **embedding):
+    """Add or replace keys of the demo config's `embedding:` section."""
+    path = workdir / "config" / "demo" / "config.yaml"
+    lines = [
+        line
+        for line in path.read_text().splitlines()
+        if not any(line.startswith(f"  {key}:") for key in embedding)
+    ]
+    at = lines.index("embedding:") + 1
+    lines[at:at] = [f"  {key}: {value}" for key, value in embedding.items()]
+    path.write_text("\n".join(lines) + "\n")
