@@ -17,7 +17,8 @@ def split(requirement):
 
 def test_conda_environment_matches_the_python_dependencies():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    pip = dict(split(r) for r in project["dependencies"])
+    cluster = project["optional-dependencies"]["slurm"]  # the conda environment runs on clusters
+    pip = dict(split(r) for r in project["dependencies"] + cluster)
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     assert env["channels"] == ["conda-forge", "bioconda", "nodefaults"]
     conda = dict(split(d) for d in env["dependencies"] if isinstance(d, str))

@@ -5,6 +5,8 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from virnucpro.sizing import default_shards
+
 validate(config, schema="../schemas/config.schema.yaml")
 
 
@@ -54,6 +56,15 @@ if config["embedding"]["gpus"] and "gpu" not in workflow.global_resources:
     workflow.register_resource("gpu", len(config["embedding"]["gpus"]))
 
 samples = read_sample_sheet(config["samples"])
+if config["embedding"]["shards"] == "auto":
+    config["embedding"]["shards"] = default_shards(
+        [
+            (row["fasta"], row["chunk_size"])
+            for row in samples.values()
+            if Path(row["fasta"]).exists()
+        ],
+        len(config["embedding"]["gpus"]),
+    )
 SHARDS = [f"shard_{i:04d}" for i in range(config["embedding"]["shards"])]
 
 
