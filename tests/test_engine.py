@@ -36,24 +36,40 @@ def test_an_fp16_overflow_is_recomputed_in_fp32(esm2_tiny):
 
 class _MemoryLimited:
     """A real encoder on a device with room for at most `limit` tokens a batch: past that it
-    raises the error the CUDA allocator raises. (A real GPU test runs out of memory for real.)"""
+    raises the error the CUDA allocator raises, or torch.compile's error wrapping it when memory
+    runs out while kernels are compiled. (A real GPU test runs out of memory for real.)"""
 
-    def __init__(self, encoder, limit):
-        self.encoder, self.limit, self.dim = encoder, limit, encoder.dim
+    def __init__(self, encoder, limit, wrapped=False):
+        self.encoder, self.limit, self.dim, self.wrapped = encoder, limit, encoder.dim, wrapped
 
     def __call__(self, batch):
         if batch.tokens.numel() > self.limit:
-            raise torch.OutOfMemoryError("CUDA out of memory (test)")
+            if not self.wrapped:
+                raise torch.OutOfMemoryError("CUDA out of memory (test)")
+            try:
+                raise torch.OutOfMemoryError("CUDA out of memory while autotuning (test)")
+            except torch.OutOfMemoryError as error:
+                raise RuntimeError("InductorError: compilation failed") from error
         return self.encoder(batch)
 
 
-def test_out_of_memory_halves_the_budget_and_loses_nothing(esm2_tiny):
+@pytest.mark.parametrize("wrapped", [False, True], ids=["allocator", "while-compiling"])
+def test_out_of_memory_halves_the_budget_and_loses_nothing(esm2_tiny, wrapped):
     encoder = ProteinEncoder.load(esm2_tiny, torch.device("cpu"), torch.float32)
     tokens = ProteinEncoder.tokenize(esm2_tiny, PROTEINS * 4)
     expected, _ = embed_all(encoder, tokens, "cpu", 100_000)
-    got, stats = embed_all(_MemoryLimited(encoder, limit=300), tokens, "cpu", 2000)
+    got, stats = embed_all(_MemoryLimited(encoder, 300, wrapped), tokens, "cpu", 2000)
     assert stats.out_of_memory_retries == 3 and stats.batch_tokens == 250
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+
+
+def test_other_errors_are_not_taken_for_out_of_memory(esm2_tiny):
+    def broken(batch):
+        raise ValueError("not a memory problem")
+
+    broken.dim = 64
+    with pytest.raises(ValueError, match="not a memory problem"):
+        embed_all(broken, ProteinEncoder.tokenize(esm2_tiny, PROTEINS), "cpu", 64)
 
 
 def test_a_failed_run_leaves_no_embedding_file(tmp_path, esm2_tiny):

@@ -142,8 +142,10 @@ def test_real_out_of_memory_halves_the_budget(esm2_3b):
     torch.cuda.empty_cache()
     free, _ = torch.cuda.mem_get_info()
     ballast = torch.empty(free - 12 * 2**30, dtype=torch.uint8, device=CUDA)
-    got, stats = embed_all(encoder, tokens, CUDA, 2**19)
-    del ballast
+    try:
+        got, stats = embed_all(encoder, tokens, CUDA, 2**19)
+    finally:
+        del ballast
     print(stats.summary())
     assert stats.out_of_memory_retries >= 1 and stats.batch_tokens < 2**19
     assert report("after out-of-memory retries vs plain", got, expected) >= 0.9999

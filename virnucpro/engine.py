@@ -91,6 +91,16 @@ def _packed(tokens, ranges, pin):
             yield start, end, future.result()
 
 
+def _out_of_memory(error):
+    """Whether an error is, or wraps, running out of GPU memory: torch.compile raises its own
+    error when memory runs out while it compiles or tunes kernels for a new batch shape."""
+    while error is not None:
+        if isinstance(error, torch.OutOfMemoryError):
+            return True
+        error = getattr(error, "inner_exception", None) or error.__cause__ or error.__context__
+    return False
+
+
 @dataclass
 class _InFlight:
     start: int
@@ -123,7 +133,9 @@ class Engine:
             for start, end, batch in _packed(tokens, ranges, pin=self.cuda):
                 try:
                     item = self._launch(start, end, batch)
-                except torch.OutOfMemoryError:
+                except Exception as error:
+                    if not _out_of_memory(error):
+                        raise
                     out_of_memory = True
                     break
                 in_flight.append(item)
