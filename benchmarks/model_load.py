@@ -8,14 +8,12 @@ weights are really read; the forward pass alone is timed too and subtracted.
 """
 
 import argparse
-import datetime
-import json
 import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
+from record import save
 
 from virnucpro.models import dnabert_s, esm2
 from virnucpro.models.dnabert_s import DNABertConfig
@@ -86,21 +84,19 @@ def main():
         write_dnabert_s(directory, DNABertConfig(), tokenizer)
     _, dnabert_s_s = timed(lambda: dnabert_s.load_model(directory, device, dtype))
     results["DNABERT-S"] = {"load_s": round(dnabert_s_s, 2)}
-    record = {
-        "benchmark": "model_load",
-        "date": datetime.date.today().isoformat(),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "device": torch.cuda.get_device_name(device)
+    device_name = (
+        torch.cuda.get_device_name(device)
         if device.type == "cuda"
-        else platform.processor() or "cpu",
-        "dtype": str(dtype),
-        "torch": torch.__version__,
-        "results": results,
-    }
-    text = json.dumps(record, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+        else platform.processor() or "cpu"
+    )
+    save(
+        "model_load",
+        device_name,
+        args.out,
+        dtype=str(dtype),
+        torch=torch.__version__,
+        results=results,
+    )
 
 
 if __name__ == "__main__":

@@ -10,19 +10,17 @@ installation; every timed run starts from the sharded frames' inputs (a fresh re
 """
 
 import argparse
-import datetime
-import json
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import torch
 import yaml
-from stage_profile import REPO, prepare
+from record import save
+from stage_profile import prepare, workflow_command
 
 from virnucpro.h5store import read_attrs
 
@@ -34,19 +32,7 @@ def run_workflow(workdir, gpus):
     settings = yaml.safe_load(config.read_text())
     settings["embedding"]["gpus"] = list(range(gpus))
     config.write_text(yaml.safe_dump(settings))
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "workflow/Snakefile"),
-        "--directory",
-        str(workdir),
-        "--cores",
-        str(8 * gpus + 4),
-        "--quiet",
-        "all",
-    ]
+    command = workflow_command(workdir, "--cores", str(8 * gpus + 4), "--quiet", "all")
     started = time.perf_counter()
     subprocess.run(command, check=True)
     return time.perf_counter() - started
@@ -100,20 +86,8 @@ def main():
     one = runs[min(runs)]["wall_s"] * min(runs)
     for gpus, run in runs.items():
         run["scaling_efficiency"] = round(one / (gpus * run["wall_s"]), 3)
-    record = {
-        "benchmark": "scaling",
-        "date": datetime.date.today().isoformat(),
-        "device": f"{torch.cuda.device_count()} x {torch.cuda.get_device_name()}",
-        "command": " ".join(["python", *sys.argv]),
-        "frames": args.frames,
-        "shards": args.shards,
-        "runs": runs,
-    }
-    text = json.dumps(record, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    device = f"{torch.cuda.device_count()} x {torch.cuda.get_device_name()}"
+    save("scaling", device, args.out, frames=args.frames, shards=args.shards, runs=runs)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ load (and kernel compile) time, loop time and GPU busy fraction from its HDF5 at
 
 import argparse
 import csv
-import datetime
-import json
 import shutil
 import subprocess
 import sys
@@ -23,6 +21,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from record import save
 from synthetic_sample import reads
 
 from virnucpro.h5store import read_attrs
@@ -72,6 +71,20 @@ def prepare(workdir, dnabert_s_source, frames, shards, compile_cache):
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
 
 
+def workflow_command(workdir, *options):
+    """Snakemake running this repository's workflow in `workdir` (its config/config.yaml)."""
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "workflow/Snakefile"),
+        "--directory",
+        str(workdir),
+        *options,
+    ]
+
+
 def job_times(workdir):
     """{rule: [seconds of each job]} from the Snakemake benchmark files."""
     times = defaultdict(list)
@@ -101,19 +114,7 @@ def main():
     setup_seconds = time.perf_counter() - started
     if args.prepare_only:
         return
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "workflow/Snakefile"),
-        "--directory",
-        str(args.workdir),
-        "--cores",
-        "16",
-        "--resources",
-        "gpu=1",
-    ]
+    command = workflow_command(args.workdir, "--cores", "16", "--resources", "gpu=1")
     started = time.perf_counter()
     subprocess.run(command, check=True)
     wall = time.perf_counter() - started
@@ -134,32 +135,28 @@ def main():
     other = sum(sum(v) for rule, v in times.items() if rule not in EMBEDDING_RULES)
     manifest = (args.workdir / "results" / "synthetic" / "shards" / "manifest.tsv").read_text()
     frames = sum(int(line.split("\t")[1]) for line in manifest.splitlines()[1:])
-    record = {
-        "benchmark": "stage_profile",
-        "date": datetime.date.today().isoformat(),
-        "device": torch.cuda.get_device_name(),
-        "command": " ".join(["python", *sys.argv]),
-        "frames": frames,
-        "shards": args.shards,
-        "setup_s (models and sample, not part of the run)": round(setup_seconds, 1),
-        "compile_cache": str(cache),
-        "workflow_wall_s": round(wall, 1),
-        "stages": {
-            rule: {
-                "jobs": len(v),
-                "seconds": round(sum(v), 1),
-                "share_of_job_time": round(sum(v) / total, 4),
-            }
-            for rule, v in times.items()
+    save(
+        "stage_profile",
+        torch.cuda.get_device_name(),
+        args.out,
+        **{
+            "frames": frames,
+            "shards": args.shards,
+            "setup_s (models and sample, not part of the run)": round(setup_seconds, 1),
+            "compile_cache": str(cache),
+            "workflow_wall_s": round(wall, 1),
+            "stages": {
+                rule: {
+                    "jobs": len(v),
+                    "seconds": round(sum(v), 1),
+                    "share_of_job_time": round(sum(v) / total, 4),
+                }
+                for rule, v in times.items()
+            },
+            "non_embedding_share_of_job_time": round(other / total, 4),
+            "embedding_jobs": embedding,
         },
-        "non_embedding_share_of_job_time": round(other / total, 4),
-        "embedding_jobs": embedding,
-    }
-    text = json.dumps(record, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    )
 
 
 if __name__ == "__main__":
