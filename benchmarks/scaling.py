@@ -45,7 +45,8 @@ def busy_by_gpu(workdir, wall):
         shard, kind = h5.name.split(".")[:2]
         log = workdir / "logs" / f"embed_{kind}" / "synthetic" / f"{shard}.log"
         (device,) = LEASE.findall(log.read_text())
-        busy[device] += read_attrs(h5)["embed_seconds"] * read_attrs(h5)["gpu_busy"]
+        attrs = read_attrs(h5)
+        busy[device] += attrs["embed_seconds"] * attrs["gpu_busy"]
     return {device: round(seconds / wall, 3) for device, seconds in sorted(busy.items())}
 
 

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from virnucpro.models.attention import PaddedRows
 from virnucpro.models.dnabert_s import alibi_slopes
-from virnucpro.packing import PackedBatch, segment_mean, token_budget_batches
+from virnucpro.packing import PackedBatch, segment_mean
 from virnucpro.sharding import assign_shards, esm2_tokens
 
 
@@ -21,14 +21,6 @@ def test_more_shards_than_frames_leaves_some_empty():
     shards = assign_shards([100, 5, 50], 5).tolist()
     assert len(set(shards)) == 3 and all(0 <= s < 5 for s in shards)
     assert assign_shards([], 3).tolist() == []
-
-
-def test_token_budget_batches_cover_every_sequence_once():
-    lengths = np.random.default_rng(1).integers(1, 600, 500)
-    batches = token_budget_batches(lengths, 2048)
-    assert sorted(np.concatenate(batches).tolist()) == list(range(500))
-    assert all(lengths[b].sum() <= 2048 for b in batches)
-    assert token_budget_batches([5000, 10], 2048)[0].tolist() == [0]  # too long: alone
 
 
 def test_packed_batch_layout():

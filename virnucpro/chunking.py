@@ -1,6 +1,5 @@
 """Where each chunk of an input record starts and ends (SPEC §1)."""
 
-CHUNK_SIZES = (300, 500)
 MODES = ("overlap", "legacy")
 
 

@@ -3,7 +3,6 @@
 import torch
 
 PRECISIONS = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name="auto"):

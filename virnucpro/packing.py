@@ -54,26 +54,6 @@ class PackedBatch:
         )
 
 
-def token_budget_batches(lengths, budget):
-    """Group sequences into batches of at most `budget` tokens, longest first.
-
-    Returns index arrays into `lengths`. A sequence longer than the budget gets a batch of its
-    own rather than an error.
-    """
-    lengths = np.asarray(lengths, dtype=np.int64)
-    order = np.argsort(-lengths, kind="stable")
-    batches, current, used = [], [], 0
-    for i in order:
-        if current and used + lengths[i] > budget:
-            batches.append(np.array(current))
-            current, used = [], 0
-        current.append(i)
-        used += lengths[i]
-    if current:
-        batches.append(np.array(current))
-    return batches
-
-
 def segment_mean(hidden, batch, keep=None):
     """Mean of `hidden` [T, D] over the tokens of each sequence (those where `keep` is true),
     accumulated in float32: [B, D]."""
