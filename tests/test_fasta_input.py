@@ -43,14 +43,14 @@ def test_gzip_windows_line_endings_and_plain_text_read_the_same(tmp_path):
 def test_every_record_is_listed_with_a_reason_when_unscored(tmp_path, demo_models):
     fasta = write(tmp_path / "in.fa.gz", TYPICAL, compress=True)
     out = run_sample(fasta, demo_models, tmp_path / "out")
-    rows = {r["record_id"]: r for r in read_tsv(out / "records.tsv")}
+    rows = {r.record_id: r for r in read_tsv(out / "records.tsv")}
     assert list(rows) == ["lower", "iupac", "two_bases", "empty", "after_empty"]
-    assert rows["empty"]["call"] == "unscored" and rows["empty"]["reason"] == "empty sequence"
-    assert rows["empty"]["chunks"] == "0"
-    assert rows["two_bases"]["call"] == "unscored"
-    assert rows["two_bases"]["reason"] == "shorter than one codon"
+    assert rows["empty"].call == "unscored" and rows["empty"].reason == "empty sequence"
+    assert rows["empty"].chunks == "0"
+    assert rows["two_bases"].call == "unscored"
+    assert rows["two_bases"].reason == "shorter than one codon"
     for scored in ("lower", "iupac", "after_empty"):
-        assert rows[scored]["call"] in {"virus", "others"} and rows[scored]["reason"] == ""
+        assert rows[scored].call in {"virus", "others"} and rows[scored].reason == ""
     frames = (out / "prediction_results.txt").read_text().splitlines()[1:]
     assert any(line.startswith("lower_chunk_1F1\t") for line in frames)  # lowercase translated
     with open(out / "prepare" / "protein.faa") as handle:

@@ -27,7 +27,7 @@ def test_every_kept_frame_is_embedded_scored_and_reported_once(demo_run):
     proteins = (demo_run / "prepare" / "protein.faa").read_text().splitlines()[0::2]
     frame_ids = [line[1:] for line in proteins]
     sharded = [
-        row["frame_id"]
+        row.frame_id
         for shard in sorted((demo_run / "shards").glob("shard_*.tsv"))
         for row in read_tsv(shard)
     ]
@@ -38,7 +38,7 @@ def test_every_kept_frame_is_embedded_scored_and_reported_once(demo_run):
     ]
     assert reported == frame_ids  # in input order, as the original lists them
     records = list(read_tsv(demo_run / "records.tsv"))
-    assert [r["record_id"] for r in records] == [
+    assert [r.record_id for r in records] == [
         line[1:] for line in DEMO_FASTA.read_text().splitlines() if line[0] == ">"
     ]
     assert "RANDOM weights" in (demo_run / "summary.txt").read_text()

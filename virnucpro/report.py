@@ -6,12 +6,9 @@ import itertools
 import logging
 from collections import Counter
 
-import numpy as np
-
 from . import __version__
 from .atomic import atomic_open
 from .h5store import read_attrs
-from .predict import float32_text
 from .tables import read_tsv, tsv_writer
 
 log = logging.getLogger(__name__)
@@ -52,7 +49,7 @@ def aggregate_sample(
     chunks_tsv,
     summary_txt,
 ):
-    scores = heapq.merge(*(read_tsv(p) for p in score_tsvs), key=lambda r: int(r["ordinal"]))
+    scores = heapq.merge(*(read_tsv(p) for p in score_tsvs), key=lambda r: int(r.ordinal))
     chunk_rows = read_tsv(chunk_frames_tsv)
     highest, totals = [], Counter()
     with (
@@ -65,41 +62,39 @@ def aggregate_sample(
         records.writerow(RECORD_COLUMNS)
         chunks.writerow(CHUNK_COLUMNS)
         for record in read_tsv(input_records_tsv):
-            best = {"score1": [], "score2": []}
-            scored = virus = 0
-            reasons = []
-            for chunk in itertools.islice(chunk_rows, int(record["chunks"])):
+            best1, best2, reasons = [], [], []
+            virus = 0
+            for chunk in itertools.islice(chunk_rows, int(record.chunks)):
                 rows = _frame_scores(chunk, scores)
-                for row in rows:
-                    predictions_out.write(
-                        f"{row['frame_id']}\t{row['prediction']}\t{row['score1']}\t{row['score2']}\n"
-                    )
+                predictions_out.writelines(
+                    f"{r.frame_id}\t{r.prediction}\t{r.score1}\t{r.score2}\n" for r in rows
+                )
                 if rows:
-                    s1 = max(np.float32(r["score1"]) for r in rows)
-                    s2 = max(np.float32(r["score2"]) for r in rows)
-                    is_virus = bool(s2 >= s1)  # the original's rule for a chunk, ties to virus
-                    highest.append((chunk["chunk_id"], is_virus))
-                    best["score1"].append(s1)
-                    best["score2"].append(s2)
-                    scored += 1
+                    # scores stay the float32 text the classifier wrote: float() of that
+                    # text orders as the float32 values do, and the text is written unchanged
+                    s1 = max((r.score1 for r in rows), key=float)
+                    s2 = max((r.score2 for r in rows), key=float)
+                    is_virus = float(s2) >= float(s1)  # the original's rule, ties to virus
+                    highest.append((chunk.chunk_id, is_virus))
+                    best1.append(s1)
+                    best2.append(s2)
                     virus += is_virus
-                    chunks.writerow(
-                        (*_span(chunk), float32_text(s1), float32_text(s2), is_virus, "")
-                    )
+                    chunks.writerow((*chunk[:6], s1, s2, is_virus, ""))  # chunk_id .. frames
                 else:
-                    reasons.append(chunk["reason"])
-                    chunks.writerow((*_span(chunk), "NA", "NA", "NA", chunk["reason"]))
+                    reasons.append(chunk.reason)
+                    chunks.writerow((*chunk[:6], "NA", "NA", "NA", chunk.reason))
+            scored = len(best1)
             if scored:
-                s1, s2 = max(best["score1"]), max(best["score2"])
-                call, best_virus, reason = ("virus" if s2 >= s1 else "others"), float32_text(s2), ""
+                s1, s2 = max(best1, key=float), max(best2, key=float)
+                call, best_virus, reason = ("virus" if float(s2) >= float(s1) else "others"), s2, ""
             else:
                 call, best_virus = "unscored", "NA"
-                reason = "; ".join(dict.fromkeys(reasons)) or record["reason"]
+                reason = "; ".join(dict.fromkeys(reasons)) or record.reason
             records.writerow(
                 (
-                    record["record_id"],
-                    record["length"],
-                    record["chunks"],
+                    record.record_id,
+                    record.length,
+                    record.chunks,
                     scored,
                     virus,
                     best_virus,
@@ -107,9 +102,10 @@ def aggregate_sample(
                     reason,
                 )
             )
-            totals.update(
-                records=1, chunks=int(record["chunks"]), chunks_scored=scored, **{f"call_{call}": 1}
-            )
+            totals["records"] += 1
+            totals["chunks"] += int(record.chunks)
+            totals["chunks_scored"] += scored
+            totals[f"call_{call}"] += 1
         leftover = next(scores, None)
         if leftover is not None or next(chunk_rows, None) is not None:
             raise ValueError(f"scores or chunks of {sample} do not match its input records")
@@ -121,24 +117,12 @@ def aggregate_sample(
     log.info("%s: %d records, %d called virus", sample, totals["records"], totals["call_virus"])
 
 
-def _span(chunk):
-    return (
-        chunk["chunk_id"],
-        chunk["record_id"],
-        chunk["start"],
-        chunk["end"],
-        chunk["length"],
-        chunk["frames"],
-    )
-
-
 def _frame_scores(chunk, scores):
     """The score rows of a chunk's kept frames, which come next in frame order."""
-    names = chunk["frames"].split(",") if chunk["frames"] else []
+    names = chunk.frames.split(",") if chunk.frames else []
     rows = list(itertools.islice(scores, len(names)))
-    expected = [chunk["chunk_id"] + name for name in names]
-    if [row["frame_id"] for row in rows] != expected:
-        raise ValueError(f"scores for chunk {chunk['chunk_id']} are missing or out of order")
+    if [row.frame_id for row in rows] != [chunk.chunk_id + name for name in names]:
+        raise ValueError(f"scores for chunk {chunk.chunk_id} are missing or out of order")
     return rows
 
 

@@ -92,10 +92,10 @@ def _write_group(nucleotide_fa, protein_faa, shard, paths):
 def read_shard(path):
     """The frames of one shard in input order: ordinals (int64), ids, nucleotides, proteins."""
     rows = list(read_tsv(path))
-    ordinals = np.array([int(r["ordinal"]) for r in rows], dtype=np.int64)
+    ordinals = np.array([int(r.ordinal) for r in rows], dtype=np.int64)
     return (
         ordinals,
-        [r["frame_id"] for r in rows],
-        [r["nucleotide"] for r in rows],
-        [r["protein"] for r in rows],
+        [r.frame_id for r in rows],
+        [r.nucleotide for r in rows],
+        [r.protein for r in rows],
     )

@@ -31,6 +31,9 @@ rule embed_esm2:
         "logs/embed_esm2/{sample}/{shard}.log",
     benchmark:
         "benchmarks/embed_esm2/{sample}/{shard}.tsv"
+    # Longest jobs first: the short DNABERT-S jobs then fill the GPUs' last minutes evenly,
+    # instead of an ESM-2 job starting late on one GPU while the others idle.
+    priority: 1
     conda:
         "../../environment.yml"
     threads: config["embedding"]["threads"]

@@ -32,6 +32,8 @@ rule translate_frames:
         "benchmarks/translate_frames/{sample}.tsv"
     conda:
         "../../environment.yml"
+    # worker processes; Snakemake lowers this to --cores, set-threads in a profile overrides it
+    threads: 8
     script:
         "../scripts/translate_frames.py"
 

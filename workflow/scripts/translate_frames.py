@@ -10,4 +10,5 @@ translate_sample(
     snakemake.output.nucleotide,
     snakemake.output.protein,
     snakemake.output.chunks,
+    workers=snakemake.threads,
 )

@@ -1,0 +1,23 @@
+"""An ordered map over worker processes that reads its input only a few items ahead.
+
+multiprocessing.Pool.imap and ProcessPoolExecutor.map both consume their whole input up front,
+which would hold a sample's entire chunk file in memory; this keeps `ahead` items in flight.
+"""
+
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+
+
+def ordered_map(function, items, workers, ahead_per_worker=2):
+    """Yield function(item) for each item, in input order; in this process when workers is 1."""
+    if workers <= 1:
+        yield from map(function, items)
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        pending = deque()
+        for item in items:
+            pending.append(pool.submit(function, item))
+            if len(pending) >= workers * ahead_per_worker:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
