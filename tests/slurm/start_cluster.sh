@@ -12,7 +12,9 @@ if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
 fi
 
 host=$(hostname -s)
-cpus=$(nproc)
+# SLURM never starts a job that asks for more CPUs than a node has, and translate_frames asks
+# for 8: the node declares at least 8 (config_overrides lets slurmd declare more than it has).
+cpus=$(( $(nproc) > 8 ? $(nproc) : 8 ))
 memory=$(free -m | awk '/^Mem:/ {print int($2 * 0.8)}')
 mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/munge
 for i in 0 1 2 3; do  # character devices that behave as /dev/null: SLURM accepts them as GPUs
@@ -48,6 +50,7 @@ DefMemPerCPU=1000
 SchedulerParameters=sched_interval=1
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
+SlurmdParameters=config_overrides
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$memory Gres=gpu:4 State=UNKNOWN
 PartitionName=cpu Nodes=$host Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=$host MaxTime=INFINITE State=UP
