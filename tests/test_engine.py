@@ -31,7 +31,10 @@ def test_an_fp16_overflow_is_recomputed_in_fp32(esm2_tiny):
     got, stats = embed_all(half, tokens, "cpu", 200)
     assert stats.recomputed_in_fp32 == stats.batches > 1
     assert np.isfinite(got).all()
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    # The two runs pack different batches, so fp32 sums in another order (and MKL's order also
+    # varies with memory alignment); with fc1 weights boosted 3e4-fold that reaches 1.2e-5
+    # (seen once in CI). An fp16 result would be non-finite.
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
 
 
 class _MemoryLimited:

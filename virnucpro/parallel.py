@@ -1,7 +1,8 @@
 """An ordered map over worker processes that reads its input only a few items ahead.
 
 multiprocessing.Pool.imap and ProcessPoolExecutor.map both consume their whole input up front,
-which would hold a sample's entire chunk file in memory; this keeps `ahead` items in flight.
+which would hold a sample's entire chunk file in memory (Executor.map's `buffersize` bound comes
+only with Python 3.14); this keeps a few items per worker in flight.
 """
 
 from collections import deque

@@ -21,8 +21,8 @@ log = logging.getLogger(__name__)
 REASON_EMPTY = "empty sequence"
 RECORD_COLUMNS = ("record_id", "length", "chunks", "reason")
 SPAN_COLUMNS = ("chunk_id", "record_id", "start", "end")
-BLOCK_CHUNKS = 2048  # chunks a worker translates per task: about 1 MB of sequence
 CHUNK_COLUMNS = ("chunk_id", "record_id", "start", "end", "length", "frames", "reason")
+BLOCK_CHUNKS = 2048  # chunks a worker translates per task: about 1 MB of sequence
 
 
 def chunk_sample(fasta, chunk_size, mode, chunks_fa, records_tsv, spans_tsv):
