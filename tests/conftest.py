@@ -1,6 +1,5 @@
 """Shared fixtures: paths, and tiny random-weight checkpoints in the published formats."""
 
-import os
 import shutil
 from pathlib import Path
 
@@ -11,14 +10,11 @@ from virnucpro.models.dnabert_s import DNABertConfig
 from virnucpro.random_checkpoints import write_dnabert_s, write_esm2
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("VIRNUCPRO_SHARED", REPO.parent / "shared"))  # a copy elsewhere
-DVF = SHARED / "data" / "dvf"
-REAL_DNABERT_S = SHARED / "models" / "dnabert-s"
-
-
-def pytest_configure(config):
-    if not DVF.is_dir() or not REAL_DNABERT_S.is_dir():
-        raise pytest.UsageError(f"the tests read ../shared (expected at {SHARED})")
+DATA = REPO / "tests" / "data"
+# 200 real labelled 3 kb RefSeq fragments (DeepVirFinder's validation set: 100 viral, 100 host)
+DVF = DATA / "dvf"
+# The published DNABERT-S config.json and tokenizer.json (the weights are built at random)
+REAL_DNABERT_S = DATA / "dnabert-s"
 
 
 @pytest.fixture(scope="session")

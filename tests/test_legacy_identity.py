@@ -1,6 +1,6 @@
 """`legacy` mode writes byte for byte what the original algorithm writes (SPEC §1-§2), on every
-record of the shared DeepVirFinder fragments, at both chunk sizes, translated in this process
-and by worker processes."""
+real fragment in tests/data/dvf, at both chunk sizes, translated in this process and by worker
+processes."""
 
 import pytest
 
