@@ -26,6 +26,7 @@ from baselines import (
     hf_esm_from_fair_esm,
     timed,
 )
+from model_flops import bf16_matmul_tflops, dnabert_flops, esm2_flops
 from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
 from virnucpro.embed import NucleotideEncoder, ProteinEncoder
@@ -39,25 +40,10 @@ from virnucpro.random_checkpoints import write_dnabert_s, write_esm2
 AMINO_ACIDS = list("ACDEFGHIKLMNPQRSTVWY")
 
 
-def bf16_matmul_tflops():
-    a, b = (torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16) for _ in range(2))
-    for _ in range(3):
-        a @ b
-    times = []
-    for _ in range(10):
-        _, seconds = timed(lambda: a @ b)
-        times.append(seconds)
-    return 2 * 8192**3 / float(np.median(times)) / 1e12
-
-
-def esm2_flops_per_token(cfg, mean_tokens):
-    d = cfg.embed_dim
-    return cfg.num_layers * (24 * d * d + 4 * d * mean_tokens)
-
-
-def dnabert_flops_per_token(cfg, mean_tokens):
-    d, i = cfg.hidden_size, cfg.intermediate_size
-    return cfg.num_hidden_layers * (2 * (4 * d * d + 3 * d * i) + 4 * d * mean_tokens)
+def per_token(flops, cfg, token_lists):
+    """Model FLOPs per token of a workload (model_flops counts each sequence)."""
+    lengths = [len(t) for t in token_lists]
+    return flops(cfg, lengths) / sum(lengths)
 
 
 def proteins(n, low, high, seed):
@@ -239,17 +225,17 @@ def esm2_section(args, peak, results):
     }
     tokens = {w: ProteinEncoder.tokenize(converted, s) for w, s in sequences.items()}
     means = {w: float(np.mean([len(x) for x in t])) for w, t in tokens.items()}
-    measures = {w: Measure(w, esm2_flops_per_token(cfg, means[w]), peak) for w in sequences}
+    measures = {w: Measure(w, per_token(esm2_flops, cfg, tokens[w]), peak) for w in sequences}
     reference, hf_vectors = esm2_baselines(checkpoint, sequences, tokens, measures, n)
     free_gpu()
     ours = esm2_ours(converted, tokens, measures, n)
     free_gpu()
     for w, measure in measures.items():
-        per_token = esm2_flops_per_token(cfg, means[w])
+        flops = per_token(esm2_flops, cfg, tokens[w])
         results["esm2_t36_3B_UR50D"][w] = {
             "mean_tokens_per_sequence": round(means[w], 1),
-            "model_gflop_per_token": round(per_token / 1e9, 3),
-            "flop_limit_tokens_per_s": round(peak * 1e12 / per_token),
+            "model_gflop_per_token": round(flops / 1e9, 3),
+            "flop_limit_tokens_per_s": round(peak * 1e12 / flops),
             "cosine_min_ours_vs_fair_esm_fp32": agreement(ours[w], reference[w]),
             "cosine_min_ours_vs_hf_fp16": agreement(ours[w], hf_vectors[w]),
             "methods": measure.rows,
@@ -309,12 +295,12 @@ def dnabert_section(args, peak, results):
         tokens = NucleotideEncoder.tokenize(directory, sequences)
         tokens.sort(key=len, reverse=True)  # the order a shard's frames are embedded in
         mean = float(np.mean([len(t) for t in tokens]))
-        measure = Measure(workload, dnabert_flops_per_token(cfg, mean), peak)
+        measure = Measure(workload, per_token(dnabert_flops, cfg, tokens), peak)
         ref, flex, ours = dnabert_workload(directory, state, tokens, measure, n)
         free_gpu()
         results["DNABERT-S"][workload] = {
             "mean_tokens_per_sequence": round(mean, 1),
-            "model_gflop_per_token": round(dnabert_flops_per_token(cfg, mean) / 1e9, 4),
+            "model_gflop_per_token": round(per_token(dnabert_flops, cfg, tokens) / 1e9, 4),
             "cosine_min_ours_vs_original_fp32": agreement(ours, ref),
             "cosine_min_flex_vs_sdpa": agreement(flex, ours),
             "methods": measure.rows,

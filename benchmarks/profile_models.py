@@ -1,8 +1,10 @@
-"""Where the GPU time of ESM-2 3B and DNABERT-S batches goes: CUDA kernel time by kind
-(matrix products, attention, compiled elementwise, other) from torch.profiler, and ESM-2's
-throughput under the torch.compile settings that were tried.
+"""Where the GPU time of ESM-2 3B and DNABERT-S goes, batch by batch, as an embedding job
+computes them: CUDA kernel time by kind (matrix products, attention, compiled elementwise,
+other) from torch.profiler, and each kind's share, on the frames of 150 bp reads cut from real
+sequence and on 166-residue proteins (the frames of 500 bp chunks).
 
-    python benchmarks/profile_models.py --workdir /tmp/bench --dnabert-s DIR --dvf DIR
+    python benchmarks/profile_models.py --genomes DIR --workdir /tmp/profile \
+        > benchmarks/results/<date>-<gpu>-profile.txt
 """
 
 import argparse
@@ -11,23 +13,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from embed_throughput import dna_windows, proteins
+from compile_modes import frames_of_reads
+from full_models import full_models
+from samples import read_genomes
 from torch.profiler import ProfilerActivity, profile
 
 from virnucpro.embed import NucleotideEncoder, ProteinEncoder
-from virnucpro.engine import embed_all
-from virnucpro.models import attention, esm2
-from virnucpro.models import compile as compile_options
-from virnucpro.models.compile import compiled_on_cuda
-from virnucpro.models.dnabert_s import DNABertConfig
-from virnucpro.random_checkpoints import write_dnabert_s, write_esm2
+from virnucpro.engine import auto_batch_tokens, embed_all
+from virnucpro.models import esm2
 
 KINDS = [
-    ("attention", ("flash", "fmha", "attention")),
+    ("attention", ("flash", "fmha", "attention", "sdpa")),
     ("matmul", ("gemm", "nvjet", "xmma")),
     ("compiled elementwise", ("triton",)),
 ]
-BUDGET = 65536
+AMINO_ACIDS = list("ACDEFGHIKLMNPQRSTVWY")
 
 
 def kind_of(name):
@@ -36,82 +36,52 @@ def kind_of(name):
 
 
 def breakdown(title, encoder, tokens):
-    embed_all(encoder, tokens[:2000], "cuda", BUDGET)  # compile and warm up
+    """Embed `tokens` (longest first) as a job does, once to compile, once under the profiler."""
+    tokens = sorted(tokens, key=len, reverse=True)
+    budget = auto_batch_tokens(
+        encoder.bytes_per_token, torch.device("cuda"), encoder.max_batch_tokens
+    )
+    embed_all(encoder, tokens, "cuda", budget)
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        _, stats = embed_all(encoder, tokens, "cuda", BUDGET)
+        _, stats = embed_all(encoder, tokens, "cuda", budget)
     totals, by_kind = defaultdict(float), defaultdict(float)
     for event in prof.key_averages():
         totals[event.key] += event.self_device_time_total
         by_kind[kind_of(event.key)] += event.self_device_time_total
     whole = sum(by_kind.values())
-    print(f"\n{title}: {stats.summary()}\nGPU kernel time {whole / 1e6:.2f} s")
+    print(f"\n{title}: {stats.summary()}\nGPU kernel time {whole / 1e6:.2f} s", flush=True)
     for kind, us in sorted(by_kind.items(), key=lambda kv: -kv[1]):
         print(f"  {kind:24s} {us / 1e3:9.1f} ms {100 * us / whole:5.1f}%")
-    for name, us in sorted(totals.items(), key=lambda kv: -kv[1])[:14]:
+    for name, us in sorted(totals.items(), key=lambda kv: -kv[1])[:12]:
         print(f"  {us / 1e3:9.1f} ms {100 * us / whole:5.1f}%  {name[:100]}")
-
-
-def recompile(**options):
-    """Fresh compiled functions for ESM-2 under other torch.compile settings."""
-    torch._dynamo.reset()
-    compile_options.OPTIONS = {"dynamic": True, **options}
-    esm2.first_attention_inputs = compiled_on_cuda(esm2._attention_inputs)
-    esm2.between_layers = compiled_on_cuda(esm2._between_layers)
-    esm2.last_attention_output_and_mlp = compiled_on_cuda(esm2._attention_output_and_mlp)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--genomes", type=Path, required=True, help="FASTA files of real DNA")
     parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--dnabert-s", required=True)
-    parser.add_argument("--dvf", required=True)
+    parser.add_argument("--esm2-tokens", type=int, default=1_000_000)
     args = parser.parse_args()
-    args.workdir.mkdir(parents=True, exist_ok=True)
+    models = full_models(args.workdir / "models")
     converted = args.workdir / "esm2_t36_3B_UR50D.safetensors"
     if not converted.exists():
-        write_esm2(args.workdir / "esm2_t36_3B_UR50D.pt", 36, 2560, 40, device="cuda")
-        esm2.convert_checkpoint(args.workdir / "esm2_t36_3B_UR50D.pt", converted)
-    tokens = ProteinEncoder.tokenize(converted, proteins(6000, 166, 166, seed=0))
-    encoder = ProteinEncoder.load(converted, torch.device("cuda"), torch.float16)
-    breakdown("ESM-2 3B, 166 residues (dense SDPA, uniform batches)", encoder, tokens)
-    original_init = attention.PackedRows.__init__
+        esm2.convert_checkpoint(models["esm2"], converted)
+    frames = frames_of_reads(read_genomes(args.genomes), args.esm2_tokens, seed=2)
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}")
 
-    def varlen_only(self, *args):
-        original_init(self, *args)
-        self.uniform = False
-
-    attention.PackedRows.__init__ = varlen_only
-    _, stats = embed_all(encoder, tokens, "cuda", BUDGET)
-    print(f"\nESM-2 3B with the varlen kernel for uniform batches too: {stats.summary()}")
-    attention.PackedRows.__init__ = original_init
-    for name, options in (
-        ("dynamic shapes only", {"dynamic": True}),
-        ("coordinate descent tuning", {"options": {"coordinate_descent_tuning": True}}),
-        ("max-autotune-no-cudagraphs", {"mode": "max-autotune-no-cudagraphs"}),
-    ):
-        recompile(**options)
-        embed_all(encoder, tokens[:2000], "cuda", BUDGET)
-        for budget in (16384, 32768, 65536, 98304):
-            embed_all(encoder, tokens[:1000], "cuda", budget)
-            _, stats = embed_all(encoder, tokens, "cuda", budget)
-            print(f"ESM-2 3B, {name}, {budget} tokens: {stats.summary()}", flush=True)
-    recompile()
-    directory = args.workdir / "DNABERT-S"
-    if not directory.exists():
-        write_dnabert_s(
-            directory, DNABertConfig(), Path(args.dnabert_s) / "tokenizer.json", device="cuda"
-        )
-    dna = NucleotideEncoder.load(directory, torch.device("cuda"), torch.float16)
-    for low in (166, 30):
-        dna_tokens = NucleotideEncoder.tokenize(
-            directory, dna_windows(args.dvf, 40000, low, 166, 3)
-        )
-        dna_tokens.sort(key=len, reverse=True)  # as an embedding job orders them
-        print(f"\nmean DNABERT-S tokens {np.mean([len(t) for t in dna_tokens]):.1f}")
-        breakdown(f"DNABERT-S, {3 * low + 1}-499 bp", dna, dna_tokens)
-        for budget in (131072, 262144):
-            _, stats = embed_all(dna, dna_tokens, "cuda", budget)
-            print(f"DNABERT-S, {3 * low + 1}-499 bp: {stats.summary()}", flush=True)
+    dna = NucleotideEncoder.load(models["dnabert_s"], torch.device("cuda"), torch.float16)
+    tokens = NucleotideEncoder.tokenize(models["dnabert_s"], [n for n, _ in frames])
+    breakdown("DNABERT-S, frames of 150 bp reads", dna, tokens)
+    del dna
+    protein = ProteinEncoder.load(converted, torch.device("cuda"), torch.float16)
+    breakdown(
+        "ESM-2 3B, frames of 150 bp reads",
+        protein,
+        ProteinEncoder.tokenize(converted, [p for _, p in frames]),
+    )
+    rng = np.random.default_rng(0)
+    uniform = ["".join(rng.choice(AMINO_ACIDS, 166)) for _ in range(6000)]
+    breakdown("ESM-2 3B, 166 residues", protein, ProteinEncoder.tokenize(converted, uniform))
 
 
 if __name__ == "__main__":

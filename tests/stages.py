@@ -8,7 +8,7 @@ from virnucpro.models.esm2 import convert_checkpoint
 from virnucpro.predict import classify_shard
 from virnucpro.prepare import chunk_sample, translate_sample
 from virnucpro.report import aggregate_sample
-from virnucpro.sharding import shard_frames
+from virnucpro.sharding import shard_frames, shard_name
 
 
 def run_sample(fasta, models, out, chunk_size=500, mode="overlap", shards=2):
@@ -24,21 +24,17 @@ def run_sample(fasta, models, out, chunk_size=500, mode="overlap", shards=2):
         p / "protein.faa",
         p / "chunk_frames.tsv",
     )
-    names = [f"shard_{i:04d}" for i in range(shards)]
-    shard_frames(
-        p / "nucleotide.fa",
-        p / "protein.faa",
-        [out / "shards" / f"{n}.tsv" for n in names],
-        out / "shards" / "manifest.tsv",
-    )
+    names = [shard_name(i) for i in range(shards)]
+    frames, manifest = out / "shards" / "frames.tsv", out / "shards" / "manifest.tsv"
+    shard_frames(p / "nucleotide.fa", p / "protein.faa", shards, frames, manifest)
     esm2 = out / "esm2.safetensors"
     convert_checkpoint(models["esm2"], esm2)
     embeddings = []
     for n in names:
-        shard = out / "shards" / f"{n}.tsv"
         h5 = {kind: out / "embeddings" / f"{n}.{kind}.h5" for kind in ("dnabert_s", "esm2")}
-        embed_shard(shard, h5["dnabert_s"], "dnabert_s", models["dnabert_s"], device="cpu")
-        embed_shard(shard, h5["esm2"], "esm2", esm2, device="cpu")
+        embed_shard(
+            frames, manifest, n, h5["dnabert_s"], h5["esm2"], models["dnabert_s"], esm2, "cpu"
+        )
         classify_shard(
             h5["dnabert_s"],
             h5["esm2"],

@@ -8,6 +8,7 @@ from virnucpro.embed import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import Engine, consecutive_ranges, embed_all
 from virnucpro.h5store import embedding_writer
 from virnucpro.models import dnabert_s, esm2
+from virnucpro.models.attention import PackedRows, PaddedRows, padded_length
 from virnucpro.packing import PackedBatch
 
 PROTEINS = ["MKTAYIAKQRQISFVKSHFSRQ" * k for k in (1, 2, 3, 5, 7)] + ["M", "MK"]
@@ -16,6 +17,58 @@ PROTEINS = ["MKTAYIAKQRQISFVKSHFSRQ" * k for k in (1, 2, 3, 5, 7)] + ["M", "MK"]
 def test_consecutive_ranges_respect_the_budget():
     assert consecutive_ranges([5, 5, 5, 20, 1], 0, 10) == [(0, 2), (2, 3), (3, 4), (4, 5)]
     assert consecutive_ranges([5, 5, 5], 1, 100) == [(1, 3)]
+
+
+def test_padded_layouts_count_every_sequence_at_the_longest_padded_length():
+    # 16, then 9 padded to 16 (2 x 16 = 32 rows); a third would make 3 x 16 = 48
+    assert consecutive_ranges([16, 9, 3, 3], 0, 32, padded=True) == [(0, 2), (2, 4)]
+
+
+def test_every_gpu_batch_of_a_run_has_one_row_count(esm2_tiny):
+    encoder = ProteinEncoder.load(esm2_tiny, torch.device("cpu"), torch.float16)
+    on_gpu = Engine(encoder, torch.device("cuda"))  # nothing runs: the layout arithmetic only
+    assert on_gpu.rows([52, 300, 12], 256) == 300  # a longer sequence than the budget: its own
+    assert on_gpu.rows([52, 30], 98304) == 98304
+    assert Engine(encoder, torch.device("cpu")).rows([52, 30], 98304) is None
+
+
+@pytest.mark.parametrize("kind", ["esm2", "dnabert_s"])
+@torch.no_grad()
+def test_a_batch_computed_in_more_rows_gives_the_same_vectors(esm2_tiny, dnabert_tiny, kind):
+    if kind == "esm2":
+        encoder = ProteinEncoder.load(esm2_tiny, torch.device("cpu"), torch.float32)
+        tokens = ProteinEncoder.tokenize(esm2_tiny, PROTEINS)
+    else:
+        encoder = NucleotideEncoder.load(dnabert_tiny, torch.device("cpu"), torch.float32)
+        tokens = NucleotideEncoder.tokenize(dnabert_tiny, ["ACGTTGCAAT" * k for k in (1, 4, 9)])
+    own = encoder(PackedBatch.from_token_lists(tokens))
+    roomy = encoder(PackedBatch.from_token_lists(tokens, rows=10 * sum(len(t) for t in tokens)))
+    torch.testing.assert_close(roomy, own)
+    with pytest.raises(ValueError, match="cannot be computed in 3"):
+        encoder(PackedBatch.from_token_lists(tokens, rows=3))
+
+
+def test_filler_rows_stay_out_of_the_dense_kernel():
+    torch.manual_seed(0)
+    batch = PackedBatch.from_token_lists([np.zeros(8, dtype=np.int64)] * 5, rows=64)
+    layout = PackedRows(batch)
+    assert layout.uniform
+    q, k, v = (torch.randn(40, 4, 16) for _ in range(3))
+    got = layout(*(layout.pad(t) for t in (q, k, v)), 0.25)
+    plain = PaddedRows(
+        PackedBatch.from_token_lists([np.zeros(8, dtype=np.int64)] * 5), None, q.dtype
+    )
+    torch.testing.assert_close(layout.unpad(got), plain(q, k, v, 0.25))
+    assert got.shape[0] == 64 and not got[40:].any()
+    assert layout.cu_seqlens.tolist() == [0, 8, 16, 24, 32, 40, 64]  # one filler of 24 rows
+
+
+def test_the_first_batch_is_timed_apart_from_the_loop(esm2_tiny):
+    encoder = ProteinEncoder.load(esm2_tiny, torch.device("cpu"), torch.float32)
+    tokens = ProteinEncoder.tokenize(esm2_tiny, PROTEINS * 3)
+    _, stats = embed_all(encoder, tokens, "cpu", 400)
+    assert stats.batches > 2 and 0 < stats.first_batch_tokens < stats.tokens
+    assert stats.first_batch_seconds > 0 and stats.tokens_per_second > 0
 
 
 def test_an_fp16_overflow_is_recomputed_in_fp32(esm2_tiny):
@@ -38,15 +91,17 @@ def test_an_fp16_overflow_is_recomputed_in_fp32(esm2_tiny):
 
 
 class _MemoryLimited:
-    """A real encoder on a device with room for at most `limit` tokens a batch: past that it
+    """A real encoder on a device with room for at most `limit` rows a batch (on the CPU: its
+    sequences padded to the longest, which is what takes memory): past that it
     raises the error the CUDA allocator raises, or torch.compile's error wrapping it when memory
     runs out while kernels are compiled. (A real GPU test runs out of memory for real.)"""
 
     def __init__(self, encoder, limit, wrapped=False):
-        self.encoder, self.limit, self.dim, self.wrapped = encoder, limit, encoder.dim, wrapped
+        self.encoder, self.limit, self.wrapped = encoder, limit, wrapped
+        self.dim, self.dtype, self.alibi = encoder.dim, encoder.dtype, encoder.alibi
 
     def __call__(self, batch):
-        if batch.tokens.numel() > self.limit:
+        if batch.n_seqs * padded_length(batch.max_seqlen) > self.limit:
             if not self.wrapped:
                 raise torch.OutOfMemoryError("CUDA out of memory (test)")
             try:
@@ -70,7 +125,7 @@ def test_other_errors_are_not_taken_for_out_of_memory(esm2_tiny):
     def broken(batch):
         raise ValueError("not a memory problem")
 
-    broken.dim = 64
+    broken.dim, broken.dtype, broken.alibi = 64, torch.float32, False
     with pytest.raises(ValueError, match="not a memory problem"):
         embed_all(broken, ProteinEncoder.tokenize(esm2_tiny, PROTEINS), "cpu", 64)
 

@@ -7,12 +7,12 @@ import torch
 
 from virnucpro.embed import NucleotideEncoder, ProteinEncoder, embed_shard
 from virnucpro.engine import embed_all
-from virnucpro.h5store import read_attrs
+from virnucpro.h5store import read_attrs, read_embeddings
 from virnucpro.models import attention, esm2
 from virnucpro.models.dnabert_s import DNABertConfig, alibi_slopes, weights_path
 from virnucpro.packing import PackedBatch
 from virnucpro.random_checkpoints import write_dnabert_s, write_esm2
-from virnucpro.sharding import SHARD_COLUMNS
+from virnucpro.sharding import shard_frames
 
 from conftest import REAL_DNABERT_S
 from reference import dnabert as dnabert_reference
@@ -111,16 +111,28 @@ def random_qkv(lengths):
     return batch, qkv
 
 
+@pytest.mark.parametrize("extra_rows", [0, 40, 5000], ids=["exact", "filler", "long-filler"])
 @pytest.mark.parametrize(
     "lengths", [[1, 7, 166, 168, 500, 33], [168] * 40], ids=["varlen", "uniform-dense"]
 )
-def test_packed_kernels_match_padded_attention(lengths):
+def test_packed_kernels_match_padded_attention(lengths, extra_rows):
+    """Real rows attend only to their own sequence whatever filler rows the batch is computed
+    in; filler rows stay finite (and are zero where the dense kernel leaves them out)."""
     torch.manual_seed(0)
     batch, (q, k, v) = random_qkv(lengths)
-    rows = attention.rows_for(batch, torch.float16)
-    assert isinstance(rows, attention.PackedRows) and rows.uniform == (len(set(lengths)) == 1)
-    got = rows(q, k, v, 0.125)
-    torch.testing.assert_close(got.float(), padded_fp32(batch, q, k, v), atol=2e-3, rtol=2e-3)
+    rows = sum(lengths) + extra_rows
+    padded = PackedBatch.from_token_lists(
+        [np.zeros(n, dtype=np.int64) for n in lengths], rows=rows
+    ).to(CUDA)
+    layout = attention.rows_for(padded, torch.float16)
+    assert isinstance(layout, attention.PackedRows) and layout.uniform == (len(set(lengths)) == 1)
+    got = layout(*(layout.pad(t) for t in (q, k, v)), 0.125)
+    assert got.shape[0] == rows and torch.isfinite(got).all()
+    torch.testing.assert_close(
+        layout.unpad(got).float(), padded_fp32(batch, q, k, v), atol=2e-3, rtol=2e-3
+    )
+    if layout.uniform and extra_rows:
+        assert not got[sum(lengths) :].any()
 
 
 def test_flash_attn_with_alibi_matches_padded_attention():
@@ -152,14 +164,28 @@ def test_real_out_of_memory_halves_the_budget(esm2_3b):
 
 
 def test_an_embedding_job_keeps_the_gpu_busy(esm2_3b, tmp_path):
+    """One shard through both full-size models as a job runs it: every batch in one row count,
+    the GPU busy, and the two files in one row order."""
     _, converted = esm2_3b
-    shard = tmp_path / "shard_0000.tsv"
-    rows = ["\t".join(SHARD_COLUMNS)] + [
-        f"{i}\tf{i}\tACG\t{p}" for i, p in enumerate(proteins(6000, 166, 166, seed=6))
-    ]
-    shard.write_text("\n".join(rows) + "\n")
-    stats = embed_shard(shard, tmp_path / "out.h5", "esm2", converted, device="cuda")
-    print(stats.summary())
-    attrs = read_attrs(tmp_path / "out.h5")
-    assert attrs["precision"] == "fp16" and attrs["gpu_busy"] == stats.gpu_busy
-    assert stats.gpu_busy >= 0.9
+    directory = write_dnabert_s(
+        tmp_path / "DNABERT-S", DNABertConfig(), REAL_DNABERT_S / "tokenizer.json", device="cuda"
+    )
+    rng = np.random.default_rng(6)
+    sequences = proteins(6000, 166, 166, seed=6)
+    with open(tmp_path / "n.fa", "w") as dna, open(tmp_path / "p.faa", "w") as protein:
+        for i, sequence in enumerate(sequences):
+            dna.write(f">f{i}\n{''.join(rng.choice(list('ACGT'), size=499))}\n")
+            protein.write(f">f{i}\n{sequence}\n")
+    frames, manifest = tmp_path / "frames.tsv", tmp_path / "manifest.tsv"
+    shard_frames(tmp_path / "n.fa", tmp_path / "p.faa", 1, frames, manifest)
+    h5 = {kind: tmp_path / f"{kind}.h5" for kind in ("dnabert_s", "esm2")}
+    stats = embed_shard(
+        frames, manifest, "shard_0000", h5["dnabert_s"], h5["esm2"], directory, converted, "cuda"
+    )
+    for kind, run in stats.items():
+        print(kind, run.summary())
+        attrs = read_attrs(h5[kind])
+        assert attrs["precision"] == "fp16" and attrs["gpu_busy"] == run.gpu_busy
+        assert attrs["rows_per_batch"] == run.rows >= run.batch_tokens
+    assert stats["esm2"].gpu_busy >= 0.9
+    assert read_embeddings(h5["esm2"])[0].tolist() == read_embeddings(h5["dnabert_s"])[0].tolist()

@@ -8,7 +8,7 @@ import time
 
 from workflow_runs import DEMO, planned, snakemake
 
-FAILING = "demo_500/shards/shard_0001"
+FAILING = "demo_500/embeddings/shard_0001"
 PROFILE = ["--profile", "profiles/local", *DEMO]
 
 
@@ -32,8 +32,7 @@ def test_keep_going_finishes_the_other_shards_and_a_rerun_redoes_only_the_failed
     assert sorted(planned(workdir)) == [
         ("aggregate_sample", "results/demo_500/prediction_results.txt"),
         ("classify_shard", "results/demo_500/scores/shard_0001.tsv"),
-        ("embed_dnabert_s", "results/demo_500/embeddings/shard_0001.dnabert_s.h5"),
-        ("embed_esm2", "results/demo_500/embeddings/shard_0001.esm2.h5"),
+        ("embed_shard", "results/demo_500/embeddings/shard_0001.dnabert_s.h5"),
     ]
     snakemake(workdir, *DEMO, "--cores", "2")
     assert {p: embedding_times(workdir)[p] for p in finished} == finished
@@ -51,7 +50,7 @@ def test_a_killed_run_finishes_with_the_documented_recovery_without_redoing_shar
             start_new_session=True,
         )
     deadline = time.monotonic() + 120
-    while output.read_text().count("(Rule: embed_") < 2 and run.poll() is None:
+    while output.read_text().count("(Rule: embed_shard") < 2 and run.poll() is None:
         assert time.monotonic() < deadline, "no embedding job finished in two minutes"
         time.sleep(0.1)
     os.killpg(run.pid, signal.SIGKILL)  # Snakemake and its running jobs, as if the node died

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from virnucpro.embed import ENCODERS, embed_shard
+from virnucpro.embed import NucleotideEncoder, ProteinEncoder, embed_shard
 from virnucpro.engine import embed_all
 from virnucpro.h5store import read_embeddings
 from virnucpro.predict import classify_shard
 from virnucpro.random_checkpoints import write_pickled_classifier
-from virnucpro.sharding import SHARD_COLUMNS, read_shard
+from virnucpro.sharding import read_shard, shard_frames
 from virnucpro.tables import read_tsv
 
 from conftest import REPO
@@ -26,10 +26,11 @@ def demo_run(tmp_path_factory, demo_models):
 def test_every_kept_frame_is_embedded_scored_and_reported_once(demo_run):
     proteins = (demo_run / "prepare" / "protein.faa").read_text().splitlines()[0::2]
     frame_ids = [line[1:] for line in proteins]
+    shards = demo_run / "shards"
     sharded = [
-        row.frame_id
-        for shard in sorted((demo_run / "shards").glob("shard_*.tsv"))
-        for row in read_tsv(shard)
+        frame_id
+        for row in read_tsv(shards / "manifest.tsv")
+        for frame_id in read_shard(shards / "frames.tsv", shards / "manifest.tsv", row.shard)[1]
     ]
     assert sorted(sharded) == sorted(frame_ids)
     reported = [
@@ -44,9 +45,13 @@ def test_every_kept_frame_is_embedded_scored_and_reported_once(demo_run):
     assert "RANDOM weights" in (demo_run / "summary.txt").read_text()
 
 
+def shard_of(run, name):
+    return read_shard(run / "shards" / "frames.tsv", run / "shards" / "manifest.tsv", name)
+
+
 def test_embedding_files_hold_ids_vectors_and_model_identity(demo_run):
     ordinals, ids, vectors, attrs = read_embeddings(demo_run / "embeddings" / "shard_0000.esm2.h5")
-    shard_ordinals, shard_ids, _, proteins = read_shard(demo_run / "shards" / "shard_0000.tsv")
+    shard_ordinals, shard_ids, _, proteins = shard_of(demo_run, "shard_0000")
     by_ordinal = dict(zip(shard_ordinals.tolist(), shard_ids, strict=True))
     assert sorted(ordinals.tolist()) == shard_ordinals.tolist()
     assert ids == [by_ordinal[o] for o in ordinals.tolist()]  # longest protein first
@@ -56,14 +61,20 @@ def test_embedding_files_hold_ids_vectors_and_model_identity(demo_run):
     assert np.isfinite(vectors).all()
     assert attrs["model"] == "esm2_t4_demo" and attrs["precision"] == "fp32"
     assert attrs["random_weights"] and attrs["dim"] == 64
+    dna_ordinals, dna_ids, dna_vectors, dna_attrs = read_embeddings(
+        demo_run / "embeddings" / "shard_0000.dnabert_s.h5"
+    )
+    assert dna_ordinals.tolist() == ordinals.tolist() and dna_ids == ids  # one row order
+    assert dna_vectors.shape == (len(ids), 48) and dna_attrs["model"] == "DNABERT-S-demo"
 
 
-@pytest.mark.parametrize("kind", ["esm2", "dnabert_s"])
-def test_packing_many_frames_equals_one_at_a_time(demo_run, demo_models, kind):
-    model = demo_run / "esm2.safetensors" if kind == "esm2" else demo_models["dnabert_s"]
-    encoder = ENCODERS[kind].load(model, torch.device("cpu"), torch.float32)
-    _, _, nucleotides, proteins = read_shard(demo_run / "shards" / "shard_0001.tsv")
-    tokens = ENCODERS[kind].tokenize(model, proteins if kind == "esm2" else nucleotides)
+@pytest.mark.parametrize("encoder_type", [ProteinEncoder, NucleotideEncoder])
+def test_packing_many_frames_equals_one_at_a_time(demo_run, demo_models, encoder_type):
+    is_esm2 = encoder_type is ProteinEncoder
+    model = demo_run / "esm2.safetensors" if is_esm2 else demo_models["dnabert_s"]
+    encoder = encoder_type.load(model, torch.device("cpu"), torch.float32)
+    _, _, nucleotides, proteins = shard_of(demo_run, "shard_0001")
+    tokens = encoder_type.tokenize(model, proteins if is_esm2 else nucleotides)
     packed, stats = embed_all(encoder, tokens, "cpu", batch_tokens=100_000)
     alone, _ = embed_all(encoder, tokens, "cpu", batch_tokens=1)
     assert stats.batches == 1
@@ -72,11 +83,14 @@ def test_packing_many_frames_equals_one_at_a_time(demo_run, demo_models, kind):
 
 
 def test_an_empty_shard_gives_empty_files(tmp_path, demo_models):
-    shard = tmp_path / "shard_0000.tsv"
-    shard.write_text("\t".join(SHARD_COLUMNS) + "\n")
+    (tmp_path / "n.fa").write_text(">a_chunk_1F1\nATGAAA\n")
+    (tmp_path / "p.faa").write_text(">a_chunk_1F1\nMK\n")
+    frames, manifest = tmp_path / "frames.tsv", tmp_path / "manifest.tsv"
+    shard_frames(tmp_path / "n.fa", tmp_path / "p.faa", 2, frames, manifest)
+    (empty,) = [row.shard for row in read_tsv(manifest) if row.frames == "0"]
     h5 = {kind: tmp_path / f"{kind}.h5" for kind in ("dnabert_s", "esm2")}
-    embed_shard(shard, h5["dnabert_s"], "dnabert_s", demo_models["dnabert_s"], device="cpu")
-    embed_shard(shard, h5["esm2"], "esm2", demo_models["esm2"], device="cpu")
+    models = demo_models["dnabert_s"], demo_models["esm2"]
+    embed_shard(frames, manifest, empty, h5["dnabert_s"], h5["esm2"], *models, "cpu")
     assert read_embeddings(h5["esm2"])[2].shape == (0, 64)
     classify_shard(h5["dnabert_s"], h5["esm2"], demo_models["classifier_500"], tmp_path / "s.tsv")
     assert list(read_tsv(tmp_path / "s.tsv")) == []

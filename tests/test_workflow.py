@@ -15,8 +15,7 @@ RULES = {
     "chunk_sequences",
     "translate_frames",
     "shard_frames",
-    "embed_dnabert_s",
-    "embed_esm2",
+    "embed_shard",
     "classify_shard",
     "aggregate_sample",
 }
@@ -83,12 +82,12 @@ def test_the_demo_runs_and_a_rerun_redoes_only_a_deleted_shard(workdir):
 
     embeddings = workdir / "results" / "demo_500" / "embeddings"
     (embeddings / "shard_0001.esm2.h5").unlink()
-    others = {p: p.stat().st_mtime_ns for p in embeddings.glob("*.h5")}
+    others = {p: p.stat().st_mtime_ns for p in embeddings.glob("shard_0000.*.h5")}
     plan = planned(workdir)
     assert sorted(plan) == [
         ("aggregate_sample", "results/demo_500/prediction_results.txt"),
         ("classify_shard", "results/demo_500/scores/shard_0001.tsv"),
-        ("embed_esm2", "results/demo_500/embeddings/shard_0001.esm2.h5"),
+        ("embed_shard", "results/demo_500/embeddings/shard_0001.dnabert_s.h5"),
     ]
     before = (workdir / "results" / "demo_500" / "prediction_results.txt").read_text()
     snakemake(workdir, *DEMO, "--cores", "2")

@@ -1,11 +1,20 @@
-"""The embedding stage: one shard of frames in, one HDF5 file of per-frame vectors out."""
+"""The embedding stage: one shard of frames in, one HDF5 file of per-frame vectors per model out.
+
+One job embeds a shard with both models, so each is loaded once per shard and the GPU is never
+idle between them: DNABERT-S (small, loaded in a moment) computes first while ESM-2's weights
+load beside it, then ESM-2. Both files list the frames in one order, ESM-2's (longest protein
+first, the order it computes and streams them in), so that the classifier reads the two files
+side by side in blocks.
+"""
 
 import copy
 import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import __version__
@@ -13,7 +22,6 @@ from .device import dtype_name, resolve_device, resolve_dtype
 from .engine import Engine, auto_batch_tokens
 from .h5store import embedding_writer
 from .models import dnabert_s, esm2
-from .packing import PackedBatch
 from .sharding import read_shard
 
 log = logging.getLogger(__name__)
@@ -25,7 +33,11 @@ class Encoder:
     def __init__(self, model, info):
         self.model, self.info = model, info
 
-    def widened(self):
+    @property
+    def dtype(self):
+        return next(self.model.parameters()).dtype
+
+    def float32_copy(self):
         """The same encoder in float32, for batches that overflow in half precision."""
         return type(self)(copy.deepcopy(self.model).float(), self.info)
 
@@ -33,7 +45,7 @@ class Encoder:
 class ProteinEncoder(Encoder):
     """ESM-2: residue-mean of the last layer over <cls> + protein + <eos> (SPEC §4)."""
 
-    kind, column = "esm2", "protein"
+    kind, column, alibi = "esm2", "protein", False
 
     @classmethod
     def load(cls, path, device, dtype):
@@ -61,7 +73,7 @@ class ProteinEncoder(Encoder):
 class NucleotideEncoder(Encoder):
     """DNABERT-S: mean of the last layer over all tokens of the frame's nucleotides (SPEC §3)."""
 
-    kind, column = "dnabert_s", "nucleotide"
+    kind, column, alibi = "dnabert_s", "nucleotide", True
 
     @classmethod
     def load(cls, path, device, dtype):
@@ -87,68 +99,137 @@ class NucleotideEncoder(Encoder):
         return dnabert_s.all_token_mean(self.model(batch), batch)
 
 
-ENCODERS = {encoder.kind: encoder for encoder in (ProteinEncoder, NucleotideEncoder)}
-
-# Fault injection for the resume tests: an embedding job whose shard path contains this
-# variable's value fails after computing, so its half-written file must be discarded.
+# Fault injection for the resume tests: an embedding job whose ESM-2 output path contains this
+# variable's value fails after computing, so its half-written files must be discarded.
 FAIL_SHARD = "VIRNUCPRO_FAIL_SHARD"
 
 
+def longest_first(tokens, ordinals):
+    """Indices of `tokens` longest first, ties in input order: batches then hold sequences of
+    about one length, which pack densely."""
+    return sorted(range(len(tokens)), key=lambda i: (-len(tokens[i]), ordinals[i]))
+
+
 def embed_shard(
-    shard_tsv, out_h5, kind, model_path, device="auto", precision="auto", batch_tokens=None
+    frames_tsv,
+    manifest_tsv,
+    shard,
+    dnabert_s_h5,
+    esm2_h5,
+    dnabert_s_dir,
+    esm2_path,
+    device="auto",
+    precision="auto",
+    batch_tokens=None,
 ):
-    """Embed every frame of a shard with one model and write the vectors with their frames."""
+    """Embed every frame of one shard of a sample's frame table (sharding.shard_frames) with
+    DNABERT-S and ESM-2 and write one file per model, both in ESM-2's order. Returns {kind: the
+    engine's RunStats}."""
     device = resolve_device(device)
     dtype = resolve_dtype(precision, device)
-    encoder_type = ENCODERS[kind]
-    ordinals, frame_ids, nucleotides, proteins = read_shard(shard_tsv)
-    texts = proteins if encoder_type.column == "protein" else nucleotides
-    with ThreadPoolExecutor(1) as pool:  # tokenize while the model loads
-        tokenized = pool.submit(encoder_type.tokenize, model_path, texts)
+    ordinals, frame_ids, nucleotides, proteins = read_shard(frames_tsv, manifest_tsv, shard)
+    with ThreadPoolExecutor(3) as pool:  # tokenize and load ESM-2 while DNABERT-S computes
+        protein_tokens = pool.submit(ProteinEncoder.tokenize, esm2_path, proteins)
+        nucleotide_tokens = pool.submit(NucleotideEncoder.tokenize, dnabert_s_dir, nucleotides)
         started = time.perf_counter()
-        encoder = encoder_type.load(model_path, device, dtype)
-        tokens = tokenized.result()
-    # Longest first, so each batch holds sequences of about one length; the file keeps this
-    # order with the ordinals, and the classifier matches the two files by ordinal.
-    order = sorted(range(len(tokens)), key=lambda i: (-len(tokens[i]), ordinals[i]))
-    tokens = [tokens[i] for i in order]
-    if tokens:  # a first small batch compiles the GPU kernels before the timed loop
-        with torch.inference_mode():
-            encoder(PackedBatch.from_token_lists(tokens[:8]).to(device))
-    load_seconds = time.perf_counter() - started
-    log.info(
-        "%s loaded and compiled on %s (%s, CUDA_VISIBLE_DEVICES=%s) in %.1f s",
-        kind,
-        device,
-        dtype_name(dtype),
-        os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-        load_seconds,
-    )
-    budget = batch_tokens or auto_batch_tokens(
-        encoder.bytes_per_token, device, encoder.max_batch_tokens
-    )
-    rows = embedding_writer(out_h5, ordinals[order], [frame_ids[i] for i in order], encoder.dim)
-    with rows as (write, attrs):
-        with torch.inference_mode():
-            stats = Engine(encoder, device).run(tokens, budget, write)
-        if os.environ.get(FAIL_SHARD) and os.environ[FAIL_SHARD] in str(shard_tsv):
-            raise RuntimeError(f"{shard_tsv} fails on purpose: {FAIL_SHARD} is set")
-        attrs.update(
-            model=encoder.info["name"],
-            model_path=str(model_path),
-            random_weights=encoder.info["random_weights"],
-            precision=dtype_name(dtype),
-            device=device.type,
-            dim=encoder.dim,
-            load_seconds=load_seconds,
-            embed_seconds=stats.wall_seconds,
-            gpu_busy=-1.0 if stats.gpu_busy is None else stats.gpu_busy,
-            recomputed_in_fp32=stats.recomputed_in_fp32,
-            virnucpro_version=__version__,
+        protein_encoder = pool.submit(_timed_load, ProteinEncoder, esm2_path, device, dtype)
+        nucleotide_encoder, nucleotide_load = _timed_load(
+            NucleotideEncoder, dnabert_s_dir, device, dtype
         )
-    log.info("%s", stats.summary())
-    if encoder.info["random_weights"]:
-        log.warning(
-            "the %s weights are RANDOM (demo/test checkpoint): embeddings mean nothing", kind
+        proteins_first = longest_first(protein_tokens.result(), ordinals)
+        file_ordinals = ordinals[proteins_first]
+        file_ids = [frame_ids[i] for i in proteins_first]
+        row_of = np.empty(len(ordinals), dtype=np.int64)  # frame index -> row in the files
+        row_of[proteins_first] = np.arange(len(ordinals))
+        log.info(
+            "%d frames of %s in %s; models on %s (%s, CUDA_VISIBLE_DEVICES=%s)",
+            len(ordinals),
+            shard,
+            frames_tsv,
+            device,
+            dtype_name(dtype),
+            os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         )
-    return stats
+
+        dna = nucleotide_encoder
+        with embedding_writer(dnabert_s_h5, file_ordinals, file_ids, dna.dim) as (write, attrs):
+            # ESM-2's weights are still arriving: leave room for them
+            budget = batch_tokens or auto_batch_tokens(
+                dna.bytes_per_token, device, dna.max_batch_tokens, _file_bytes(esm2_path)
+            )
+            vectors, stats_dna = _embed_in_rows(
+                dna, nucleotide_tokens.result(), ordinals, row_of, device, budget
+            )
+            write(0, vectors)
+            attrs.update(_attributes(dna, dnabert_s_dir, device, nucleotide_load, stats_dna))
+            del vectors
+
+            protein, protein_load = protein_encoder.result()
+            log.info("ESM-2 loaded in %.1f s, beside DNABERT-S", protein_load)
+            tokens = [protein_tokens.result()[i] for i in proteins_first]
+            rows = embedding_writer(esm2_h5, file_ordinals, file_ids, protein.dim)
+            with rows as (write, attrs):
+                budget = batch_tokens or auto_batch_tokens(
+                    protein.bytes_per_token, device, protein.max_batch_tokens
+                )
+                with torch.inference_mode():
+                    stats_protein = Engine(protein, device).run(tokens, budget, write)
+                log.info("ESM-2: %s", stats_protein.summary())
+                if os.environ.get(FAIL_SHARD) and os.environ[FAIL_SHARD] in str(esm2_h5):
+                    raise RuntimeError(f"{esm2_h5} fails on purpose: {FAIL_SHARD} is set")
+                attrs.update(_attributes(protein, esm2_path, device, protein_load, stats_protein))
+    log.info("embedded in %.1f s from the start of loading", time.perf_counter() - started)
+    for encoder in (nucleotide_encoder, protein):
+        if encoder.info["random_weights"]:
+            log.warning(
+                "the %s weights are RANDOM (demo/test checkpoint): embeddings mean nothing",
+                encoder.kind,
+            )
+    return {"dnabert_s": stats_dna, "esm2": stats_protein}
+
+
+def _timed_load(encoder_type, path, device, dtype):
+    started = time.perf_counter()
+    encoder = encoder_type.load(path, device, dtype)
+    return encoder, time.perf_counter() - started
+
+
+def _file_bytes(path):
+    return Path(path).stat().st_size
+
+
+def _embed_in_rows(encoder, tokens, ordinals, row_of, device, budget):
+    """Every frame's vector, computed in the encoder's own order (longest first) and placed at
+    the frame's row of the files: [N, dim] float32, and the run's statistics."""
+    order = longest_first(tokens, ordinals)
+    rows = row_of[order]
+    vectors = np.empty((len(tokens), encoder.dim), dtype=np.float32)
+
+    def place(start, block):
+        vectors[rows[start : start + len(block)]] = block
+
+    with torch.inference_mode():
+        stats = Engine(encoder, device).run([tokens[i] for i in order], budget, place)
+    log.info("DNABERT-S: %s", stats.summary())
+    return vectors, stats
+
+
+def _attributes(encoder, model_path, device, load_seconds, stats):
+    """What a reader of an embedding file needs to know of how it was made."""
+    return {
+        "model": encoder.info["name"],
+        "model_path": str(model_path),
+        "random_weights": encoder.info["random_weights"],
+        "precision": dtype_name(encoder.dtype),
+        "device": device.type,
+        "dim": encoder.dim,
+        "load_seconds": load_seconds,
+        "first_batch_seconds": stats.first_batch_seconds,
+        "embed_seconds": stats.wall_seconds,
+        "tokens": stats.tokens,
+        "tokens_per_second": stats.tokens_per_second,
+        "rows_per_batch": -1 if stats.rows is None else stats.rows,
+        "gpu_busy": -1.0 if stats.gpu_busy is None else stats.gpu_busy,
+        "recomputed_in_fp32": stats.recomputed_in_fp32,
+        "virnucpro_version": __version__,
+    }

@@ -1,9 +1,14 @@
 """Keeping one device busy with one model over many token sequences.
 
-Batches are consecutive runs of the sequences (the caller orders them longest first) of at most
-`batch_tokens` tokens. A worker thread packs the next batches into pinned memory while the GPU
-computes; each batch's copies to and from the GPU are asynchronous and the host waits on a batch
-only once the next one is queued behind it, so the GPU does not wait on the host.
+Batches are consecutive runs of the sequences (the caller orders them longest first) that take
+at most `batch_tokens` rows in the model's attention layout: their tokens when packed, their
+count times the longest's padded length when padded. On a GPU every batch of a run is computed
+in the same number of rows (the budget, padded with filler rows), so the compiled kernels are
+built and tuned once, for exactly the shape every batch runs; the first batch, which compiles
+them, is timed apart from the rest. A worker thread packs the next batches into pinned memory
+while the GPU computes; each batch's copies to and from the GPU are asynchronous and the host
+waits on a batch only once the next one is queued behind it, so the GPU does not wait on the
+host.
 
 Safety: a batch whose vectors are not all finite (an fp16 overflow) is recomputed in float32
 and counted; an out-of-memory error halves the token budget and the work goes on from the
@@ -19,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .models.attention import is_packed, padded_length
 from .packing import PackedBatch
 
 log = logging.getLogger(__name__)
@@ -32,8 +38,11 @@ class RunStats:
     tokens: int
     batch_tokens: int
     batches: int = 0
-    wall_seconds: float = 0.0
-    gpu_seconds: float | None = None  # summed per-batch time on the GPU's own clock
+    rows: int | None = None  # rows every batch is computed in (on a GPU), else None
+    first_batch_seconds: float = 0.0  # the first batch, with the compiling and tuning it needs
+    first_batch_tokens: int = 0
+    wall_seconds: float = 0.0  # every batch after the first
+    gpu_seconds: float | None = None  # summed per-batch time on the GPU's own clock, ditto
     recomputed_in_fp32: int = 0
     out_of_memory_retries: int = 0
 
@@ -44,36 +53,51 @@ class RunStats:
             return None
         return min(1.0, self.gpu_seconds / self.wall_seconds)
 
+    @property
+    def tokens_per_second(self):
+        """The loop's rate: the tokens after the first batch over the time they took."""
+        loop_tokens = self.tokens - self.first_batch_tokens
+        return loop_tokens / self.wall_seconds if self.wall_seconds else 0.0
+
     def summary(self):
-        rate = self.tokens / self.wall_seconds if self.wall_seconds else 0.0
         busy = "" if self.gpu_busy is None else f", GPU busy {100 * self.gpu_busy:.1f}%"
+        shape = "" if self.rows is None else f", each computed in {self.rows} rows"
         return (
             f"{self.frames} sequences, {self.tokens} tokens in {self.batches} batches of at most "
-            f"{self.batch_tokens} tokens: {self.wall_seconds:.1f} s, {rate:,.0f} tokens/s{busy}; "
-            f"{self.recomputed_in_fp32} batches recomputed in fp32 after non-finite values, "
-            f"{self.out_of_memory_retries} out-of-memory retries"
+            f"{self.batch_tokens} rows{shape}: first batch (compiling) "
+            f"{self.first_batch_seconds:.1f} s, then {self.wall_seconds:.1f} s at "
+            f"{self.tokens_per_second:,.0f} tokens/s{busy}; {self.recomputed_in_fp32} batches "
+            f"recomputed in fp32 after non-finite values, {self.out_of_memory_retries} "
+            "out-of-memory retries"
         )
 
 
-def consecutive_ranges(lengths, start, budget):
-    """[start, end) runs of consecutive sequences holding at most `budget` tokens each (a longer
-    sequence gets a run of its own)."""
-    ranges, first, used = [], start, 0
+def layout_rows(length, padded):
+    """Rows one sequence of `length` tokens takes in the attention layout."""
+    return padded_length(length) if padded else length
+
+
+def consecutive_ranges(lengths, start, budget, padded=False):
+    """[start, end) runs of consecutive sequences that take at most `budget` rows each in the
+    layout (a sequence longer than that gets a run of its own)."""
+    ranges, first, used, longest = [], start, 0, 0
     for index in range(start, len(lengths)):
-        if index > first and used + lengths[index] > budget:
+        rows = layout_rows(lengths[index], padded)
+        grown = (index - first + 1) * max(longest, rows) if padded else used + rows
+        if index > first and grown > budget:
             ranges.append((first, index))
-            first, used = index, 0
-        used += lengths[index]
+            first, longest, grown = index, 0, rows
+        used, longest = grown, max(longest, rows)
     if first < len(lengths):
         ranges.append((first, len(lengths)))
     return ranges
 
 
-def _packed(tokens, ranges, pin):
+def _packed(tokens, ranges, rows, pin):
     """Yield (start, end, batch) for each range, the next AHEAD packed on a worker thread."""
 
     def pack(start, end):
-        batch = PackedBatch.from_token_lists(tokens[start:end])
+        batch = PackedBatch.from_token_lists(tokens[start:end], rows)
         return batch.pin_memory() if pin else batch
 
     with ThreadPoolExecutor(1, thread_name_prefix="pack") as pool:
@@ -117,7 +141,15 @@ class Engine:
         self.encoder = encoder
         self.device = device
         self.cuda = device.type == "cuda"
+        self.padded = not is_packed(device.type, encoder.dtype, encoder.alibi)
         self._wide = None
+
+    def rows(self, lengths, budget):
+        """The rows every batch is computed in: one shape for the run on a GPU, where kernels
+        are compiled for it; on the CPU each batch's own (no padding to compute)."""
+        if not self.cuda:
+            return None
+        return max(budget, max(layout_rows(n, self.padded) for n in lengths))
 
     def run(self, tokens, batch_tokens, on_result):
         """Embed every token array; `on_result(start, vectors)` gets each batch's [n, dim]
@@ -128,9 +160,10 @@ class Engine:
         started = time.perf_counter()
         position, in_flight = 0, deque()
         while position < len(tokens):
-            ranges = consecutive_ranges(lengths, position, stats.batch_tokens)
+            ranges = consecutive_ranges(lengths, position, stats.batch_tokens, self.padded)
+            stats.rows = self.rows(lengths, stats.batch_tokens)
             out_of_memory = False
-            for start, end, batch in _packed(tokens, ranges, pin=self.cuda):
+            for start, end, batch in _packed(tokens, ranges, stats.rows, pin=self.cuda):
                 try:
                     item = self._launch(start, end, batch)
                 except Exception as error:
@@ -140,6 +173,12 @@ class Engine:
                     break
                 in_flight.append(item)
                 position = end
+                if stats.batches == 0:  # the first batch compiles: timed on its own
+                    self._finish(in_flight.popleft(), tokens, stats, on_result)
+                    stats.first_batch_tokens = sum(lengths[start:end])
+                    stats.first_batch_seconds = time.perf_counter() - started
+                    stats.gpu_seconds = 0.0 if self.cuda else None
+                    started = time.perf_counter()
                 while len(in_flight) > 1:
                     self._finish(in_flight.popleft(), tokens, stats, on_result)
             while in_flight:
@@ -150,7 +189,7 @@ class Engine:
                 stats.batch_tokens //= 2
                 stats.out_of_memory_retries += 1
                 torch.cuda.empty_cache()
-                log.warning("out of memory: batch budget halved to %d tokens", stats.batch_tokens)
+                log.warning("out of memory: batch budget halved to %d rows", stats.batch_tokens)
         stats.wall_seconds = time.perf_counter() - started
         return stats
 
@@ -182,7 +221,7 @@ class Engine:
     def _recompute_wide(self, token_lists):
         """The batch again in float32, whose range fp16 overflows cannot exceed."""
         if self._wide is None:
-            self._wide = self.encoder.widened()
+            self._wide = self.encoder.float32_copy()
         log.warning(
             "non-finite values in a batch of %d sequences: recomputed in float32", len(token_lists)
         )
@@ -193,13 +232,15 @@ class Engine:
         return vectors
 
 
-def auto_batch_tokens(bytes_per_token, device, cap):
+def auto_batch_tokens(bytes_per_token, device, cap, reserved=0):
     """A token budget for one batch: the CPU's fixed one, or what half the GPU's free memory
-    holds, rounded down to a multiple of 1024 and capped where larger batches stop paying."""
+    (less `reserved` bytes that something else is about to take) holds, rounded down to a
+    multiple of 1024 and capped where larger batches stop paying."""
     if device.type != "cuda":
         return 4096
     free, _ = torch.cuda.mem_get_info(device)
     free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # cached
+    free = max(free - reserved, 0)
     return int(np.clip(free // 2 // bytes_per_token // 1024 * 1024, 1024, cap))
 
 

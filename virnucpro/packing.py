@@ -1,5 +1,9 @@
 """Packed batches: sequences back to back in one flat token stream with cumulative lengths,
-the layout variable-length attention kernels take, so no compute is spent on padding."""
+the layout variable-length attention kernels take, so no compute is spent on padding.
+
+A batch may also name the number of rows its model computes in (`rows`): on a GPU every batch
+of a job is computed in the same number of rows, so that its compiled kernels are built and
+tuned for exactly the shape they run (models.attention pads to it)."""
 
 from dataclasses import dataclass
 
@@ -14,9 +18,10 @@ class PackedBatch:
     max_seqlen: int
     positions: torch.Tensor  # [T] int64: index of each token within its sequence
     seq_index: torch.Tensor  # [T] int64: the sequence each token belongs to
+    rows: int | None = None  # rows the layers compute in (>= the layout's own), None: its own
 
     @classmethod
-    def from_token_lists(cls, token_lists):
+    def from_token_lists(cls, token_lists, rows=None):
         lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
         if len(lengths) == 0 or lengths.min() == 0:
             raise ValueError("a packed batch needs at least one sequence and no empty one")
@@ -28,6 +33,7 @@ class PackedBatch:
             max_seqlen=int(lengths.max()),
             positions=torch.from_numpy(np.arange(starts[-1]) - starts[seq_index]),
             seq_index=torch.from_numpy(seq_index),
+            rows=rows,
         )
 
     @property
@@ -51,6 +57,7 @@ class PackedBatch:
             self.max_seqlen,
             fn(self.positions),
             fn(self.seq_index),
+            self.rows,
         )
 
 

@@ -11,7 +11,7 @@ from contextlib import ExitStack
 
 import numpy as np
 
-from .atomic import atomic_open
+from .atomic import atomic_open, atomic_path
 from .fasta import read_unwrapped
 from .tables import read_tsv, tsv_writer
 
@@ -19,7 +19,15 @@ log = logging.getLogger(__name__)
 
 ESM_MAX_RESIDUES = 1024  # fair-esm's truncation_seq_length as the original ran it
 SHARD_COLUMNS = ("ordinal", "frame_id", "nucleotide", "protein")
-MANIFEST_COLUMNS = ("shard", "frames", "esm2_tokens", "min_residues", "max_residues")
+MANIFEST_COLUMNS = (
+    "shard",
+    "frames",
+    "esm2_tokens",
+    "min_residues",
+    "max_residues",
+    "start_byte",
+    "end_byte",
+)
 _OPEN_AT_ONCE = 200  # shard files written per pass over the frames, under any fd limit
 
 
@@ -42,60 +50,113 @@ def assign_shards(residues, n_shards):
     return shard
 
 
-def shard_frames(nucleotide_fa, protein_faa, shard_tsvs, manifest_tsv):
-    """Write the frames into len(shard_tsvs) shard tables and a manifest of their sizes."""
-    with open(protein_faa, encoding="utf-8") as handle:
-        residues = np.fromiter((len(p) for _, p in read_unwrapped(handle)), dtype=np.int64)
-    shard = assign_shards(residues, len(shard_tsvs))
-    for first in range(0, len(shard_tsvs), _OPEN_AT_ONCE):
-        group = range(first, min(first + _OPEN_AT_ONCE, len(shard_tsvs)))
-        _write_group(nucleotide_fa, protein_faa, shard, {i: shard_tsvs[i] for i in group})
+def shard_frames(nucleotide_fa, protein_faa, n_shards, frames_tsv, manifest_tsv):
+    """Write every frame into one table, grouped by shard (each shard's rows in input order),
+    and a manifest giving each shard's size and its byte range in the table, so that an
+    embedding job reads its shard alone. One table rather than a file per shard: a rule's
+    outputs are fixed, while the number of shards differs between samples."""
+    residues, row_bytes = _frame_sizes(nucleotide_fa, protein_faa)
+    shard = assign_shards(residues, n_shards)
+    header = ("\t".join(SHARD_COLUMNS) + "\n").encode()
+    sizes = np.bincount(shard, weights=row_bytes, minlength=n_shards).astype(np.int64)
+    ends = len(header) + np.cumsum(sizes)
+    starts = ends - sizes
+    with atomic_path(frames_tsv) as tmp:
+        with open(tmp, "wb") as table:
+            table.write(header)
+            table.truncate(ends[-1])
+        for first in range(0, n_shards, _OPEN_AT_ONCE):
+            group = range(first, min(first + _OPEN_AT_ONCE, n_shards))
+            _write_group(
+                nucleotide_fa, protein_faa, shard, tmp, {i: (starts[i], ends[i]) for i in group}
+            )
     with atomic_open(manifest_tsv) as handle:
         table = tsv_writer(handle)
         table.writerow(MANIFEST_COLUMNS)
-        for i, path in enumerate(shard_tsvs):
+        for i in range(n_shards):
             mine = residues[shard == i]
             table.writerow(
                 (
-                    path,
+                    shard_name(i),
                     len(mine),
                     int(esm2_tokens(mine).sum()),
                     int(mine.min()) if len(mine) else 0,
                     int(mine.max()) if len(mine) else 0,
+                    starts[i],
+                    ends[i],
                 )
             )
     log.info(
         "%d frames, %d ESM-2 tokens, in %d shards",
         len(residues),
         int(esm2_tokens(residues).sum()),
-        len(shard_tsvs),
+        n_shards,
     )
 
 
-def _write_group(nucleotide_fa, protein_faa, shard, paths):
-    with ExitStack() as stack:
-        writers = {}
-        for i, path in paths.items():
-            writers[i] = tsv_writer(stack.enter_context(atomic_open(path)))
-            writers[i].writerow(SHARD_COLUMNS)
-        nucleotides = stack.enter_context(open(nucleotide_fa, encoding="utf-8"))
-        proteins = stack.enter_context(open(protein_faa, encoding="utf-8"))
+def shard_name(index):
+    return f"shard_{index:04d}"
+
+
+def _frame_pairs(nucleotide_fa, protein_faa):
+    """(ordinal, frame id, nucleotides, protein) of every frame, the two files checked to agree."""
+    with (
+        open(nucleotide_fa, encoding="utf-8") as nucleotides,
+        open(protein_faa, encoding="utf-8") as proteins,
+    ):
         pairs = zip(read_unwrapped(nucleotides), read_unwrapped(proteins), strict=True)
         for ordinal, ((frame_id, nucleotide), (protein_id, protein)) in enumerate(pairs):
-            writer = writers.get(shard[ordinal])
-            if writer is not None:
-                if frame_id != protein_id:
-                    raise ValueError(f"{nucleotide_fa} and {protein_faa} disagree at {frame_id}")
-                writer.writerow((ordinal, frame_id, nucleotide, protein))
+            if frame_id != protein_id:
+                raise ValueError(f"{nucleotide_fa} and {protein_faa} disagree at {frame_id}")
+            yield ordinal, frame_id, nucleotide, protein
 
 
-def read_shard(path):
+def _row(ordinal, frame_id, nucleotide, protein):
+    return f"{ordinal}\t{frame_id}\t{nucleotide}\t{protein}\n".encode()
+
+
+def _frame_sizes(nucleotide_fa, protein_faa):
+    """Residues of each frame and the bytes of its row in the table."""
+    residues, row_bytes = [], []
+    for ordinal, frame_id, nucleotide, protein in _frame_pairs(nucleotide_fa, protein_faa):
+        residues.append(len(protein))
+        row_bytes.append(len(_row(ordinal, frame_id, nucleotide, protein)))
+    return np.array(residues, dtype=np.int64), np.array(row_bytes, dtype=np.int64)
+
+
+def _write_group(nucleotide_fa, protein_faa, shard, table, ranges):
+    """Write the rows of the shards in `ranges` {shard: (start, end)}, each through its own
+    handle placed at its shard's first byte, in one pass over the frames."""
+    with ExitStack() as stack:
+        handles = {}
+        for i, (start, _) in ranges.items():
+            handles[i] = stack.enter_context(open(table, "r+b"))
+            handles[i].seek(start)
+        for ordinal, *frame in _frame_pairs(nucleotide_fa, protein_faa):
+            handle = handles.get(shard[ordinal])
+            if handle is not None:
+                handle.write(_row(ordinal, *frame))
+        for i, (_, end) in ranges.items():
+            if handles[i].tell() != end:
+                raise RuntimeError(
+                    f"{table}: shard {i} ends at byte {handles[i].tell()}, not {end}"
+                )
+
+
+def read_shard(frames_tsv, manifest_tsv, name):
     """The frames of one shard in input order: ordinals (int64), ids, nucleotides, proteins."""
-    rows = list(read_tsv(path))
-    ordinals = np.array([int(r.ordinal) for r in rows], dtype=np.int64)
+    entry = next((row for row in read_tsv(manifest_tsv) if row.shard == name), None)
+    if entry is None:
+        raise ValueError(f"{manifest_tsv} lists no shard {name}")
+    with open(frames_tsv, "rb") as table:
+        table.seek(int(entry.start_byte))
+        text = table.read(int(entry.end_byte) - int(entry.start_byte)).decode()
+    rows = [line.split("\t") for line in text.splitlines()]
+    if len(rows) != int(entry.frames):
+        raise ValueError(f"{frames_tsv} holds {len(rows)} frames of {name}, not {entry.frames}")
     return (
-        ordinals,
-        [r.frame_id for r in rows],
-        [r.nucleotide for r in rows],
-        [r.protein for r in rows],
+        np.array([int(r[0]) for r in rows], dtype=np.int64),
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
     )

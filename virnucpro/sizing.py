@@ -1,49 +1,98 @@
-"""How many shards to cut a sample into when the config says `shards: auto`.
+"""How many shards (embedding jobs) a sample is cut into when the config says `shards: auto`.
 
-Each shard is one ESM-2 job and one DNABERT-S job. A job costs a fixed start (Python, model
-load, compiled-kernel cache, tokenizing, writing), measured at about 17 s for ESM-2 3B and 12 s
-for DNABERT-S on an H200 (benchmarks/results/2026-11-21-h200-stages.json), on top of the work
-(about 100,000 ESM-2 tokens a second). More shards spread a sample over more GPUs and make a
-failed job cheaper to redo; fewer shards spend less on those fixed starts. A shard of 30
-million ESM-2 tokens (about 180,000 frames of 500 bp chunks, 5 minutes on an H200) keeps the
-fixed part under 10%; the count is then rounded up to a multiple of the GPUs so each gets the
-same number of equal shards.
+The count is a function of the sample's own input and settings alone, never of the machine or
+of the other samples: a sample's shards, and so its finished embeddings, stay what they are
+when samples are added to the sheet, when the GPUs change, or when a run moves between a
+workstation and a cluster. It is fixed before the run (the job graph is known from the start),
+from an estimate of the sample's ESM-2 tokens, which are more than 95% of the work.
 
-The shard count has to be known before the run (no checkpoint), so it is estimated from the
-size of the input files, for the largest sample: about one kept frame per chunk.
+Each job pays a fixed start (process, model load, compiled kernels) on top of its work, about
+100,000 ESM-2 tokens a second on an H200 (benchmarks/results/). A shard of 16 million tokens
+keeps that start to a few percent of the job, and cuts a sample of 300,000 short reads (27
+million tokens) in two, one per GPU of a two-GPU machine. Counts past two are rounded up to 4,
+8 and then multiples of 8, so that equal shards divide evenly over 1, 2, 4 or 8 GPUs.
 """
 
+import io
 import math
-import struct
+import zlib
 from pathlib import Path
 
-TOKENS_PER_SHARD = 30_000_000
-FRAMES_PER_CHUNK = 1.0
-GZIP_EXPANSION = 3  # a floor for DNA FASTA; the gzip trailer gives the size mod 4 GiB
+from Bio.SeqIO.FastaIO import SimpleFastaParser
+
+from .chunking import chunk_spans
+from .frames import kept_frames
+from .sharding import esm2_tokens
+
+TOKENS_PER_SHARD = 16_000_000
+SAMPLED_BYTES = 256 * 1024  # of the sample's text, chunked and translated for the estimate
+_GZIP_MAGIC = b"\x1f\x8b"
+_READ = 4096  # compressed bytes fed to the decompressor at a time
 
 
-def estimated_bases(path):
-    """About how many bases (and header bytes) a FASTA file holds, without reading it."""
-    path = Path(path)
-    size = path.stat().st_size
+def shard_count(tokens):
+    """Shards for a sample of `tokens` ESM-2 tokens: 1, 2, 4, 8, then multiples of 8."""
+    needed = max(1, math.ceil(tokens / TOKENS_PER_SHARD))
+    if needed <= 2:
+        return needed
+    if needed <= 8:
+        return 1 << (needed - 1).bit_length()
+    return math.ceil(needed / 8) * 8
+
+
+def estimated_esm2_tokens(fasta, chunk_size, mode):
+    """ESM-2 tokens of a sample, estimated from its first SAMPLED_BYTES of text: those records
+    are chunked and translated as the workflow does, and their tokens per byte of the file
+    (compressed or not) are scaled to the file's size. That takes the start of a file to be
+    like the rest, as it is for reads, which a sequencer writes in no order of their source.
+    A file that cannot be read estimates as empty; the chunking stage reports what is wrong."""
+    path = Path(fasta)
+    if not path.is_file():
+        return 0
+    text, consumed = _leading_text(path)
+    if consumed == 0:
+        return 0
+    tokens = 0
+    for _, sequence in SimpleFastaParser(io.StringIO(text)):
+        sequence = "".join(sequence.split()).upper()
+        for start, end in chunk_spans(len(sequence), chunk_size, mode):
+            frames = kept_frames(sequence[start:end])
+            tokens += int(esm2_tokens([len(f.protein) for f in frames]).sum())
+    return tokens * path.stat().st_size / consumed
+
+
+def _leading_text(path):
+    """The first SAMPLED_BYTES of a FASTA file's text, and how many bytes of the file they took.
+
+    Hand-written over zlib rather than the gzip module, whose read-ahead hides how much of the
+    compressed file a prefix took; members are followed, as bgzip writes many."""
     with open(path, "rb") as handle:
-        if handle.read(2) != b"\x1f\x8b":
-            return size
-        handle.seek(-4, 2)
-        (modulo_4gib,) = struct.unpack("<I", handle.read(4))
-    return max(modulo_4gib, GZIP_EXPANSION * size)
+        if handle.read(2) != _GZIP_MAGIC:
+            handle.seek(0)
+            data = handle.read(SAMPLED_BYTES)
+            return data.decode("utf-8", errors="replace"), len(data)
+        handle.seek(0)
+        pieces, size, consumed, pending = [], 0, 0, b""
+        decompressor = zlib.decompressobj(wbits=31)
+        try:
+            while size < SAMPLED_BYTES:
+                if decompressor.eof:  # the next member starts in what the last one left
+                    pending = decompressor.unused_data
+                    decompressor = zlib.decompressobj(wbits=31)
+                if not pending:
+                    pending = handle.read(_READ)
+                    consumed += len(pending)
+                    if not pending:
+                        break
+                piece = decompressor.decompress(pending, SAMPLED_BYTES - size)
+                pending = decompressor.unconsumed_tail
+                pieces.append(piece)
+                size += len(piece)
+        except zlib.error:
+            pass  # a damaged file: the chunking stage names the problem
+        consumed -= len(pending) + (len(decompressor.unused_data) if decompressor.eof else 0)
+    return b"".join(pieces).decode("utf-8", errors="replace"), max(consumed, 0)
 
 
-def estimated_esm2_tokens(path, chunk_size):
-    """ESM-2 tokens of a sample: frames per chunk times a chunk's residues plus two."""
-    chunks = estimated_bases(path) / chunk_size
-    return chunks * FRAMES_PER_CHUNK * (chunk_size // 3 + 2)
-
-
-def default_shards(samples, gpus):
-    """Shards per sample for `samples` [(fasta, chunk_size)] on `gpus` GPUs (0 on a cluster or
-    a CPU: the count then follows the size alone)."""
-    tokens = max((estimated_esm2_tokens(f, c) for f, c in samples), default=0)
-    by_size = max(1, math.ceil(tokens / TOKENS_PER_SHARD))
-    per_round = max(1, gpus)
-    return math.ceil(by_size / per_round) * per_round
+def shards_for_sample(fasta, chunk_size, mode):
+    return shard_count(estimated_esm2_tokens(fasta, chunk_size, mode))

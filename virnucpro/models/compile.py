@@ -5,11 +5,12 @@ import functools
 
 import torch
 
-# Any token count with one compilation; max-autotune tunes the fused kernels' block sizes (and
-# checks Triton against cuBLAS for the matrix products, where cuBLAS wins): ESM-2 3B on an H200
-# went from 95.5k to 100.3k tokens/s (benchmarks/profile_models.py). The tuning costs a minute
-# once per cache directory (embedding.compile_cache), not once per job.
-OPTIONS = {"dynamic": True, "mode": "max-autotune-no-cudagraphs"}
+# One shape per job (engine: every batch is computed in the job's one row count), so the
+# kernels are compiled for exactly the shape they run: static shapes. Coordinate descent tunes
+# the fused kernels' block sizes for that shape (1.7% on ESM-2 3B, 19 s once per compile cache);
+# max-autotune, which also pits Triton against cuBLAS for the matrix products, buys 0.9% more
+# for 100 s more (benchmarks/results/2026-11-22-h200-compile-modes.txt).
+OPTIONS = {"dynamic": False, "options": {"coordinate_descent_tuning": True}}
 
 
 def compiled_on_cuda(fn):

@@ -219,4 +219,4 @@ def load_tokenizer_file(path):
 
 def tokenize_all(tokenizer, sequences):
     """[CLS] + BPE tokens + [SEP] for each sequence, as int64 arrays (Rust threads do the work)."""
-    return [np.asarray(e.ids, dtype=np.int64) for e in tokenizer.encode_batch(sequences)]
+    return [np.asarray(e.ids, dtype=np.int64) for e in tokenizer.encode_batch_fast(sequences)]

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from virnucpro.sizing import default_shards
+from virnucpro.sharding import shard_name
+from virnucpro.sizing import shards_for_sample
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -56,16 +57,19 @@ if config["embedding"]["gpus"] and "gpu" not in workflow.global_resources:
     workflow.register_resource("gpu", len(config["embedding"]["gpus"]))
 
 samples = read_sample_sheet(config["samples"])
-if config["embedding"]["shards"] == "auto":
-    config["embedding"]["shards"] = default_shards(
-        [
-            (row["fasta"], row["chunk_size"])
-            for row in samples.values()
-            if Path(row["fasta"]).exists()
-        ],
-        len(config["embedding"]["gpus"]),
-    )
-SHARDS = [f"shard_{i:04d}" for i in range(config["embedding"]["shards"])]
+
+
+def shard_names(sample):
+    """The shards of a sample: from its own input and settings alone (virnucpro.sizing), so
+    they stay the same when other samples, the GPUs or the executor change."""
+    count = config["embedding"]["shards"]
+    if count == "auto":
+        row = samples[sample]
+        count = shards_for_sample(row["fasta"], row["chunk_size"], row["chunking"])
+    return [shard_name(i) for i in range(count)]
+
+
+SHARDS = {sample: shard_names(sample) for sample in samples}
 
 
 wildcard_constraints:
@@ -110,8 +114,16 @@ def embedding_files(sample):
     return expand(
         "results/{sample}/embeddings/{shard}.{model}.h5",
         sample=sample,
-        shard=SHARDS,
+        shard=SHARDS[sample],
         model=("dnabert_s", "esm2"),
+    )
+
+
+def score_files(wildcards):
+    return expand(
+        "results/{sample}/scores/{shard}.tsv",
+        sample=wildcards.sample,
+        shard=SHARDS[wildcards.sample],
     )
 
 

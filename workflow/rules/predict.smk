@@ -11,6 +11,7 @@ rule classify_shard:
         "benchmarks/classify_shard/{sample}/{shard}.tsv"
     conda:
         "../../environment.yml"
+    threads: 4
     script:
         "../scripts/classify_shard.py"
 
@@ -19,7 +20,7 @@ rule aggregate_sample:
     input:
         records="results/{sample}/prepare/input_records.tsv",
         chunks="results/{sample}/prepare/chunk_frames.tsv",
-        scores=expand("results/{{sample}}/scores/{shard}.tsv", shard=SHARDS),
+        scores=score_files,
         embeddings=lambda wildcards: embedding_files(wildcards.sample),
     output:
         predictions="results/{sample}/prediction_results.txt",

@@ -43,7 +43,7 @@ rule shard_frames:
         nucleotide="results/{sample}/prepare/identified_nucleotide.fa",
         protein="results/{sample}/prepare/identified_protein.faa",
     output:
-        shards=expand("results/{{sample}}/shards/{shard}.tsv", shard=SHARDS),
+        frames="results/{sample}/shards/frames.tsv",
         manifest="results/{sample}/shards/manifest.tsv",
     log:
         "logs/shard_frames/{sample}.log",
@@ -51,5 +51,7 @@ rule shard_frames:
         "benchmarks/shard_frames/{sample}.tsv"
     conda:
         "../../environment.yml"
+    params:
+        shards=lambda wildcards: len(SHARDS[wildcards.sample]),
     script:
         "../scripts/shard_frames.py"

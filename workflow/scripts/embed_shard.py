@@ -17,10 +17,13 @@ with gpu_lease(settings["gpus"], settings["lease_dir"]):  # before CUDA starts
 
     torch.set_num_threads(snakemake.threads)
     embed_shard(
-        snakemake.input.shard,
-        snakemake.output.h5,
-        snakemake.params.kind,
-        snakemake.params.model,
+        snakemake.input.frames,
+        snakemake.input.manifest,
+        snakemake.wildcards.shard,
+        snakemake.output.dnabert_s,
+        snakemake.output.esm2,
+        snakemake.params.dnabert_s,
+        snakemake.input.esm2,
         device=settings["device"],
         precision=snakemake.params.precision,
         batch_tokens=settings.get("batch_tokens"),

@@ -7,6 +7,7 @@ from virnucpro.sharding import shard_frames  # noqa: E402 - after the log is ope
 shard_frames(
     snakemake.input.nucleotide,
     snakemake.input.protein,
-    list(snakemake.output.shards),
+    snakemake.params.shards,
+    snakemake.output.frames,
     snakemake.output.manifest,
 )

@@ -1,0 +1,42 @@
+"""The job graph is a function of the config and the sample sheet alone: once a sample is
+finished, adding another sample, changing the GPUs or moving the run to the SLURM profile
+plans nothing for it."""
+
+import pytest
+
+from virnucpro.sizing import shard_count
+
+from workflow_runs import DEMO, planned, set_config, snakemake
+
+
+@pytest.fixture
+def finished(workdir):
+    """The demo run to the end with `shards: auto`, as a user runs it."""
+    set_config(workdir, shards="auto")
+    snakemake(workdir, *DEMO, "--cores", "2")
+    assert planned(workdir) == []
+    return workdir
+
+
+def test_adding_a_larger_sample_plans_only_that_sample(finished):
+    # 600,000 reads (100 MB) whose six frames are all stop-free (poly-A: K and F), about 190
+    # million ESM-2 tokens: many shards' worth, where each demo sample has one shard
+    larger = finished / "larger.fa"
+    with open(larger, "w") as handle:
+        handle.writelines(f">read{i}\n{'A' * 150}\n" for i in range(600_000))
+    with open(finished / "config" / "demo" / "samples.tsv", "a") as handle:
+        handle.write(f"larger\t{larger}\t300\toverlap\n")
+    plan = planned(finished)
+    assert {output.split("/")[1] for _, output in plan} == {"larger"}
+    shards = [output for rule, output in plan if rule == "embed_shard"]
+    assert len(shards) == shard_count(600_000 * 6 * 52)
+
+
+def test_other_gpus_plan_nothing(finished, tmp_path):
+    set_config(finished, gpus=[0, 1, 2], lease_dir=str(tmp_path / "leases"))
+    assert planned(finished) == []
+
+
+def test_the_slurm_profile_plans_nothing(finished):
+    plan = snakemake(finished, *DEMO, "--profile", "profiles/slurm", "--dry-run").stdout
+    assert "Nothing to be done" in plan, plan
