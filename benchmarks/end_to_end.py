@@ -163,6 +163,7 @@ def embedding_jobs(run, sample):
             attrs = read_attrs(run / "results" / sample / "embeddings" / f"{log.stem}.{kind}.h5")
             job[kind] = {
                 "load_s": round(float(attrs["load_seconds"]), 2),
+                "begun_s": round(float(attrs["begun_seconds"]), 2),
                 "first_batch_s": round(float(attrs["first_batch_seconds"]), 2),
                 "loop_s": round(float(attrs["embed_seconds"]), 2),
                 "tokens": int(attrs["tokens"]),
@@ -221,7 +222,7 @@ def engine_check_child(run, sample, max_tokens):
     import torch
 
     from virnucpro.embed import ProteinEncoder, longest_first
-    from virnucpro.engine import embed_all
+    from virnucpro.engine import auto_batch_tokens, consecutive_ranges, embed_all
     from virnucpro.sharding import read_shard
 
     shards = run / "results" / sample / "shards"
@@ -232,8 +233,14 @@ def engine_check_child(run, sample, max_tokens):
     encoder = ProteinEncoder.load(converted, torch.device("cuda"), torch.float16)
     tokens = ProteinEncoder.tokenize(converted, proteins)
     tokens = [tokens[i] for i in longest_first(tokens, ordinals)]
-    kept = int(np.searchsorted(np.cumsum([len(t) for t in tokens]), max_tokens)) + 1
-    _, stats = embed_all(encoder, tokens[:kept], "cuda", encoder.max_batch_tokens)
+    budget = auto_batch_tokens(
+        encoder.bytes_per_token, torch.device("cuda"), encoder.max_batch_tokens
+    )
+    # whole batches only, as in the job: a last batch of a few sequences would be mostly filler
+    lengths = [len(t) for t in tokens]
+    ends = [end for _, end in consecutive_ranges(lengths, 0, budget)]
+    kept = next((end for end in ends if sum(lengths[:end]) >= max_tokens), len(tokens))
+    _, stats = embed_all(encoder, tokens[:kept], "cuda", budget)
     print(json.dumps({"tokens": stats.tokens, "tokens_per_s": round(stats.tokens_per_second)}))
 
 

@@ -56,8 +56,8 @@ def test_the_demo_on_slurm_matches_a_local_run(workdir, tmp_path):
                     assert np.array_equal(a[dataset][:], b[dataset][:]), f"{h5.name}/{dataset}"
 
     granted = re.compile(r"SLURM job \d+: CUDA_VISIBLE_DEVICES=(\S*) as granted")
-    logs = sorted((workdir / "logs").glob("embed_*/*/*.log"))
-    assert len(logs) == 8
+    logs = sorted((workdir / "logs").glob("embed_shard/*/*.log"))
+    assert len(logs) == 4  # two samples of two shards
     for log in logs:
         (devices,) = granted.findall(log.read_text())
         assert re.fullmatch(r"\d+", devices), f"{log}: CUDA_VISIBLE_DEVICES={devices!r}"
