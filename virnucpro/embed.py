@@ -8,6 +8,7 @@ side by side in blocks.
 """
 
 import copy
+import importlib
 import logging
 import os
 import time
@@ -196,10 +197,12 @@ def embed_shard(
 
 
 def _start(device):
-    """Create the GPU's context (seconds on some machines), so the first model load need not."""
+    """Create the GPU's context and import the compiler (seconds each on some machines), so that
+    the first model load and the first compiled batch need not."""
     if device.type == "cuda":
         torch.cuda.init()
         torch.empty(1, device=device)
+        importlib.import_module("torch._inductor.compile_fx")  # here, off the critical path
 
 
 def _timed_load(encoder_type, path, device, dtype):

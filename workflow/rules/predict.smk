@@ -11,7 +11,7 @@ rule classify_shard:
         "benchmarks/classify_shard/{sample}/{shard}.tsv"
     conda:
         "../../environment.yml"
-    threads: 4
+    threads: 8  # the MLP over ~3328 features per frame is most of its time
     script:
         "../scripts/classify_shard.py"
 
