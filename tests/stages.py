@@ -53,5 +53,10 @@ def run_sample(fasta, models, out, chunk_size=500, mode="overlap", shards=2):
         out / "records.tsv",
         out / "chunks.tsv",
         out / "summary.txt",
+        {
+            "classifier": models[f"classifier_{chunk_size}"],
+            "chunk_size": chunk_size,
+            "chunking": mode,
+        },
     )
     return out

@@ -65,7 +65,8 @@ def test_aggregation_writes_the_original_formats_and_every_record(tmp_path):
             "summary.txt",
         )
     }
-    aggregate_sample("s", records, chunks, shards, [], *out.values())
+    settings = {"classifier": "models/500_model.pth", "chunk_size": 500, "chunking": "overlap"}
+    aggregate_sample("s", records, chunks, shards, [], *out.values(), settings)
 
     predictions = out["prediction_results.txt"].read_text().splitlines()
     assert predictions[0] == "Sequence_ID\tPrediction\tscore1\tscore2"
@@ -107,3 +108,6 @@ def test_aggregation_writes_the_original_formats_and_every_record(tmp_path):
     chunk_out = [line.split("\t") for line in out["chunks.tsv"].read_text().splitlines()]
     assert len(chunk_out) == 1 + 13
     assert chunk_out[3][-4:] == ["NA", "NA", "NA", "no stop-free frame"]
+    summary = out["summary.txt"].read_text()
+    assert "chunks of 500 bp, chunking overlap" in summary
+    assert "classifier: models/500_model.pth" in summary

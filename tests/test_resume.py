@@ -66,7 +66,8 @@ def test_a_killed_run_finishes_with_the_documented_recovery_without_redoing_shar
         p: t for p, t in embedding_times(workdir).items() if str(p.relative_to(workdir)) not in redo
     }
     assert finished, "Snakemake recorded no finished shard before the kill"
-    snakemake(workdir, *PROFILE)
+    rerun = snakemake(workdir, *PROFILE)
+    assert "Shell command: None" not in rerun.stdout + rerun.stderr  # no noise line per job
     assert {p: embedding_times(workdir)[p] for p in finished} == finished
     for sample in ("demo_500", "demo_300_legacy"):
         assert (workdir / "results" / sample / "records.tsv").exists()

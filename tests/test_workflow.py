@@ -1,8 +1,11 @@
 """The Snakemake workflow itself: lint, format, config validation, the demo end to end, and a
 rerun that redoes only what a deleted shard file needs."""
 
+import importlib
+import re
 import subprocess
 import sys
+import tomllib
 
 import pytest
 
@@ -21,9 +24,15 @@ RULES = {
 }
 
 
+# The one lint the workflow keeps: its rules run in the one environment the README installs
+# (pip or environment.yml) rather than a conda environment each, which nothing here could test.
+ONE_ENVIRONMENT = "Specify a conda environment or container for each rule."
+
+
 def test_lint_is_clean():
     result = snakemake(REPO, *DEMO, "--lint", check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+    lints = re.findall(r"^\s+\* (.+?):$", result.stdout + result.stderr, re.M)
+    assert set(lints) <= {ONE_ENVIRONMENT}, result.stdout + result.stderr
 
 
 def test_snakefmt_is_clean():
@@ -79,6 +88,11 @@ def test_the_demo_runs_and_a_rerun_redoes_only_a_deleted_shard(workdir):
         assert len(list((results / "embeddings").glob("*.h5"))) == 4
         assert not (results / "prepare" / "chunks.fa").exists()  # temp: removed once used
     assert planned(workdir) == []
+    # run times go with the logs, not into the project's benchmarks/ (its scripts and results)
+    assert not (workdir / "benchmarks").exists()
+    assert (
+        workdir / "logs" / "benchmarks" / "embed_shard" / "demo_500" / "shard_0000.tsv"
+    ).is_file()
 
     embeddings = workdir / "results" / "demo_500" / "embeddings"
     (embeddings / "shard_0001.esm2.h5").unlink()
@@ -93,3 +107,17 @@ def test_the_demo_runs_and_a_rerun_redoes_only_a_deleted_shard(workdir):
     snakemake(workdir, *DEMO, "--cores", "2")
     assert {p: p.stat().st_mtime_ns for p in others} == others
     assert (workdir / "results" / "demo_500" / "prediction_results.txt").read_text() == before
+
+
+def test_every_console_entry_point_names_a_function():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    for name, target in project.get("scripts", {}).items():
+        module, _, function = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), function, None)), name
+
+
+def test_rules_run_in_the_one_environment():
+    """No rule names a conda environment of its own: there is one environment, installed by pip
+    or by environment.yml (README, Set-up), and the rules run in it."""
+    for rules in (REPO / "workflow" / "rules").glob("*.smk"):
+        assert "conda:" not in rules.read_text(), rules

@@ -48,7 +48,9 @@ def aggregate_sample(
     records_tsv,
     chunks_tsv,
     summary_txt,
+    settings,
 ):
+    """`settings` names what the calls were made with: {classifier, chunk_size, chunking}."""
     scores = heapq.merge(*(read_tsv(p) for p in score_tsvs), key=lambda r: int(r.ordinal))
     chunk_rows = read_tsv(chunk_frames_tsv)
     highest, totals = [], Counter()
@@ -113,7 +115,7 @@ def aggregate_sample(
         table = tsv_writer(handle)
         table.writerow(("Modified_ID", "Is_Virus"))
         table.writerows(sorted(highest))  # pandas' groupby order: chunk ids sorted as text
-    _write_summary(summary_txt, sample, totals, embedding_h5s)
+    _write_summary(summary_txt, sample, totals, embedding_h5s, settings)
     log.info("%s: %d records, %d called virus", sample, totals["records"], totals["call_virus"])
 
 
@@ -126,7 +128,7 @@ def _frame_scores(chunk, scores):
     return rows
 
 
-def _write_summary(path, sample, totals, embedding_h5s):
+def _write_summary(path, sample, totals, embedding_h5s, settings):
     models = {}
     for h5 in embedding_h5s:
         attrs = read_attrs(h5)
@@ -136,6 +138,8 @@ def _write_summary(path, sample, totals, embedding_h5s):
         f"records: {totals['records']} ({totals['call_virus']} virus, {totals['call_others']} "
         f"others, {totals['call_unscored']} unscored: see the reason column of records.tsv)",
         f"chunks: {totals['chunks']} ({totals['chunks_scored']} scored)",
+        f"chunks of {settings['chunk_size']} bp, chunking {settings['chunking']}",
+        f"classifier: {settings['classifier']}",
         "embedding models:",
         *(f"  {a['model']} from {p}, {a['precision']} on {a['device']}" for p, a in models.items()),
     ]

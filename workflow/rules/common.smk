@@ -92,7 +92,8 @@ def classifier_for(wildcards):
 
 def esm2_model():
     """The ESM-2 file the embedding jobs load: the checkpoint rewritten once as safetensors,
-    which a job loads about 4x faster than the fair-esm file (benchmarks/results/)."""
+    which a job loads faster than the fair-esm file: no unpickling, q, k and v already fused
+    (benchmarks/results/2026-11-22-h200-compile-modes.txt)."""
     return f"resources/converted/{Path(config['models']['esm2']).stem}.safetensors"
 
 

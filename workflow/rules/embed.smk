@@ -10,9 +10,7 @@ rule embed_shard:
     log:
         "logs/embed_shard/{sample}/{shard}.log",
     benchmark:
-        "benchmarks/embed_shard/{sample}/{shard}.tsv"
-    conda:
-        "../../environment.yml"
+        "logs/benchmarks/embed_shard/{sample}/{shard}.tsv"
     threads: config["embedding"]["threads"]
     resources:
         gpu=1,

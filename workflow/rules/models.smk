@@ -15,11 +15,9 @@ rule download_model:
     log:
         "logs/download_model/{path}.log",
     benchmark:
-        "benchmarks/download_model/{path}.tsv"
+        "logs/benchmarks/download_model/{path}.tsv"
     wildcard_constraints:
         path="|".join(re.escape(path) for path in CATALOG),
-    conda:
-        "../../environment.yml"
     params:
         entry=lambda wildcards: CATALOG[wildcards.path],
     script:
@@ -34,9 +32,7 @@ rule convert_esm2:
     log:
         "logs/convert_esm2/{name}.log",
     benchmark:
-        "benchmarks/convert_esm2/{name}.tsv"
-    conda:
-        "../../environment.yml"
+        "logs/benchmarks/convert_esm2/{name}.tsv"
     script:
         "../scripts/convert_esm2.py"
 
@@ -56,9 +52,7 @@ rule build_demo_models:
     log:
         "logs/build_demo_models.log",
     benchmark:
-        "benchmarks/build_demo_models.tsv"
-    conda:
-        "../../environment.yml"
+        "logs/benchmarks/build_demo_models.tsv"
     params:
         seed=0,
     script:

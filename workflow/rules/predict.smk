@@ -8,9 +8,7 @@ rule classify_shard:
     log:
         "logs/classify_shard/{sample}/{shard}.log",
     benchmark:
-        "benchmarks/classify_shard/{sample}/{shard}.tsv"
-    conda:
-        "../../environment.yml"
+        "logs/benchmarks/classify_shard/{sample}/{shard}.tsv"
     threads: 8  # the MLP over ~3328 features per frame is most of its time
     script:
         "../scripts/classify_shard.py"
@@ -22,6 +20,7 @@ rule aggregate_sample:
         chunks="results/{sample}/prepare/chunk_frames.tsv",
         scores=score_files,
         embeddings=lambda wildcards: embedding_files(wildcards.sample),
+        classifier=classifier_for,
     output:
         predictions="results/{sample}/prediction_results.txt",
         highestscore="results/{sample}/prediction_results_highestscore.csv",
@@ -31,8 +30,9 @@ rule aggregate_sample:
     log:
         "logs/aggregate_sample/{sample}.log",
     benchmark:
-        "benchmarks/aggregate_sample/{sample}.tsv"
-    conda:
-        "../../environment.yml"
+        "logs/benchmarks/aggregate_sample/{sample}.tsv"
+    params:
+        chunk_size=lambda wildcards: samples[wildcards.sample]["chunk_size"],
+        chunking=lambda wildcards: samples[wildcards.sample]["chunking"],
     script:
         "../scripts/aggregate_sample.py"

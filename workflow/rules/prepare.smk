@@ -8,9 +8,7 @@ rule chunk_sequences:
     log:
         "logs/chunk_sequences/{sample}.log",
     benchmark:
-        "benchmarks/chunk_sequences/{sample}.tsv"
-    conda:
-        "../../environment.yml"
+        "logs/benchmarks/chunk_sequences/{sample}.tsv"
     params:
         chunk_size=lambda wildcards: samples[wildcards.sample]["chunk_size"],
         mode=lambda wildcards: samples[wildcards.sample]["chunking"],
@@ -29,9 +27,7 @@ rule translate_frames:
     log:
         "logs/translate_frames/{sample}.log",
     benchmark:
-        "benchmarks/translate_frames/{sample}.tsv"
-    conda:
-        "../../environment.yml"
+        "logs/benchmarks/translate_frames/{sample}.tsv"
     # worker processes; Snakemake lowers this to --cores, set-threads in a profile overrides it
     threads: 8
     script:
@@ -48,9 +44,7 @@ rule shard_frames:
     log:
         "logs/shard_frames/{sample}.log",
     benchmark:
-        "benchmarks/shard_frames/{sample}.tsv"
-    conda:
-        "../../environment.yml"
+        "logs/benchmarks/shard_frames/{sample}.tsv"
     params:
         shards=lambda wildcards: len(SHARDS[wildcards.sample]),
     script:

@@ -15,4 +15,9 @@ aggregate_sample(
     snakemake.output.records,
     snakemake.output.chunks,
     snakemake.output.summary,
+    {
+        "classifier": snakemake.input.classifier,
+        "chunk_size": snakemake.params.chunk_size,
+        "chunking": snakemake.params.chunking,
+    },
 )
