@@ -124,7 +124,7 @@ def prepare(args, sample):
 
 def run_workflow(run, cold):
     """The README's command in `run`; returns (wall seconds, GPU busy per GPU)."""
-    for stale in ("results", "logs", "benchmarks", ".snakemake"):
+    for stale in ("results", "logs", ".snakemake"):
         shutil.rmtree(run / stale, ignore_errors=True)
     if cold:
         shutil.rmtree(run / "resources", ignore_errors=True)
@@ -142,12 +142,12 @@ def run_workflow(run, cold):
 
 def job_times(run):
     """{rule: [(wildcards, seconds)]} from the Snakemake benchmark files."""
-    times = defaultdict(list)
-    for path in sorted((run / "benchmarks").rglob("*.tsv")):
-        rule = path.relative_to(run / "benchmarks").parts[0]
+    times, root = defaultdict(list), run / "logs" / "benchmarks"
+    for path in sorted(root.rglob("*.tsv")):
+        rule = path.relative_to(root).parts[0]
         with open(path) as handle:
             seconds = float(next(csv.DictReader(handle, delimiter="\t"))["s"])
-        times[rule].append((str(path.relative_to(run / "benchmarks" / rule)), round(seconds, 2)))
+        times[rule].append((str(path.relative_to(root / rule)), round(seconds, 2)))
     return times
 
 
