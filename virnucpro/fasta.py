@@ -102,8 +102,7 @@ def _fasta_pairs(lines, path):
             continue
         if not line.startswith(">"):
             kind = (
-                "this looks like FASTQ (its first line starts with '@'); convert it to FASTA "
-                "first, e.g. `seqkit fq2fa`"
+                "this looks like FASTQ; convert it to FASTA first, e.g. `seqkit fq2fa`"
                 if line.startswith("@")
                 else f"give nucleotide FASTA ({FORMATS_READ})"
             )
