@@ -1,38 +1,31 @@
-"""Nucleotide FASTA input (plain or gzip) checked record by record, and FASTA output in the
-exact layouts the original tool wrote."""
+"""Nucleotide FASTA input (plain, or gzip, bzip2, xz or zstd compressed) checked record by
+record, and FASTA output in the exact layouts the original tool wrote."""
 
-import gzip
 import itertools
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
+from .compressed import NAMES, format_of, open_text
+from .errors import InputError
+
 # IUPAC nucleotide codes. Codons holding anything but A/C/G/T are dropped at translation
 # (SPEC §2), so ambiguity codes are accepted as the original accepted them.
 IUPAC_NUCLEOTIDES = frozenset("ACGTRYSWKMBDHVN")
-_GZIP_MAGIC = b"\x1f\x8b"
+# Letters of amino acids (and the rarer codes) that no nucleotide alphabet uses.
+PROTEIN_ONLY = frozenset("EFILPQJOZ")
+FORMATS_READ = "plain, gzip, bzip2, xz or zstd-compressed"
 _SHOWN = 10  # offending records named in one error message
-
-
-class InputError(ValueError):
-    """Input the workflow cannot use; the message names the file, the record and the fix."""
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
 class Record:
     id: str
     sequence: str  # as in the file (case kept), whitespace and line breaks removed
-
-
-def open_text(path):
-    """Open a FASTA file for reading, gzip-compressed or not (told by its first bytes)."""
-    with open(path, "rb") as probe:
-        compressed = probe.read(2) == _GZIP_MAGIC
-    if compressed:
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline=None)
-    return open(path, encoding="utf-8", errors="replace", newline=None)
 
 
 def read_records(path):
@@ -43,8 +36,16 @@ def read_records(path):
     """
     path = Path(path)
     counts = Counter()
-    with open_text(path) as handle:
-        for number, (title, sequence) in enumerate(_fasta_pairs(handle, path), start=1):
+    try:
+        fmt = format_of(path)
+    except OSError as error:
+        raise InputError(
+            f"{path}: cannot be read ({error.strerror}). Check the path; a relative path is "
+            "taken from the directory the workflow runs in."
+        ) from error
+    with open_text(path, fmt) as handle:
+        pairs = _fasta_pairs(_lines(handle, path, fmt), path)
+        for number, (title, sequence) in enumerate(pairs, start=1):
             record = Record(title.split(None, 1)[0] if title.strip() else "", sequence)
             _check_record(record, number, path)
             counts[record.id] += 1
@@ -61,21 +62,55 @@ def read_records(path):
         )
 
 
-def _fasta_pairs(handle, path):
+def _lines(handle, path, fmt):
+    """The lines of an open file. A byte that is not UTF-8 raises InputError naming its line;
+    compressed data that does not decompress to its end raises InputError naming the format's
+    own check."""
+    number = 0
+    try:
+        for number, line in enumerate(handle, start=1):  # noqa: B007 - read after the loop
+            yield line
+    except UnicodeDecodeError as error:
+        # the undecodable chunk starts where the lines given so far end
+        line = number + 1 + len(_LINE_BREAK.findall(error.object[: error.start]))
+        raise InputError(
+            f"{path}: line {line} holds byte {error.object[error.start]:#04x}, which is not "
+            "UTF-8 text: this is a binary file, or text in another encoding, not FASTA. Give "
+            f"nucleotide FASTA ({FORMATS_READ}); convert text in another encoding first, e.g. "
+            "`iconv -f latin1 -t utf-8`."
+        ) from error
+    except Exception as error:
+        if fmt is None:  # a plain file: a failing read is not a format error
+            raise
+        # Each decompressor (ISA-L or zlib-ng for gzip, bz2, lzma, zstd) raises its own error
+        # classes on damaged data, none shared; any of them means the same here.
+        name = NAMES[fmt]
+        what = "ends early" if isinstance(error, EOFError) else f"is damaged ({error})"
+        raise InputError(
+            f"{path}: its {name} data {what}: the file is truncated or corrupt, e.g. by an "
+            f"interrupted download or copy. Copy it again and check it with `{name} -t {path}`."
+        ) from error
+
+
+def _fasta_pairs(lines, path):
     """Biopython's parser, after checking that the text before the first '>' is blank.
 
     SimpleFastaParser skips leading text silently; a file that is not FASTA must be an error.
     """
-    for line in handle:
+    for line in lines:
         if not line.strip():
             continue
         if not line.startswith(">"):
+            kind = (
+                "this looks like FASTQ; convert it to FASTA first, e.g. `seqkit fq2fa`"
+                if line.startswith("@")
+                else f"give nucleotide FASTA ({FORMATS_READ})"
+            )
             raise InputError(
                 f"{path}: this is not a FASTA file: the first non-blank line is "
-                f"{line.strip()[:60]!r}, but a FASTA record starts with '>'. "
-                "Give a nucleotide FASTA file (plain or gzip-compressed)."
+                f"{line.strip()[:60]!r}, but a FASTA record starts with '>'; {kind}."
             )
-        yield from SimpleFastaParser(itertools.chain([line], handle))
+        yield from SimpleFastaParser(itertools.chain([line], lines))
         return
 
 
@@ -88,19 +123,37 @@ def _check_record(record, number, path):
     unknown = set(record.sequence.upper()) - IUPAC_NUCLEOTIDES
     if not unknown:
         return
-    letters = "".join(sorted(unknown))
-    if "U" in unknown:
-        fix = "this looks like RNA: write T for U, e.g. `sed '/^>/!y/Uu/Tt/'`"
-    elif unknown & set("EFILPQXZJO*"):
-        fix = "this looks like a protein sequence; virnucpro needs the nucleotide sequences"
-    elif unknown & set("-."):
-        fix = "remove alignment gaps, e.g. `seqkit seq -g`"
-    else:
-        fix = "use A, C, G, T or IUPAC nucleotide codes (RYSWKMBDHVN)"
+    first = next(i for i, letter in enumerate(record.sequence.upper(), 1) if letter in unknown)
     raise InputError(
-        f"{path}: record {record.id!r} (number {number}) contains {letters!r}, which is not a "
-        f"nucleotide code; {fix}."
+        f"{path}: record {record.id!r} (number {number}) contains "
+        f"{''.join(sorted(unknown))!r} (first at position {first}), which is not a nucleotide "
+        f"code; {_what_it_is(unknown)}."
     )
+
+
+def _what_it_is(unknown):
+    """What a record holding these non-nucleotide characters most likely is, and the fix."""
+    if unknown & PROTEIN_ONLY:
+        return "this looks like a protein sequence; virnucpro needs the nucleotide sequences"
+    if "U" in unknown:
+        return "this looks like RNA: write T for U, e.g. `sed '/^>/!y/Uu/Tt/'`"
+    if "X" in unknown:
+        return "masking tools write X for an unknown base: write N, e.g. `sed '/^>/!y/Xx/Nn/'`"
+    if "*" in unknown:
+        return (
+            "the rest of the record is nucleotides, so '*' is no stop codon here but a mark some "
+            "tools write at the end of a sequence or for an unknown base: remove it, or write N "
+            "for it, e.g. `sed '/^>/!s/[*]/N/g'`"
+        )
+    if unknown & set("-."):
+        return "these are alignment gaps: remove them, e.g. `seqkit seq -g`"
+    if unknown & set("0123456789"):
+        return (
+            "digits are not bases: this looks like a quality file (.qual), or GenBank or EMBL "
+            "sequence lines with their position numbers; give the records as nucleotide FASTA, "
+            "e.g. by Biopython's `SeqIO.convert(path, 'genbank', out, 'fasta')`"
+        )
+    return "use A, C, G, T or IUPAC nucleotide codes (RYSWKMBDHVN)"
 
 
 def write_wrapped(handle, record_id, sequence, width=60):

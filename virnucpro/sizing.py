@@ -15,18 +15,17 @@ million tokens) in two, one per GPU of a two-GPU machine. Counts past two are ro
 
 import io
 import math
-import zlib
 from pathlib import Path
 
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
 from .chunking import chunk_spans
+from .compressed import decompressor, format_of
 from .frames import kept_frames
 from .sharding import esm2_tokens
 
 TOKENS_PER_SHARD = 16_000_000
 SAMPLED_BYTES = 256 * 1024  # of the sample's text, chunked and translated for the estimate
-_GZIP_MAGIC = b"\x1f\x8b"
 _READ = 4096  # compressed bytes fed to the decompressor at a time
 
 
@@ -42,56 +41,61 @@ def shard_count(tokens):
 
 def estimated_esm2_tokens(fasta, chunk_size, mode):
     """ESM-2 tokens of a sample, estimated from its first SAMPLED_BYTES of text: those records
-    are chunked and translated as the workflow does, and their tokens per byte of the file
-    (compressed or not) are scaled to the file's size. That takes the start of a file to be
-    like the rest, as it is for reads, which a sequencer writes in no order of their source.
-    A file that cannot be read estimates as empty; the chunking stage reports what is wrong."""
+    are chunked and translated as the workflow does, and their tokens per byte of text are
+    scaled to the text the whole file holds (its size, times the text per compressed byte of
+    its start when compressed). That takes the start of a file to be like the rest, as it is
+    for reads, which a sequencer writes in no order of their source. A file that cannot be
+    read estimates as empty; the chunking stage reports what is wrong."""
     path = Path(fasta)
     if not path.is_file():
         return 0
-    text, consumed = _leading_text(path)
-    if consumed == 0:
+    data, text_per_byte = _leading_text(path)
+    if not data:
         return 0
     tokens = 0
-    for _, sequence in SimpleFastaParser(io.StringIO(text)):
+    text = io.StringIO(data.decode("utf-8-sig", errors="replace"), newline=None)  # as read_records
+    for _, sequence in SimpleFastaParser(text):
         sequence = "".join(sequence.split()).upper()
         for start, end in chunk_spans(len(sequence), chunk_size, mode):
             frames = kept_frames(sequence[start:end])
             tokens += int(esm2_tokens([len(f.protein) for f in frames]).sum())
-    return tokens * path.stat().st_size / consumed
+    return tokens / len(data) * text_per_byte * path.stat().st_size
 
 
 def _leading_text(path):
-    """The first SAMPLED_BYTES of a FASTA file's text, and how many bytes of the file they took.
+    """The first SAMPLED_BYTES of a FASTA file's text (bytes), and the bytes of text per byte
+    of the file at its start.
 
-    Hand-written over zlib rather than the gzip module, whose read-ahead hides how much of the
-    compressed file a prefix took; members are followed, as bgzip writes many."""
+    Hand-written over streaming decompressors rather than a file reader, whose read-ahead hides
+    how much of the compressed file a prefix took. Each piece of the file is decompressed whole,
+    so the text counted is all that the bytes read hold, even where a format gives its text a
+    block at a time (bzip2: 900 kB); gzip members and the streams or frames of the other formats
+    are followed, as bgzip, pbzip2 and pzstd write many."""
+    fmt = format_of(path)
     with open(path, "rb") as handle:
-        if handle.read(2) != _GZIP_MAGIC:
-            handle.seek(0)
-            data = handle.read(SAMPLED_BYTES)
-            return data.decode("utf-8", errors="replace"), len(data)
-        handle.seek(0)
-        pieces, size, consumed, pending = [], 0, 0, b""
-        decompressor = zlib.decompressobj(wbits=31)
+        if fmt is None:
+            return handle.read(SAMPLED_BYTES), 1.0
+        pieces, kept, produced, consumed, pending = [], 0, 0, 0, b""
+        stream = decompressor(fmt)
         try:
-            while size < SAMPLED_BYTES:
-                if decompressor.eof:  # the next member starts in what the last one left
-                    pending = decompressor.unused_data
-                    decompressor = zlib.decompressobj(wbits=31)
+            while produced < SAMPLED_BYTES:
+                if stream.eof:  # the next member starts in what the last one left
+                    pending = stream.unused_data
+                    stream = decompressor(fmt)
                 if not pending:
                     pending = handle.read(_READ)
                     consumed += len(pending)
                     if not pending:
                         break
-                piece = decompressor.decompress(pending, SAMPLED_BYTES - size)
-                pending = decompressor.unconsumed_tail
-                pieces.append(piece)
-                size += len(piece)
-        except zlib.error:
-            pass  # a damaged file: the chunking stage names the problem
-        consumed -= len(pending) + (len(decompressor.unused_data) if decompressor.eof else 0)
-    return b"".join(pieces).decode("utf-8", errors="replace"), max(consumed, 0)
+                piece = stream.decompress(pending)
+                pending = b""
+                produced += len(piece)
+                pieces.append(piece[: SAMPLED_BYTES - kept])
+                kept += len(pieces[-1])
+        except Exception:  # each format raises its own errors; the chunking stage names them
+            pass
+        consumed -= len(pending) + (len(stream.unused_data) if stream.eof else 0)
+    return b"".join(pieces), produced / consumed if consumed > 0 else 0.0
 
 
 def shards_for_sample(fasta, chunk_size, mode):

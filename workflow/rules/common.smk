@@ -1,30 +1,32 @@
-import csv
 import os
 import subprocess
 from pathlib import Path
 
 from snakemake.utils import validate
 
+from virnucpro.errors import InputError
+from virnucpro.sample_sheet import read_sample_sheet
+from virnucpro.schema_check import load_schema, problems
 from virnucpro.sharding import shard_name
 from virnucpro.sizing import shards_for_sample
 
-validate(config, schema="../schemas/config.schema.yaml")
+SCHEMAS = Path(workflow.basedir) / "schemas"
 
 
-def read_sample_sheet(path):
-    """The sample sheet as {sample: row}, each row validated and filled with defaults."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    sheet = {}
-    for row in rows:
-        row = {key: value for key, value in row.items() if value not in ("", None)}
-        if row.get("chunk_size", "").isdigit():
-            row["chunk_size"] = int(row["chunk_size"])
-        validate(row, schema="../schemas/samples.schema.yaml")
-        if row["sample"] in sheet:
-            raise ValueError(f"{path}: sample {row['sample']!r} is listed twice")
-        sheet[row["sample"]] = row
-    return sheet
+def check_config():
+    """Every problem of the config at once, by key; then the schema's defaults filled in."""
+    found = problems(config, load_schema(SCHEMAS / "config.schema.yaml"))
+    if found:
+        files = ", ".join(map(str, workflow.configfiles))
+        raise InputError(
+            f"config (from {files} and any --config values):\n  "
+            + "\n  ".join(found)
+            + "\nCorrect these keys; config/README.md describes each."
+        )
+    validate(config, schema="../schemas/config.schema.yaml")
+
+
+check_config()
 
 
 def local_gpus():
@@ -56,7 +58,7 @@ config["embedding"]["gpus"] = local_gpus() if workflow.nodes is None else []
 if config["embedding"]["gpus"] and "gpu" not in workflow.global_resources:
     workflow.register_resource("gpu", len(config["embedding"]["gpus"]))
 
-samples = read_sample_sheet(config["samples"])
+samples = read_sample_sheet(config["samples"], SCHEMAS / "samples.schema.yaml")
 
 
 def shard_names(sample):

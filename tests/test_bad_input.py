@@ -1,0 +1,477 @@
+"""The bad-input matrix: every odd or broken input either completes with each of its records
+listed in records.tsv (with a reason where it has no score), or stops with an error that names
+the file, the record (or row and column, or key) and the fix, leaving no output behind.
+
+Most cases run the stage functions (tests/stages.py); one Snakemake run takes a sample sheet
+of good samples beside bad ones, and two dry runs show that sheet and config errors reach the
+user as written."""
+
+import bz2
+import gzip
+import random
+
+import pytest
+from xopen import xopen
+
+from virnucpro.chunking import chunk_spans
+from virnucpro.errors import InputError
+from virnucpro.fasta import read_records
+from virnucpro.prepare import chunk_sample, translate_sample
+from virnucpro.sample_sheet import read_sample_sheet
+from virnucpro.schema_check import load_schema, problems
+from virnucpro.sharding import shard_frames
+from virnucpro.sizing import estimated_esm2_tokens
+from virnucpro.tables import read_tsv
+
+from conftest import DATA, DVF, REPO
+from stages import run_sample
+from workflow_runs import DEMO, set_config, snakemake
+
+SHEET_SCHEMA = REPO / "workflow" / "schemas" / "samples.schema.yaml"
+CONFIG_SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+DEMO_FA = DATA / "demo.fa"
+# 8 real 3 kb fragments; each has a chunk of 500 bp with a stop-free frame, so each is scored
+REAL = [(r.id, r.sequence) for r in read_records(DEMO_FA)]
+TWO = REAL[:2]
+TWO_SCORED = [(rid, len(sequence), "scored") for rid, sequence in TWO]
+# a coding sequence whose first frame is stop-free: a record of it is always scored
+GENE = "ATGGCTAGCAAAGGAGAAGAACTTTTCACTGGAGTTGTCCCAATTCTTGTTGAATTAGATGGTGATGTTAATGGGCAC" * 3
+SCORED = ""  # the reason column of a scored record
+NO_CODON = "no codon of only A, C, G and T"
+TOO_SHORT = "shorter than one codon"
+ALL_STOPS = "no stop-free frame"
+
+
+def fasta(records, newline="\n"):
+    """FASTA text, 60 letters a line."""
+    lines = []
+    for header, sequence in records:
+        lines.append(f">{header}")
+        lines += [sequence[i : i + 60] for i in range(0, len(sequence), 60)]
+    return "".join(line + newline for line in lines)
+
+
+def write(path, text, fmt=None):
+    """Write text (or bytes) as a file, compressed with xopen's format name `fmt`."""
+    data = text.encode() if isinstance(text, str) else text
+    with xopen(path, "wb", format=fmt, threads=0) if fmt else open(path, "wb") as handle:
+        handle.write(data)
+    return path
+
+
+def listed(out):
+    """(record_id, length, reason) of each row of records.tsv, 'scored' in place of the empty
+    reason of a scored record (whose call must then be virus or others)."""
+    rows = list(read_tsv(out / "records.tsv"))
+    for row in rows:
+        assert (row.call in {"virus", "others"}) == (row.reason == SCORED), row
+    return [(row.record_id, int(row.length), row.reason or "scored") for row in rows]
+
+
+# Inputs that complete: (file text or bytes, compression, the rows records.tsv must list).
+IUPAC = GENE[:60] + "NNRYKMSWBDHV" + GENE[60:]
+ODD_IDS = [
+    ("id_before_a_space and a description\tafter a tab", "id_before_a_space"),
+    ("gi|12345|ref|NC_000001.1|", "gi|12345|ref|NC_000001.1|"),
+    ("q\"uote's;semi,comma(paren)[bracket]{brace}=eq+plus", None),
+    ("été_µ_日本", None),
+    ("long_" + "L" * 5000, None),
+]
+COMPLETES = {
+    "empty-file": ("", None, []),
+    "header-only": (
+        ">only_a_header\n>after_it\n" + GENE + "\n",
+        None,
+        [
+            ("only_a_header", 0, "empty sequence"),
+            ("after_it", len(GENE), "scored"),
+        ],
+    ),
+    "iupac-codes": (fasta([("iupac", IUPAC)]), None, [("iupac", len(IUPAC), "scored")]),
+    "all-n": (
+        fasta([("all_n", "N" * 700), ("all_n_short", "NN")]),
+        None,
+        [
+            ("all_n", 700, NO_CODON),
+            ("all_n_short", 2, TOO_SHORT),
+        ],
+    ),
+    "soft-masked": (fasta((rid, sequence.lower()) for rid, sequence in TWO), None, TWO_SCORED),
+    "crlf": (fasta(TWO, "\r\n"), None, TWO_SCORED),
+    "cr-only": (fasta(TWO, "\r"), None, TWO_SCORED),
+    "bom": ("\ufeff" + fasta(TWO), None, TWO_SCORED),
+    "gzip": (fasta(TWO), "gz", TWO_SCORED),
+    "bzip2": (fasta(TWO), "bz2", TWO_SCORED),
+    "xz": (fasta(TWO), "xz", TWO_SCORED),
+    "zstd": (fasta(TWO), "zst", TWO_SCORED),
+    "zstd-bom-crlf": ("\ufeff" + fasta(TWO, "\r\n"), "zst", TWO_SCORED),
+    "odd-ids": (
+        fasta([(header, GENE) for header, _ in ODD_IDS]),
+        None,
+        [(rid or header, len(GENE), "scored") for header, rid in ODD_IDS],
+    ),
+    # chunk ids end in _chunk_<k>, so a record named like another's chunk collides with nothing:
+    # chunks.tsv and records.tsv give each chunk's record, and no id is parsed back
+    "colliding-ids": (
+        fasta([("a", GENE * 3), ("a_chunk_1", GENE), ("a_chunk_2", GENE)]),
+        None,
+        [
+            ("a", len(GENE) * 3, "scored"),
+            ("a_chunk_1", len(GENE), "scored"),
+            ("a_chunk_2", len(GENE), "scored"),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize(("text", "fmt", "rows"), COMPLETES.values(), ids=COMPLETES)
+def test_input_that_completes_lists_every_record(tmp_path, demo_models, text, fmt, rows):
+    path = write(tmp_path / "input", text, fmt)  # no extension: the format is told by content
+    out = run_sample(path, demo_models, tmp_path / "out")
+    assert listed(out) == rows
+
+
+def test_colliding_ids_keep_each_chunk_with_its_record(tmp_path, demo_models):
+    text, _, _ = COMPLETES["colliding-ids"]
+    out = run_sample(write(tmp_path / "in.fa", text), demo_models, tmp_path / "out")
+    chunks = {row.chunk_id: row.record_id for row in read_tsv(out / "chunks.tsv")}
+    assert chunks == {
+        "a_chunk_1": "a",
+        "a_chunk_2": "a",
+        "a_chunk_1_chunk_1": "a_chunk_1",
+        "a_chunk_2_chunk_1": "a_chunk_2",
+    }
+    frames = [line.split("\t")[0] for line in (out / "prediction_results.txt").open()][1:]
+    assert len(frames) == len(set(frames)) > 0
+
+
+@pytest.mark.parametrize(
+    "variant", ["gzip", "bzip2", "xz", "zstd", "crlf", "cr-only", "bom", "zstd-bom-crlf"]
+)
+def test_variants_read_as_the_plain_text(tmp_path, variant):
+    text, fmt, _ = COMPLETES[variant]
+    misnamed = tmp_path / ("input.bz2" if fmt == "gz" else "input.gz")  # content decides
+    assert _pairs(write(misnamed, text, fmt)) == TWO
+
+
+def test_soft_masked_records_score_as_upper_case(tmp_path, demo_models):
+    text, _, _ = COMPLETES["soft-masked"]
+    plain = run_sample(write(tmp_path / "plain.fa", fasta(TWO)), demo_models, tmp_path / "p")
+    out = run_sample(write(tmp_path / "lower.fa", text), demo_models, tmp_path / "v")
+    for name in ("records.tsv", "chunks.tsv", "prediction_results.txt"):
+        assert (out / name).read_text() == (plain / name).read_text(), name
+
+
+@pytest.mark.parametrize(("chunk_size", "mode"), [(300, "legacy"), (500, "overlap")])
+def test_every_length_from_1_to_1001_is_listed(tmp_path, demo_models, chunk_size, mode):
+    rng = random.Random(chunk_size)
+    records = [(f"len{n}", "".join(rng.choices("ACGT", k=n))) for n in range(1, 1002)]
+    out = run_sample(
+        write(tmp_path / "in.fa", fasta(records)), demo_models, tmp_path / "out", chunk_size, mode
+    )
+    rows = list(read_tsv(out / "records.tsv"))
+    assert [(row.record_id, int(row.length)) for row in rows] == [
+        (rid, len(seq)) for rid, seq in records
+    ]
+    assert all((row.call == "unscored") == (row.reason != "") for row in rows)
+    assert {row.reason for row in rows[:2]} == {TOO_SHORT}
+    assert {row.reason for row in rows[2:] if row.call == "unscored"} <= {NO_CODON, ALL_STOPS}
+    chunks = [(row.chunk_id, int(row.start), int(row.end)) for row in read_tsv(out / "chunks.tsv")]
+    assert chunks == [
+        (f"{rid}_chunk_{k}", start + 1, end)
+        for rid, sequence in records
+        for k, (start, end) in enumerate(chunk_spans(len(sequence), chunk_size, mode), start=1)
+    ]
+
+
+def prepare(path, tmp_path, chunk_size=500, shards=2):
+    """The preparing stages alone: chunk, translate, shard. Returns the prepare folder."""
+    p = tmp_path / "prepare"
+    chunk_sample(path, chunk_size, "overlap", p / "c.fa", p / "records.tsv", p / "spans.tsv")
+    translate_sample(p / "c.fa", p / "spans.tsv", p / "n.fa", p / "p.faa", p / "chunks.tsv")
+    shard_frames(p / "n.fa", p / "p.faa", shards, p / "shards.tsv", p / "manifest.tsv")
+    return p
+
+
+def test_a_5_mb_record_is_cut_whole(tmp_path):
+    rng = random.Random(5)
+    genome = "".join(rng.choices("ACGT", k=5_000_000))
+    p = prepare(write(tmp_path / "big.fa.gz", fasta([("big", genome)]), "gz"), tmp_path)
+    [record] = read_tsv(p / "records.tsv")
+    assert (record.record_id, record.length, record.chunks) == ("big", "5000000", "10000")
+    chunks = list(read_tsv(p / "chunks.tsv"))
+    assert len(chunks) == 10000 and chunks[-1].end == "5000000"
+    frames = sum(len(row.frames.split(",")) for row in chunks if row.frames)
+    assert sum(int(row.frames) for row in read_tsv(p / "manifest.tsv")) == frames
+
+
+def test_100000_reads_are_all_listed(tmp_path):
+    genomes = [sequence for path in sorted(DVF.glob("*.fa")) for _, sequence in _pairs(path)]
+    rng = random.Random(100)
+    reads = []
+    for n in range(100_000):
+        genome = genomes[n % len(genomes)]
+        start = rng.randrange(len(genome) - 150)
+        reads.append((f"read{n}", genome[start : start + 150]))
+    p = prepare(write(tmp_path / "reads.fa.zst", fasta(reads), "zst"), tmp_path, chunk_size=300)
+    records = list(read_tsv(p / "records.tsv"))
+    assert [row.record_id for row in records] == [rid for rid, _ in reads]
+    assert {row.chunks for row in records} == {"1"}
+    assert len(list(read_tsv(p / "chunks.tsv"))) == 100_000
+
+
+def _pairs(path):
+    return [(r.id, r.sequence) for r in read_records(path)]
+
+
+def truncated_gzip(text):
+    data = gzip.compress(text.encode())
+    return data[: len(data) // 2]
+
+
+def corrupt_bzip2(text):
+    data = bz2.compress(text.encode())
+    return data[:100] + bytes(200) + data[300:]
+
+
+def garbage():
+    return bytes(random.Random(0).randrange(128, 256) for _ in range(4096))
+
+
+# Inputs that stop: (file bytes or text, what the message must hold besides the file's path).
+STOPS = {
+    "truncated-gzip": (truncated_gzip(fasta(REAL)), ["gzip data ends early", "gzip -t"]),
+    "corrupt-bzip2": (
+        corrupt_bzip2(fasta(REAL)),
+        ["bzip2 data is damaged", "bzip2 -t", "Copy it again"],
+    ),
+    "fastq": ("@read1\nACGT\n+\nIIII\n", ["not a FASTA file", "FASTQ", "seqkit fq2fa"]),
+    "protein": (">p1\nMKTAYIAKQRQISFVKSHFSRQ*\n", ["'p1'", "protein", "nucleotide sequences"]),
+    "rna": (">r1\nACGUACGU\n", ["'r1'", "'U'", "RNA", "sed"]),
+    "duplicate-ids": (
+        ">a\nACGT\n>b\nACGT\n>a\nACGT\n>b x\nAC\n>c\nA\n",
+        ["2 record id(s) occur more than once", "a (x2)", "b (x2)", "seqkit rename"],
+    ),
+    "binary-garbage": (garbage(), ["line 1", "not UTF-8 text", "binary file", "iconv"]),
+    "star-in-dna": (
+        ">s1\nACGTACGTAC*\n",
+        ["'s1'", "'*'", "position 11", "no stop codon", "write N"],
+    ),
+    "gap-in-dna": (">g1\nACG--TAC\n", ["'g1'", "'-'", "position 4", "gaps", "seqkit seq -g"]),
+    "digits-in-dna": (
+        ">d1\n1 acgtacgtac gtacgtacgt\n61 acgt\n",
+        ["'d1'", "'16'", "position 1", "GenBank", "SeqIO.convert"],
+    ),
+    "x-masked": (">x1\nACGTXXXXACGT\n", ["'x1'", "'X'", "position 5", "write N"]),
+    "empty-header": (">\nACGT\n", ["record 1 has an empty header"]),
+    # past the first 8 kB that the reader decodes at a time
+    "latin1-header": (
+        fasta((f"r{i}", "ACGT") for i in range(3000)).encode() + b">caf\xe9\nACGT\n",
+        ["line 6001 holds byte 0xe9", "iconv"],
+    ),
+}
+
+
+NOT_PROTEIN = {"star-in-dna", "gap-in-dna", "digits-in-dna", "x-masked", "rna"}
+
+
+@pytest.mark.parametrize("case", STOPS)
+def test_bad_input_stops_with_an_error_naming_file_record_and_fix(tmp_path, case):
+    content, needles = STOPS[case]
+    path = write(tmp_path / "bad.fa", content)
+    out = tmp_path / "prepare"
+    with pytest.raises(InputError) as error:
+        chunk_sample(path, 500, "overlap", out / "c.fa", out / "r.tsv", out / "s.tsv")
+    message = str(error.value)
+    assert message.startswith(f"{path}: ")
+    for needle in needles:
+        assert needle in message
+    if case in NOT_PROTEIN:
+        assert "protein" not in message  # a '*' in DNA was once called protein
+    assert list(out.iterdir()) == []  # nothing half-written
+
+
+def test_a_missing_path_names_the_path_and_the_fix(tmp_path):
+    with pytest.raises(InputError) as error:
+        list(read_records(tmp_path / "missing.fa"))
+    assert str(error.value).startswith(f"{tmp_path / 'missing.fa'}: cannot be read (No such file")
+    assert "Check the path" in str(error.value)
+
+
+@pytest.mark.parametrize("fmt", ["gz", "bz2", "xz", "zst"])
+def test_the_shard_estimate_reads_every_compression(tmp_path, fmt):
+    """The estimate scales the text per compressed byte of the file's start to its size."""
+    reads = [
+        (f"{rid}_{start}", genome[start : start + 150])
+        for path in sorted(DVF.glob("*.fa"))
+        for rid, genome in _pairs(path)
+        for start in range(0, len(genome) - 150, 150)
+    ]
+    random.Random(1).shuffle(reads)
+    text = fasta(reads)
+    plain = estimated_esm2_tokens(write(tmp_path / "plain.fa", text), 300, "overlap")
+    packed = estimated_esm2_tokens(write(tmp_path / "packed", text, fmt), 300, "overlap")
+    assert plain > 0 and packed == pytest.approx(plain, rel=0.05)
+
+
+# Sample sheets: (sheet text, what the message must hold besides the sheet's path).
+SHEETS = {
+    "missing-column": ("sample\tchunk_size\ns1\t500\n", ["line 1 (the header): no column 'fasta'"]),
+    "unknown-column": (
+        "sample\tfasta\tchunksize\ns1\t{fa}\t300\n",
+        ["line 1 (the header), column 'chunksize': not a sample sheet column"],
+    ),
+    "comma-separated": ("sample,fasta\ns1,{fa}\n", ["separated by commas; use tabs"]),
+    "bad-chunk-size": (
+        "sample\tfasta\tchunk_size\ns1\t{fa}\t500\ns2\t{fa}\t400\ns3\t{fa}\t500bp\n",
+        [
+            "line 3 (sample 's2'), column chunk_size: 400 is not one of [300, 500]",
+            "line 4 (sample 's3'), column chunk_size: '500bp' is not of type 'integer'",
+            "chunk length in bp",
+        ],
+    ),
+    "bad-chunking": (
+        "sample\tfasta\tchunking\ns1\t{fa}\tequal\n",
+        ["line 2 (sample 's1'), column chunking: 'equal' is not one of ['overlap', 'legacy']"],
+    ),
+    "duplicate-sample": (
+        "sample\tfasta\ns1\t{fa}\ns2\t{fa}\ns1\t{fa}\n",
+        ["line 4 (sample 's1'), column sample: 's1' is listed on line 2 too", "its own name"],
+    ),
+    "bad-sample-name": (
+        "sample\tfasta\nmy sample\t{fa}\n",
+        ["line 2 (sample 'my sample'), column sample: 'my sample' does not match", "letters"],
+    ),
+    "missing-fasta-value": (
+        "sample\tfasta\ns1\t\n",
+        ["line 2 (sample 's1'), column fasta: missing (nucleotide FASTA"],
+    ),
+    "missing-fasta-file": (
+        "sample\tfasta\ns1\tno/such.fa\n",
+        ["line 2 (sample 's1'), column fasta: no/such.fa does not exist", "relative path"],
+    ),
+    "extra-field": ("sample\tfasta\ns1\t{fa}\t500\n", ["line 2 (sample 's1'): 1 more field"]),
+    "empty-sheet": ("", ["line 1: no header line"]),
+}
+
+
+@pytest.mark.parametrize(("text", "needles"), SHEETS.values(), ids=SHEETS)
+def test_a_bad_sample_sheet_names_the_sheet_row_and_column(tmp_path, monkeypatch, text, needles):
+    monkeypatch.chdir(tmp_path)
+    fa = write(tmp_path / "good.fa", fasta(REAL[:1]))
+    sheet = write(tmp_path / "samples.tsv", text.format(fa=fa))
+    with pytest.raises(InputError) as error:
+        read_sample_sheet(sheet, SHEET_SCHEMA)
+    message = str(error.value)
+    assert message.startswith(f"sample sheet {sheet}:")
+    assert "its columns are sample, fasta, chunk_size, chunking" in message  # the fix
+    for needle in needles:
+        assert needle in message
+
+
+def test_a_missing_sample_sheet_names_the_config_key(tmp_path):
+    with pytest.raises(InputError) as error:
+        read_sample_sheet(tmp_path / "samples.tsv", SHEET_SCHEMA)
+    assert str(error.value).startswith(f"sample sheet {tmp_path / 'samples.tsv'}:\n  cannot be")
+    assert "set `samples:` in the config to its path" in str(error.value)
+
+
+def test_a_sheet_saved_by_excel_reads_with_defaults(tmp_path):
+    fa = write(tmp_path / "good.fa", fasta(REAL[:1]))
+    sheet = write(tmp_path / "samples.tsv", f"\ufeffsample\tfasta\r\ns1\t{fa}\r\n\r\n")
+    assert read_sample_sheet(sheet, SHEET_SCHEMA) == {
+        "s1": {"sample": "s1", "fasta": str(fa), "chunk_size": 500, "chunking": "overlap"}
+    }
+
+
+CONFIGS = {
+    "unknown-key": (
+        {"embedding": {"gpus_per_job": 2}},
+        "embedding.gpus_per_job: is not a known key; the keys here are: shards, device",
+    ),
+    "shards-zero": ({"embedding": {"shards": 0}}, "embedding.shards: 0 is less than the minimum"),
+    "shards-word": ({"embedding": {"shards": "many"}}, "embedding.shards: 'many' is not one of"),
+    "bad-device": (
+        {"embedding": {"device": "tpu"}},
+        "embedding.device: 'tpu' is not one of ['auto', 'cpu', 'cuda'] (auto takes the job's GPU",
+    ),
+    "bad-gpu-id": ({"embedding": {"gpus": [0, 1.5]}}, "embedding.gpus.1: 1.5 is not of type"),
+    "not-boolean": (
+        {"output": {"keep_intermediate": "yes"}},
+        "output.keep_intermediate: 'yes' is not of type 'boolean' (keep the chunk",
+    ),
+    "samples-not-a-path": ({"samples": 3}, "samples: 3 is not of type 'string' (path of"),
+}
+
+
+@pytest.mark.parametrize(("config", "needle"), CONFIGS.values(), ids=CONFIGS)
+def test_a_bad_config_value_names_the_key_what_is_allowed_and_what_it_means(config, needle):
+    config = {"samples": "config/samples.tsv", **config}
+    assert [needle in problem for problem in problems(config, load_schema(CONFIG_SCHEMA))] == [True]
+
+
+@pytest.mark.parametrize(
+    ("path", "old", "new", "needles"),
+    [
+        (
+            "config/demo/config.yaml",
+            "  device: cpu",
+            "  device: tpu",
+            ["config (from", "config/demo/config.yaml", "embedding.device: 'tpu' is not one of"],
+        ),
+        (
+            "config/demo/samples.tsv",
+            "\t500\t",
+            "\t400\t",
+            [
+                "sample sheet config/demo/samples.tsv:",
+                "line 2 (sample 'demo_500'), column chunk_size: 400 is not one of [300, 500]",
+            ],
+        ),
+    ],
+    ids=["config", "sample-sheet"],
+)
+def test_snakemake_stops_before_running_with_the_error_as_written(workdir, path, old, new, needles):
+    text = (workdir / path).read_text()
+    assert old in text
+    (workdir / path).write_text(text.replace(old, new, 1))
+    result = snakemake(workdir, *DEMO, "--dry-run", check=False)
+    assert result.returncode != 0
+    for needle in needles:
+        assert needle in result.stdout + result.stderr
+
+
+def test_good_samples_complete_beside_bad_ones(workdir):
+    """One run of the workflow with keep-going (profiles/local): the good samples, which hold
+    every kind of odd but good record, complete with each record listed; the bad ones stop with
+    their errors and leave no results."""
+    cases = ("header-only", "iupac-codes", "all-n", "odd-ids", "colliding-ids")
+    good = {
+        "odd_bzip2": ("".join(COMPLETES[case][0] for case in cases), "bz2", 500, "overlap"),
+        "bom_crlf_zstd": (COMPLETES["zstd-bom-crlf"][0], "zst", 300, "legacy"),
+        "empty": ("", None, 500, "overlap"),
+    }
+    expected = {
+        "odd_bzip2": [row for case in cases for row in COMPLETES[case][2]],
+        "bom_crlf_zstd": COMPLETES["zstd-bom-crlf"][2],
+        "empty": [],
+    }
+    bad = {"protein": STOPS["protein"][0], "truncated": STOPS["truncated-gzip"][0]}
+    lines = ["sample\tfasta\tchunk_size\tchunking"]
+    for sample, (text, fmt, chunk_size, mode) in good.items():
+        write(workdir / sample, text, fmt)
+        lines.append(f"{sample}\t{sample}\t{chunk_size}\t{mode}")
+    for sample, content in bad.items():
+        write(workdir / sample, content)
+        lines.append(f"{sample}\t{sample}\t500\toverlap")
+    (workdir / "config" / "demo" / "samples.tsv").write_text("\n".join(lines) + "\n")
+    set_config(workdir, shards="auto")  # the estimate reads each compression too
+    result = snakemake(workdir, "--profile", "profiles/local", *DEMO, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    for sample, rows in expected.items():
+        assert listed(workdir / "results" / sample) == rows, sample
+    for sample in bad:
+        assert not (workdir / "results" / sample / "records.tsv").exists()
+    assert "protein: record 'p1' (number 1) contains" in output
+    assert "truncated: its gzip data ends early" in output
