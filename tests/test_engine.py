@@ -151,7 +151,7 @@ def test_compiled_layer_code_matches_eager(esm2_tiny, dnabert_tiny):
     model, _ = esm2.load_model(esm2_tiny)
     batch = PackedBatch.from_token_lists(ProteinEncoder.tokenize(esm2_tiny, PROTEINS))
     x = model.embed_tokens(batch.tokens)
-    cos, sin = esm2.rotary_tables(batch.positions, model.cfg.head_dim)
+    cos, sin = esm2.rotary_tables(batch.positions, model.rotary_inv_freq)
     attended = torch.randn(x.shape[0], model.cfg.attention_heads, model.cfg.head_dim)
     check(esm2._attention_inputs, model.layers[0], x, cos, sin)
     check(esm2._between_layers, model.layers[0], model.layers[1], x, attended, cos, sin)
