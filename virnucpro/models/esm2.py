@@ -10,7 +10,7 @@ rotates with; the loader keeps them, as one buffer, rather than recomputing them
 import argparse
 import logging
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import esm
@@ -22,6 +22,7 @@ from torch import nn
 
 from ..atomic import atomic_path
 from ..packing import segment_mean
+from .architectures import ESM2Config
 from .attention import rows_for
 from .compile import compiled_on_cuda
 from .loading import materialize
@@ -35,28 +36,6 @@ MEAN_RESIDUES = 1024
 MASK_RATIO_TRAIN = 0.15 * 0.8  # token-dropout rescale: embeddings are multiplied by 0.88
 # The converted file's format, and its version: version 2 carries the rotary frequencies.
 CONVERTED_FORMAT = "virnucpro-esm2/2"
-
-
-@dataclass(frozen=True)
-class ESM2Config:
-    num_layers: int
-    embed_dim: int
-    attention_heads: int
-    token_dropout: bool = True
-
-    @property
-    def head_dim(self):
-        return self.embed_dim // self.attention_heads
-
-
-PRESETS = {
-    "esm2_t6_8M_UR50D": ESM2Config(6, 320, 20),
-    "esm2_t12_35M_UR50D": ESM2Config(12, 480, 20),
-    "esm2_t30_150M_UR50D": ESM2Config(30, 640, 20),
-    "esm2_t33_650M_UR50D": ESM2Config(33, 1280, 20),
-    "esm2_t36_3B_UR50D": ESM2Config(36, 2560, 40),
-    "esm2_t48_15B_UR50D": ESM2Config(48, 5120, 40),
-}
 
 
 def rotary_tables(positions, inv_freq):
