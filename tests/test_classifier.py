@@ -283,3 +283,22 @@ def test_a_safetensors_file_is_checked_like_a_pickle(tmp_path):
     garbage.write_bytes(b"\xff" * 64)
     with pytest.raises(ValueError, match=r"garbage\.safetensors: it is not a readable safetensors"):
         load_classifier(garbage)
+
+
+def test_a_pickled_module_that_contains_itself_is_refused(tmp_path):
+    """A module whose `_modules` holds the module itself (pickle's memo makes the loop)."""
+
+    def text(value):
+        return b"X" + struct.pack("<I", len(value)) + value.encode()
+
+    loop = (
+        b"\x80\x02c__main__\nMLPClassifier\n)\x81q\x00"  # NEWOBJ, kept as memo 0
+        + b"}("
+        + text("_modules")
+        + b"}("
+        + text("hidden_layer")
+        + b"h\x00uub."  # BINGET 0 (itself), SETITEMS, SETITEMS, BUILD, STOP
+    )
+    path = torch_archive(tmp_path / "loop.pth", loop)
+    with pytest.raises(ValueError, match=r"loop\.pth: its module hidden_layer appears twice"):
+        load_classifier(path)

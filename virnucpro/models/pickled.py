@@ -210,9 +210,10 @@ def _archive(path):
         if len(pickles) != 1 or pickles[0].count("/") != 1:
             raise Refused("it is not a torch.save archive (one <folder>/data.pkl)")
         prefix = pickles[0].removesuffix("data.pkl")
-        byteorder = prefix + "byteorder"  # older files have none: they are little-endian
-        if byteorder in archive.namelist() and archive.read(byteorder) != b"little":
-            raise Refused("it was saved on a big-endian machine")
+        if prefix + "byteorder" in archive.namelist():  # older files have none: little-endian
+            byteorder = _record(archive, prefix + "byteorder")
+            if byteorder.file_size > len(b"little") or _read(archive, byteorder) != b"little":
+                raise Refused("it was not saved on a little-endian machine")
         yield archive, prefix
 
 
