@@ -33,6 +33,7 @@ from virnucpro.embed import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import embed_all
 from virnucpro.fasta import read_records
 from virnucpro.models import dnabert_s, esm2
+from virnucpro.models.architectures import ESM2_PRESETS
 from virnucpro.models.attention import PackedRows
 from virnucpro.models.dnabert_s import DNABertConfig
 from virnucpro.random_checkpoints import write_dnabert_s, write_esm2
@@ -217,7 +218,7 @@ def esm2_section(args, peak, results):
     converted = args.workdir / "esm2_t36_3B_UR50D.safetensors"
     if not converted.exists():
         esm2.convert_checkpoint(checkpoint, converted)
-    cfg = esm2.PRESETS["esm2_t36_3B_UR50D"]
+    cfg = ESM2_PRESETS["esm2_t36_3B_UR50D"]
     n = args.scale
     sequences = {
         "protein_166": proteins(12 * n, 166, 166, seed=1),

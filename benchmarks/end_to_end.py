@@ -178,8 +178,8 @@ def embedding_jobs(run, sample):
 def sample_flops(run, sample):
     """Frames, tokens and model FLOPs of every frame the workflow embedded."""
     from virnucpro.embed import NucleotideEncoder
+    from virnucpro.models.architectures import ESM2_PRESETS
     from virnucpro.models.dnabert_s import DNABertConfig
-    from virnucpro.models.esm2 import PRESETS
     from virnucpro.sharding import esm2_tokens, read_shard
     from virnucpro.tables import read_tsv
 
@@ -195,7 +195,7 @@ def sample_flops(run, sample):
     ]
     protein_lengths = esm2_tokens(np.array([len(p) for p in proteins]))
     esm2, dnabert = (
-        esm2_flops(PRESETS["esm2_t36_3B_UR50D"], protein_lengths),
+        esm2_flops(ESM2_PRESETS["esm2_t36_3B_UR50D"], protein_lengths),
         dnabert_flops(DNABertConfig(), dna_lengths),
     )
     return {

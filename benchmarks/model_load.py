@@ -16,6 +16,7 @@ import torch
 from record import save
 
 from virnucpro.models import dnabert_s, esm2
+from virnucpro.models.architectures import ESM2_PRESETS
 from virnucpro.models.dnabert_s import DNABertConfig
 from virnucpro.packing import PackedBatch
 from virnucpro.random_checkpoints import train_dna_tokenizer, write_dnabert_s, write_esm2
@@ -63,7 +64,7 @@ def main():
         write_esm2(
             pt,
             **{
-                k: getattr(esm2.PRESETS[pt.stem], k)
+                k: getattr(ESM2_PRESETS[pt.stem], k)
                 for k in ("num_layers", "embed_dim", "attention_heads")
             },
         )

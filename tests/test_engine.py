@@ -10,6 +10,7 @@ from virnucpro.h5store import embedding_writer
 from virnucpro.models import dnabert_s, esm2
 from virnucpro.models.attention import PackedRows, PaddedRows, padded_length
 from virnucpro.packing import PackedBatch
+from virnucpro.sharding import esm2_tokens
 
 PROTEINS = ["MKTAYIAKQRQISFVKSHFSRQ" * k for k in (1, 2, 3, 5, 7)] + ["M", "MK"]
 
@@ -30,6 +31,17 @@ def test_every_gpu_batch_of_a_run_has_one_row_count(esm2_tiny):
     assert on_gpu.rows([52, 300, 12], 256) == 300  # a longer sequence than the budget: its own
     assert on_gpu.rows([52, 30], 98304) == 98304
     assert Engine(encoder, torch.device("cpu")).rows([52, 30], 98304) is None
+
+
+def test_a_long_protein_is_budgeted_by_every_token_it_attends_over(esm2_tiny):
+    """Tokens, batch budget, GPU row count and shard sizes all count the whole protein, which
+    the original attends over whole (SPEC §4)."""
+    tokens = ProteinEncoder.tokenize(esm2_tiny, ["M" * 3000, "MK"])
+    lengths = [len(t) for t in tokens]
+    assert lengths == esm2_tokens([3000, 2]).tolist() == [3002, 4]
+    assert consecutive_ranges(lengths, 0, 2048) == [(0, 1), (1, 2)]
+    encoder = ProteinEncoder.load(esm2_tiny, torch.device("cpu"), torch.float16)
+    assert Engine(encoder, torch.device("cuda")).rows(lengths, 2048) == 3002
 
 
 @pytest.mark.parametrize("kind", ["esm2", "dnabert_s"])
@@ -151,7 +163,7 @@ def test_compiled_layer_code_matches_eager(esm2_tiny, dnabert_tiny):
     model, _ = esm2.load_model(esm2_tiny)
     batch = PackedBatch.from_token_lists(ProteinEncoder.tokenize(esm2_tiny, PROTEINS))
     x = model.embed_tokens(batch.tokens)
-    cos, sin = esm2.rotary_tables(batch.positions, model.cfg.head_dim)
+    cos, sin = esm2.rotary_tables(batch.positions, model.rotary_inv_freq)
     attended = torch.randn(x.shape[0], model.cfg.attention_heads, model.cfg.head_dim)
     check(esm2._attention_inputs, model.layers[0], x, cos, sin)
     check(esm2._between_layers, model.layers[0], model.layers[1], x, attended, cos, sin)

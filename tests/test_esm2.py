@@ -1,11 +1,15 @@
 """Our packed ESM-2 against fair-esm's own ESM2 run as the original ran it, on the same random
-weights read from one fair-esm checkpoint file. FP32 on the CPU: per-sequence cosine >= 0.99999."""
+weights read from one fair-esm checkpoint file (fp16 tensors, rotary frequencies included, as
+the published files store them). FP32 on the CPU: per-sequence cosine >= 0.99999."""
 
 import argparse
+import shutil
 
 import esm
 import numpy as np
 import pytest
+import safetensors
+import safetensors.torch
 import torch
 
 from virnucpro.embed import ProteinEncoder
@@ -13,11 +17,14 @@ from virnucpro.engine import embed_all
 from virnucpro.models import esm2
 from virnucpro.packing import PackedBatch
 from virnucpro.random_checkpoints import write_esm2
+from virnucpro.sharding import esm2_tokens
 
 from reference import fair_esm
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
-LENGTHS = [1, 2, 3, 9, 30, 166, 167, 511, 1022, 1023, 1024, 1100]
+# Past 1024 residues the original attends over the whole protein and averages residues 1..1024;
+# 2100 is past fair-esm's 2048-token batches, so the reference computes it in a batch of its own
+LENGTHS = [1, 2, 3, 9, 30, 166, 167, 511, 1022, 1023, 1024, 1025, 1100, 1500, 2100]
 SHAPES = [(1, 32, 2), (3, 96, 6), (2, 320, 20), (2, 160, 4)]  # layers, width, heads
 
 
@@ -26,14 +33,36 @@ def proteins(seed):
     return ["".join(rng.choice(list(AMINO_ACIDS), size=n)) for n in LENGTHS]
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "L{}-D{}-H{}".format(*s))
-def test_packed_esm2_matches_fair_esm(tmp_path, shape, record_property):
-    path = write_esm2(tmp_path / "esm2_test.pt", *shape, seed=sum(shape))
-    sequences = proteins(seed=shape[1])
+def embed_like_fair_esm(path, sequences):
+    """(ours, fair-esm's) [N, D] embeddings of `sequences` with the checkpoint at `path`."""
     expected = fair_esm.embed(*fair_esm.load(path), sequences)
     encoder = ProteinEncoder.load(path, torch.device("cpu"), torch.float32)
     vectors, _ = embed_all(encoder, ProteinEncoder.tokenize(path, sequences), "cpu", 3000)
-    ours = torch.from_numpy(vectors)
+    return torch.from_numpy(vectors), expected
+
+
+def rewrite_rotary(source, target, change):
+    """A copy of a fair-esm checkpoint (and its contact-regression file) with
+    `change(name, tensor)` applied to each layer's rotary frequencies (None removes them)."""
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        data = torch.load(source, weights_only=True)
+    for name in [k for k in data["model"] if k.endswith("rot_emb.inv_freq")]:
+        value = change(name, data["model"].pop(name))
+        if value is not None:
+            data["model"][name] = value
+    torch.save(data, target)
+    regression = "{}-contact-regression.pt"
+    shutil.copy(
+        source.with_name(regression.format(source.stem)),
+        target.with_name(regression.format(target.stem)),
+    )
+    return target
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "L{}-D{}-H{}".format(*s))
+def test_packed_esm2_matches_fair_esm(tmp_path, shape, record_property):
+    path = write_esm2(tmp_path / "esm2_test.pt", *shape, seed=sum(shape))
+    ours, expected = embed_like_fair_esm(path, proteins(seed=shape[1]))
     cosine = torch.nn.functional.cosine_similarity(ours, expected, dim=1)
     max_abs = (ours - expected).abs().max().item()
     record_property("max_abs_diff", max_abs)
@@ -41,13 +70,52 @@ def test_packed_esm2_matches_fair_esm(tmp_path, shape, record_property):
     assert cosine.min().item() >= 0.99999, dict(zip(LENGTHS, cosine.tolist(), strict=True))
 
 
-def test_tokens_match_fair_esm_batch_converter():
-    _, _, expected = esm2.ALPHABET.get_batch_converter(truncation_seq_length=1024)(
+def test_rotary_frequencies_are_the_checkpoints_fp16_values(tmp_path):
+    """Every hidden state of a 1024-residue protein (within the mean's window, so only the
+    rotary angles can differ) against fair-esm's, the checkpoint's frequencies stored in fp16:
+    rotating with fp32 values recomputed instead moves them by about 2e-3."""
+    written = write_esm2(tmp_path / "esm2_written.pt", 2, 64, 4, seed=5)
+    path = rewrite_rotary(written, tmp_path / "esm2_fp16.pt", lambda name, value: value.half())
+    reference, _ = fair_esm.load(path)
+    ours, _ = esm2.load_model(path)
+    tokens = esm2.tokenize(proteins(seed=7)[LENGTHS.index(1024)])
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(tokens)[None], repr_layers=[2])["representations"]
+        got = ours(PackedBatch.from_token_lists([tokens]))
+    torch.testing.assert_close(got, expected[2][0], rtol=0, atol=1e-5)
+
+
+def test_the_checkpoint_writer_stores_rotary_frequencies_like_the_published_files(esm2_tiny):
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        body = torch.load(esm2_tiny, weights_only=True)["model"]
+    stored = [v for k, v in body.items() if k.endswith("rot_emb.inv_freq")]
+    assert len(stored) == 3 and all(v.dtype == torch.float16 for v in stored)
+    assert body["encoder.sentence_encoder.embed_tokens.weight"].dtype == torch.float16
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_casting_the_model_keeps_the_stored_rotary_frequencies(esm2_tiny, tmp_path, dtype):
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        body = torch.load(esm2_tiny, weights_only=True)["model"]
+    stored = body["encoder.sentence_encoder.layers.0.self_attn.rot_emb.inv_freq"]
+    converted = tmp_path / "esm2.safetensors"
+    esm2.convert_checkpoint(esm2_tiny, converted)
+    for path in (esm2_tiny, converted):
+        model, _ = esm2.load_model(path, dtype=dtype)
+        assert next(model.parameters()).dtype == dtype
+        assert model.rotary_inv_freq.dtype == torch.float16
+        assert torch.equal(model.rotary_inv_freq, stored)
+        assert torch.equal(model.float().rotary_inv_freq, stored)
+
+
+def test_tokens_match_the_originals_batch_converter():
+    """The original calls fair-esm's batch converter without truncation_seq_length."""
+    _, _, expected = esm2.ALPHABET.get_batch_converter()(
         [(str(i), s) for i, s in enumerate(proteins(seed=1))]
     )
     for row, sequence in enumerate(proteins(seed=1)):
         tokens = esm2.tokenize(sequence)
-        assert len(tokens) == min(len(sequence), 1024) + 2
+        assert len(tokens) == len(sequence) + 2 == esm2_tokens([len(sequence)])[0]
         assert (torch.from_numpy(tokens) == expected[row, : len(tokens)]).all()
 
 
@@ -84,3 +152,29 @@ def test_a_checkpoint_of_another_shape_is_refused_with_its_name(esm2_tiny, tmp_p
     torch.save({"model": {"x": torch.zeros(1)}}, broken)
     with pytest.raises(ValueError, match="not a fair-esm ESM-2 checkpoint"):
         esm2.load_model(broken)
+
+
+def test_a_checkpoint_without_or_with_differing_rotary_frequencies_is_refused(esm2_tiny, tmp_path):
+    missing = rewrite_rotary(esm2_tiny, tmp_path / "missing.pt", lambda name, value: None)
+    with pytest.raises(ValueError, match=r"missing\.pt has no rotary frequencies .*published"):
+        esm2.load_model(missing)
+    differing = rewrite_rotary(
+        esm2_tiny,
+        tmp_path / "differing.pt",
+        lambda name, value: value * 2 if ".layers.1." in name else value,
+    )
+    with pytest.raises(ValueError, match=r"differing\.pt: the layers' rotary frequencies"):
+        esm2.load_model(differing)
+
+
+def test_a_file_from_the_previous_converter_is_refused_with_the_fix(esm2_tiny, tmp_path):
+    """Version 1 files lack the rotary frequencies: they must be converted again."""
+    converted = tmp_path / "esm2.safetensors"
+    esm2.convert_checkpoint(esm2_tiny, converted)
+    with safetensors.safe_open(converted, framework="pt") as handle:
+        meta = handle.metadata()
+    state = safetensors.torch.load_file(converted)
+    del state["rotary_inv_freq"]
+    safetensors.torch.save_file(state, converted, metadata={**meta, "format": "virnucpro-esm2"})
+    with pytest.raises(ValueError, match=r"esm2\.safetensors is not .* this version .* Delete it"):
+        esm2.load_model(converted)

@@ -17,6 +17,11 @@ def test_shards_are_contiguous_length_runs_of_equal_tokens():
         assert residues[shard == s].min() >= residues[shard == s + 1].max()
 
 
+def test_shards_count_every_token_esm2_computes_for_long_proteins():
+    """<cls> + all residues + <eos>: the original attends over whole proteins (SPEC §4)."""
+    assert esm2_tokens([1, 1024, 1025, 3000]).tolist() == [3, 1026, 1027, 3002]
+
+
 def test_more_shards_than_frames_leaves_some_empty():
     shards = assign_shards([100, 5, 50], 5).tolist()
     assert len(set(shards)) == 3 and all(0 <= s < 5 for s in shards)

@@ -6,5 +6,10 @@ import yaml
 
 
 def catalog():
-    """{path under resources/models: {url, checksum or check}} for every published file."""
-    return yaml.safe_load(files("virnucpro").joinpath("catalog.yaml").read_text())
+    """{path under resources/models: {url, config_key, checksum or check}} for every published
+    file, each url at its source's pinned revision."""
+    raw = yaml.safe_load(files("virnucpro").joinpath("catalog.yaml").read_text())
+    return {
+        path: {**entry, "url": entry["url"].format(**raw["revisions"])}
+        for path, entry in raw["files"].items()
+    }

@@ -1,23 +1,32 @@
 """Fetch the published models into resources/: streamed to a temporary name, checked, renamed.
 
-Files whose publishers give a checksum are verified against it (the classifiers are git blobs
-of the original repository, so their git blob id is one). Where none is published (fair-esm,
-Hugging Face), the downloaded file is checked by reading it as the model it must be.
+Every file comes from a fixed revision of its source (catalog.yaml) and is verified against the
+checksum public sources give for it. fair-esm publishes none for its ESM-2 checkpoint (and its
+download site has no revisions): that file is checked by reading it as the model it must be.
+A download that fails raises DownloadError, whose message is one line: the URL, what went
+wrong, and the config key that points the workflow at a copy of one's own instead.
 """
 
 import hashlib
+import http.client
 import logging
 import shutil
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 from .atomic import atomic_path
 from .catalog import catalog
-from .models import dnabert_s, esm2
+from .models import esm2
+from .models.architectures import ESM2_PRESETS
 
 log = logging.getLogger(__name__)
 
 BLOCK = 1 << 20
+
+
+class DownloadError(Exception):
+    """A model file that could not be fetched whole and verified (nothing was kept)."""
 
 
 def file_digest(path, algorithm):
@@ -37,47 +46,60 @@ def file_digest(path, algorithm):
 
 def download(url, destination, checksum=None, check=None):
     """Fetch `url` (https:// or file://) to `destination`, which appears only once complete and
-    verified: against `checksum` ("<kind>:<hex>") if given, by `check` (a model name) if given."""
+    verified: against `checksum` ("<kind>:<hex>") if given, as the fair-esm ESM-2 named by
+    `check` if given. Raises DownloadError, one line naming the URL, on any failure."""
     destination = Path(destination)
-    with atomic_path(destination) as tmp:
-        with urllib.request.urlopen(url, timeout=120) as response, open(tmp, "wb") as out:
-            expected = response.headers.get("Content-Length")
-            shutil.copyfileobj(response, out, BLOCK)
-        size = tmp.stat().st_size
-        if expected is not None and size != int(expected):
-            raise OSError(f"{url}: received {size} bytes of {expected}; try again")
-        if checksum:
-            kind, _, want = checksum.partition(":")
-            got = file_digest(tmp, kind)
-            if got != want.lower():
-                raise ValueError(
-                    f"{url}: {kind} checksum {got} does not match the published {want}; the file "
-                    "was not kept. Retry, or check the address in the model catalogue."
-                )
-        if check:
-            _check_model_file(tmp, check, url)
+    try:
+        with atomic_path(destination) as tmp:
+            size = _fetch(url, tmp)
+            if checksum:
+                kind, _, want = checksum.partition(":")
+                got = file_digest(tmp, kind)
+                if got != want.lower():
+                    raise ValueError(f"its {kind} is {got}, not the published {want}")
+            if check:
+                _check_esm2(tmp, check)
+    except (OSError, http.client.HTTPException, ValueError) as error:
+        raise DownloadError(f"cannot download {url}: {_why(error)}; nothing was kept") from error
     log.info("%s -> %s (%d bytes)", url, destination, size)
 
 
-def _check_model_file(path, check, url):
-    """Read a downloaded file as the model file it must be; raise if it is anything else."""
-    if check in esm2.PRESETS:
+def _fetch(url, path):
+    """Stream `url` into `path`; its size in bytes."""
+    with urllib.request.urlopen(url, timeout=120) as response, open(path, "wb") as out:
+        expected = response.headers.get("Content-Length")
+        shutil.copyfileobj(response, out, BLOCK)
+    size = path.stat().st_size
+    if expected is not None and size != int(expected):
+        raise OSError(f"the transfer stopped after {size} of {expected} bytes")
+    return size
+
+
+def _why(error):
+    """An error's first line; for a URLError the reason (an unreachable host, a missing file)
+    without urllib's wrapping, for an HTTPError its status."""
+    if type(error) is urllib.error.URLError:
+        error = error.reason
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _check_esm2(path, name):
+    """Raise unless the file reads as the fair-esm ESM-2 checkpoint `name` (its shape)."""
+    try:
         cfg, _, _ = esm2.read_fair_esm(path)
-        found, wanted = cfg, esm2.PRESETS[check]
-    elif check == "dnabert_s_config":
-        found, wanted = dnabert_s.DNABertConfig.from_json(path), dnabert_s.DNABertConfig()
-    elif check == "dnabert_s_weights":
-        found, wanted = dnabert_s.read_weights_file(path).keys(), dnabert_s.expected_names()
-    elif check == "dnabert_s_tokenizer":
-        found = dnabert_s.load_tokenizer_file(path).get_vocab_size()
-        wanted = dnabert_s.DNABertConfig().vocab_size
-    else:
-        raise ValueError(f"unknown check {check!r} in the model catalogue")
-    if found != wanted:
-        raise ValueError(f"{url} is not the published {check}: found {found}, expected {wanted}")
+    except ValueError:
+        raise ValueError(f"it is not a fair-esm ESM-2 checkpoint ({name})") from None
+    if cfg != ESM2_PRESETS[name]:
+        raise ValueError(f"it is not the published {name}: found {cfg}")
 
 
 def download_model(relative_path, destination, entry=None):
-    """Fetch one catalogue file (or the given `entry`, {url, checksum?, check?})."""
+    """Fetch one catalogue file (or the given `entry`: url, config_key, checksum or check)."""
     entry = entry or catalog()[relative_path]
-    download(entry["url"], destination, entry.get("checksum"), entry.get("check"))
+    try:
+        download(entry["url"], destination, entry.get("checksum"), entry.get("check"))
+    except DownloadError as error:
+        raise DownloadError(
+            f"{error}. If you have the model, set {entry['config_key']} in config/config.yaml "
+            "to your copy and the workflow will not download it."
+        ) from error.__cause__

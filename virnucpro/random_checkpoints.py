@@ -72,10 +72,12 @@ def write_esm2(
     }
     state = random_state(shapes, seed, dtype, device)
     state["lm_head.weight"] = state["embed_tokens.weight"]  # tied in ESM-2, as in real files
-    head_dim = embed_dim // attention_heads
-    inv_freq = 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim))
-    for layer in range(num_layers):  # a fixed buffer that fair-esm checkpoints carry
-        state[f"layers.{layer}.self_attn.rot_emb.inv_freq"] = inv_freq
+    # fair-esm checkpoints carry every layer's rotary frequencies (the values its
+    # RotaryEmbedding starts with), stored in the file's dtype like every other tensor: fp16 in
+    # the published files
+    inv_freq = esm.rotary_embedding.RotaryEmbedding(embed_dim // attention_heads).inv_freq
+    for layer in range(num_layers):
+        state[f"layers.{layer}.self_attn.rot_emb.inv_freq"] = inv_freq.to(dtype)
     body, regression = {}, {}
     for name, tensor in state.items():
         if name.startswith("contact_head."):

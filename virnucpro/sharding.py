@@ -17,7 +17,6 @@ from .tables import read_tsv, tsv_writer
 
 log = logging.getLogger(__name__)
 
-ESM_MAX_RESIDUES = 1024  # fair-esm's truncation_seq_length as the original ran it
 SHARD_COLUMNS = ("ordinal", "frame_id", "nucleotide", "protein")
 MANIFEST_COLUMNS = (
     "shard",
@@ -32,8 +31,9 @@ _OPEN_AT_ONCE = 200  # shard files written per pass over the frames, under any f
 
 
 def esm2_tokens(residues):
-    """Tokens ESM-2 spends on a protein: <cls>, residues up to the truncation, <eos>."""
-    return np.minimum(residues, ESM_MAX_RESIDUES) + 2
+    """Tokens ESM-2 computes for proteins of `residues` residues: <cls>, every residue (the
+    original attends over whole proteins), <eos>; as models.esm2.tokenize encodes them."""
+    return np.asarray(residues, dtype=np.int64) + 2
 
 
 def assign_shards(residues, n_shards):

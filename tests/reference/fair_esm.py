@@ -1,6 +1,7 @@
-"""ESM-2 embeddings computed the way the original computed them: fair-esm's own loader and
-ESM2, batches of 2048 tokens, truncation to 1024 residues, the mean of the last layer over
-residues 1..min(len, 1024)."""
+"""ESM-2 embeddings computed the way the original computed them (its units.py extract_esm):
+fair-esm's own loader and ESM2 in fp32, batches of 2048 tokens, a batch converter that does not
+truncate (the model attends over the whole protein), the mean of the last layer over residues
+1..min(len, 1024)."""
 
 import argparse
 
@@ -19,7 +20,7 @@ def embed(model, alphabet, sequences, toks_per_batch=2048, autocast=None):
     """[N, D] float32 residue means, in the order of `sequences`."""
     device = next(model.parameters()).device
     dataset = esm.data.FastaBatchedDataset([str(i) for i in range(len(sequences))], sequences)
-    converter = alphabet.get_batch_converter(truncation_seq_length=1024)
+    converter = alphabet.get_batch_converter()
     means = {}
     for indices in dataset.get_batch_indices(toks_per_batch, extra_toks_per_seq=1):
         labels, strs, tokens = converter([dataset[i] for i in indices])

@@ -1,7 +1,8 @@
 """The VirNucPro MLP classifier (SPEC §5) and its two file formats: the original's pickled
-`.pth` files, read without letting them run code, and a safetensors file of our own."""
+`.pth` files, read as data without running anything in them (models.pickled), and a safetensors
+file of our own. A file is checked to hold a VirNucPro MLPClassifier before its tensors are
+read, so no file can make the loader allocate more than the widest such classifier takes."""
 
-import re
 from pathlib import Path
 
 import safetensors.torch
@@ -10,6 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..atomic import atomic_path
+from . import pickled
+from .architectures import ESM2_PRESETS, DNABertConfig
 
 HIDDEN_DIM, N_CLASSES = 512, 2
 SAFETENSORS_FORMAT = "virnucpro-mlp"
@@ -42,44 +45,99 @@ class MLPClassifier(nn.Module):
         return model.eval()
 
 
-# Everything a pickled MLPClassifier from the original's train.py refers to: its own class
-# (saved from the script, so named __main__.MLPClassifier) and the torch layers inside it.
-# Tensors, storages and containers are allowed by weights_only loading itself.
-_PICKLE_ALLOWED = [
-    (MLPClassifier, "__main__.MLPClassifier"),
-    nn.Linear,
-    nn.BatchNorm1d,
-    nn.Dropout,
-]
-_UNSUPPORTED = re.compile(r"GLOBAL ([\w.]+)")
+# A classifier takes DNABERT-S's features beside ESM-2's: at most this many, with the widest ESM-2
+MAX_INPUT_DIM = DNABertConfig().hidden_size + max(c.embed_dim for c in ESM2_PRESETS.values())
+# The original train.py defines MLPClassifier in the script it runs and pickles it from there
+ORIGINAL_CLASS = "__main__.MLPClassifier"
+_SAFETENSORS_DTYPES = {"F32": torch.float32, "I64": torch.int64}
 
 
 def load_classifier(path):
     """The classifier in eval mode, from an original pickled .pth or our safetensors file."""
     path = Path(path)
-    if path.suffix == ".safetensors":
+    try:
+        state = _read_safetensors(path) if path.suffix == ".safetensors" else _read_pickle(path)
+    except pickled.Refused as error:
+        raise ValueError(
+            f"refusing to load {path}: {error}. A VirNucPro classifier is an MLPClassifier, "
+            f"Linear(features, {HIDDEN_DIM}) -> BatchNorm1d -> ReLU -> Dropout -> "
+            f"Linear({HIDDEN_DIM}, {N_CLASSES}) with at most {MAX_INPUT_DIM} features; nothing "
+            "in the file was run. Use the published 300_model.pth/500_model.pth, or a "
+            "classifier saved by virnucpro as .safetensors."
+        ) from None
+    return MLPClassifier.from_state_dict(state)
+
+
+def _read_pickle(path):
+    """The state dict of an original pickled MLPClassifier, its layout checked first."""
+    classes = _classes(_meta_model(1))
+    modules, refs = pickled.module_contents(pickled.read_module(path, set(classes.values())))
+    found = {module_path: module.class_name for module_path, module in modules.items()}
+    for module_path in sorted(classes.keys() | found.keys()):
+        if found.get(module_path) != classes.get(module_path):
+            raise pickled.Refused(
+                f"its module {module_path or '(top)'} is {found.get(module_path, 'absent')} "
+                f"where an MLPClassifier has {classes.get(module_path, 'none')}"
+            )
+    model = _check_tensors({name: (ref.shape, ref.storage.dtype) for name, ref in refs.items()})
+    eps = modules["bn1"].state.get("eps")
+    if eps != model.bn1.eps:  # the one setting of a layer that changes what it computes
+        raise pickled.Refused(
+            f"its bn1.eps is {eps!r:.40} where an MLPClassifier has {model.bn1.eps}"
+        )
+    return pickled.read_tensors(path, refs)
+
+
+def _read_safetensors(path):
+    """The state dict of a classifier save_classifier wrote, its layout checked first."""
+    try:
         with safetensors.safe_open(path, framework="pt") as handle:
             if (handle.metadata() or {}).get("format") != SAFETENSORS_FORMAT:
-                raise ValueError(f"{path} is not a classifier written by virnucpro")
-        return MLPClassifier.from_state_dict(safetensors.torch.load_file(path))
-    return MLPClassifier.from_state_dict(_unpickle_original(path))
+                raise pickled.Refused("it is not a classifier written by virnucpro")
+            names = handle.keys()
+            slices = {name: handle.get_slice(name) for name in names}
+            _check_tensors(
+                {
+                    name: (tuple(part.get_shape()), _SAFETENSORS_DTYPES.get(part.get_dtype()))
+                    for name, part in slices.items()
+                }
+            )
+            return {name: handle.get_tensor(name) for name in names}
+    except safetensors.SafetensorError as error:
+        raise pickled.Refused(f"it is not a readable safetensors file ({error})") from None
 
 
-def _unpickle_original(path):
-    with torch.serialization.safe_globals(_PICKLE_ALLOWED):
-        try:
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # noqa: BLE001 - reworded with the file and the fix
-            found = _UNSUPPORTED.search(str(error))
-            what = f"it refers to {found.group(1)}" if found else str(error).splitlines()[0]
-            raise ValueError(
-                f"refusing to load {path}: {what}, which is not part of a VirNucPro "
-                "MLPClassifier, and unpickling it could run code. Use the published "
-                "300_model.pth/500_model.pth, or a classifier saved by virnucpro as .safetensors."
-            ) from error
-    if isinstance(loaded, MLPClassifier):
-        return loaded.state_dict()
-    raise ValueError(f"{path} holds a {type(loaded).__name__}, not a pickled MLPClassifier")
+def _check_tensors(found):
+    """The meta-device MLPClassifier whose tensors `found` ({name: (shape, dtype)}) are; refused
+    where they are not those of one, with at most MAX_INPUT_DIM features."""
+    shape, _ = found.get("hidden_layer.weight", ((), None))
+    if len(shape) != 2 or not 1 <= shape[1] <= MAX_INPUT_DIM:
+        raise pickled.Refused(f"its hidden_layer.weight has shape {list(shape)}")
+    model = _meta_model(shape[1])
+    expected = {name: (tuple(t.shape), t.dtype) for name, t in model.state_dict().items()}
+    for name in sorted(expected.keys() | found.keys()):
+        if found.get(name) != expected.get(name):
+            raise pickled.Refused(
+                f"its {name} is {_describe(found.get(name))} where an MLPClassifier of "
+                f"{shape[1]} features has {_describe(expected.get(name))}"
+            )
+    return model
+
+
+def _meta_model(input_dim):
+    """MLPClassifier(input_dim) on the meta device: its layout, with nothing allocated."""
+    with torch.device("meta"):
+        return MLPClassifier(input_dim)
+
+
+def _classes(model):
+    """{module path: class} of a model, as a pickle of the original's names them."""
+    names = {p: f"{type(m).__module__}.{type(m).__qualname__}" for p, m in model.named_modules()}
+    return names | {"": ORIGINAL_CLASS}
+
+
+def _describe(spec):
+    return "absent" if spec is None else f"{spec[1]} {list(spec[0])}"
 
 
 def save_classifier(model, path):

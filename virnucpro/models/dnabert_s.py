@@ -8,7 +8,6 @@ import json
 import logging
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from tokenizers import Tokenizer
 from torch import nn
 
 from ..packing import segment_mean
+from .architectures import DNABertConfig
 from .attention import rows_for
 from .compile import compiled_on_cuda
 from .loading import materialize
@@ -27,29 +27,6 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE, TOKENIZER_FILE = "config.json", "tokenizer.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-
-
-@dataclass(frozen=True)
-class DNABertConfig:
-    vocab_size: int = 4096
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    type_vocab_size: int = 2
-    layer_norm_eps: float = 1e-12
-
-    @property
-    def head_dim(self):
-        return self.hidden_size // self.num_attention_heads
-
-    @classmethod
-    def from_json(cls, path):
-        with open(path, encoding="utf-8") as handle:
-            raw = json.load(handle)
-        if raw.get("hidden_act", "gelu") != "gelu":
-            raise ValueError(f"{path}: hidden_act {raw['hidden_act']!r}; DNABERT-S uses 'gelu'")
-        return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
 
 
 def alibi_slopes(heads):
@@ -161,12 +138,6 @@ def weights_path(directory):
     )
 
 
-def expected_names(cfg=DNABertConfig()):
-    """The names of our module's weights for a config."""
-    with torch.device("meta"):
-        return DNABertS(cfg).state_dict().keys()
-
-
 def read_weights_file(path):
     """The state dict of a weights file, renamed to our modules; a `bert.` prefix is dropped."""
     path = Path(path)
@@ -205,13 +176,9 @@ def load_model(directory, device="cpu", dtype=torch.float32):
 
 
 def load_tokenizer(directory):
-    return load_tokenizer_file(Path(directory) / TOKENIZER_FILE)
-
-
-def load_tokenizer_file(path):
-    """A DNABERT-S tokenizer.json, with the fixed padding and truncation to 2000 that the file
-    enables switched off (the original tokenized one sequence at a time, untruncated)."""
-    tokenizer = Tokenizer.from_file(str(path))
+    """A DNABERT-S directory's tokenizer.json, with the fixed padding and truncation to 2000 that
+    the file enables switched off (the original tokenized one sequence at a time, untruncated)."""
+    tokenizer = Tokenizer.from_file(str(Path(directory) / TOKENIZER_FILE))
     tokenizer.no_padding()
     tokenizer.no_truncation()
     return tokenizer

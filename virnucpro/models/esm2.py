@@ -2,13 +2,15 @@
 checkpoint files and for the safetensors file `convert_checkpoint` writes from one.
 
 fair-esm's checkpoints keep q, k and v as separate projections; the loader fuses them into one
-`qkv` projection so the forward pass does one matrix product.
+`qkv` projection so the forward pass does one matrix product. They also store the rotary
+frequencies (`inv_freq`, one copy per layer, fp16 in the published files), which fair-esm
+rotates with; the loader keeps them, as one buffer, rather than recomputing them in fp32.
 """
 
 import argparse
 import logging
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import esm
@@ -20,6 +22,7 @@ from torch import nn
 
 from ..atomic import atomic_path
 from ..packing import segment_mean
+from .architectures import ESM2Config
 from .attention import rows_for
 from .compile import compiled_on_cuda
 from .loading import materialize
@@ -27,39 +30,18 @@ from .loading import materialize
 log = logging.getLogger(__name__)
 
 ALPHABET = esm.data.Alphabet.from_architecture("ESM-1b")
-MAX_RESIDUES = 1024  # the original's truncation_seq_length
+# The original's truncation_seq_length. Its batch converter does not truncate: the model
+# attends over the whole protein, and only the mean is taken over residues 1..1024 (SPEC §4).
+MEAN_RESIDUES = 1024
 MASK_RATIO_TRAIN = 0.15 * 0.8  # token-dropout rescale: embeddings are multiplied by 0.88
-CONVERTED_FORMAT = "virnucpro-esm2"
+# The converted file's format, and its version: version 2 carries the rotary frequencies.
+CONVERTED_FORMAT = "virnucpro-esm2/2"
 
 
-@dataclass(frozen=True)
-class ESM2Config:
-    num_layers: int
-    embed_dim: int
-    attention_heads: int
-    token_dropout: bool = True
-
-    @property
-    def head_dim(self):
-        return self.embed_dim // self.attention_heads
-
-
-PRESETS = {
-    "esm2_t6_8M_UR50D": ESM2Config(6, 320, 20),
-    "esm2_t12_35M_UR50D": ESM2Config(12, 480, 20),
-    "esm2_t30_150M_UR50D": ESM2Config(30, 640, 20),
-    "esm2_t33_650M_UR50D": ESM2Config(33, 1280, 20),
-    "esm2_t36_3B_UR50D": ESM2Config(36, 2560, 40),
-    "esm2_t48_15B_UR50D": ESM2Config(48, 5120, 40),
-}
-
-
-def rotary_tables(positions, head_dim):
-    """cos and sin [T, 1, Dh] in float32 for rotary embeddings at `positions` (base 10000)."""
-    inv_freq = 1.0 / (
-        10000 ** (torch.arange(0, head_dim, 2, device=positions.device).float() / head_dim)
-    )
-    angles = positions.float()[:, None] * inv_freq[None, :]
+def rotary_tables(positions, inv_freq):
+    """cos and sin [T, 1, Dh] in float32 for rotary embeddings at `positions`, from the
+    checkpoint's frequencies [Dh/2] as fair-esm computes them: fp32 products of fp32 values."""
+    angles = positions.float()[:, None] * inv_freq.float()[None, :]
     angles = torch.cat((angles, angles), dim=-1)[:, None, :]
     return angles.cos(), angles.sin()
 
@@ -99,7 +81,6 @@ class Block(nn.Module):
             parts = [state_dict.pop(f"{attn}{p}_proj.{kind}") for p in "qkv"]
             state_dict[f"{prefix}qkv.{kind}"] = torch.cat(parts)
             state_dict[f"{prefix}out_proj.{kind}"] = state_dict.pop(f"{attn}out_proj.{kind}")
-        state_dict.pop(attn + "rot_emb.inv_freq", None)  # recomputed from the head width
 
 
 def _attention_inputs(block, x, cos, sin):
@@ -132,6 +113,15 @@ class ESM2(nn.Module):
         )
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
         self.emb_layer_norm_after = nn.LayerNorm(cfg.embed_dim)
+        self.register_buffer("rotary_inv_freq", torch.empty(cfg.head_dim // 2))
+
+    def _apply(self, fn, recurse=True):
+        """Moving or casting the model moves the rotary frequencies but keeps their dtype and
+        values: casting them to bf16 would round the fp16 values fair-esm rotates with."""
+        frequencies = self.rotary_inv_freq
+        super()._apply(fn, recurse)
+        self.rotary_inv_freq = frequencies.to(self.rotary_inv_freq.device)
+        return self
 
     def forward(self, batch):
         """Final hidden states (after the last LayerNorm) [T, D] of a packed batch of tokens."""
@@ -140,7 +130,7 @@ class ESM2(nn.Module):
             x = self._token_dropout_rescale(x, batch)
         rows = rows_for(batch, x.dtype)
         x = rows.pad(x)
-        cos, sin = rotary_tables(rows.positions, self.cfg.head_dim)
+        cos, sin = rotary_tables(rows.positions, self.rotary_inv_freq)
         scale = self.cfg.head_dim**-0.5
         layers = self.layers
         q, k, v = first_attention_inputs(layers[0], x, cos, sin)
@@ -168,15 +158,17 @@ for _token, _index in ALPHABET.tok_to_idx.items():
 
 
 def tokenize(protein):
-    """<cls> + the first 1024 residues + <eos>, as fair-esm's batch converter encodes them."""
-    residues = np.frombuffer(protein[:MAX_RESIDUES].encode("ascii"), dtype=np.uint8)
+    """<cls> + every residue + <eos>, as the original's batch converter (no truncation) encodes
+    them: sharding.esm2_tokens counts these tokens."""
+    residues = np.frombuffer(protein.encode("ascii"), dtype=np.uint8)
     return np.concatenate(([ALPHABET.cls_idx], _TOKEN_OF_BYTE[residues], [ALPHABET.eos_idx]))
 
 
 def residue_mean(hidden, batch):
-    """Per-sequence mean over residue positions, <cls> and <eos> excluded: [B, D] float32."""
+    """Per-sequence mean over residues 1..min(len, 1024), <cls> and <eos> excluded: [B, D]
+    float32."""
     last = (batch.cu_seqlens[1:] - 1).long()
-    keep = batch.positions > 0
+    keep = (batch.positions > 0) & (batch.positions <= MEAN_RESIDUES)
     keep[last] = False
     return segment_mean(hidden, batch, keep)
 
@@ -216,7 +208,29 @@ def read_fair_esm(path):
         ) from error
     state = {_FAIR_ESM_PREFIX.sub("", k): v for k, v in state.items()}
     state = {k: v for k, v in state.items() if not _NOT_USED.match(k)}
+    state["rotary_inv_freq"] = _rotary_frequencies(state, cfg, path)
     return cfg, state, dict(data.get("virnucpro", {}))
+
+
+def _rotary_frequencies(state, cfg, path):
+    """Take the per-layer `rot_emb.inv_freq` buffers out of a fair-esm state dict and return
+    them as one tensor. fair-esm rotates each layer with its own; every published file holds
+    the same values in all of them, and a file that does not is refused rather than guessed."""
+    names = [f"layers.{i}.self_attn.rot_emb.inv_freq" for i in range(cfg.num_layers)]
+    missing = [name for name in names if name not in state]
+    if missing:
+        raise ValueError(
+            f"{path} has no rotary frequencies ({missing[0]}): fair-esm ESM-2 checkpoints store "
+            "them in every layer. Use the published esm2_*.pt file."
+        )
+    first, *others = (state.pop(name) for name in names)
+    if any(not torch.equal(first, other) for other in others):
+        raise ValueError(
+            f"{path}: the layers' rotary frequencies (rot_emb.inv_freq) differ, which no "
+            "published ESM-2 checkpoint does; virnucpro rotates every layer alike. Use the "
+            "published esm2_*.pt file."
+        )
+    return first
 
 
 def load_model(path, device="cpu", dtype=torch.float32):
@@ -229,7 +243,11 @@ def load_model(path, device="cpu", dtype=torch.float32):
         with safetensors.safe_open(path, framework="pt") as handle:
             meta = handle.metadata() or {}
         if meta.get("format") != CONVERTED_FORMAT:
-            raise ValueError(f"{path} is not an ESM-2 file written by virnucpro's converter")
+            raise ValueError(
+                f"{path} is not an ESM-2 file written by this version of virnucpro's converter "
+                f"(format {meta.get('format')!r}, expected {CONVERTED_FORMAT!r}). Delete it: the "
+                "workflow converts models.esm2 again (or run esm2.convert_checkpoint)."
+            )
         cfg = ESM2Config(
             int(meta["num_layers"]),
             int(meta["embed_dim"]),

@@ -1,7 +1,12 @@
+import sys
+
 from virnucpro.logs import log_to
 
 log_to(snakemake.log[0])
 
-from virnucpro.download import download_model  # noqa: E402 - after the log is open
+from virnucpro.download import DownloadError, download_model  # noqa: E402 - after the log is open
 
-download_model(snakemake.wildcards.path, snakemake.output[0], snakemake.params.entry)
+try:
+    download_model(snakemake.wildcards.path, snakemake.output[0], snakemake.params.entry)
+except DownloadError as error:
+    sys.exit(str(error))  # one line in the log: the URL, what failed, the config key to set
