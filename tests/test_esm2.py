@@ -168,7 +168,8 @@ def test_a_checkpoint_without_or_with_differing_rotary_frequencies_is_refused(es
 
 
 def test_a_file_from_the_previous_converter_is_refused_with_the_fix(esm2_tiny, tmp_path):
-    """Version 1 files lack the rotary frequencies: they must be converted again."""
+    """Version 1 files lack the rotary frequencies: they must be converted again (the workflow
+    names its converted file by version, so it converts anew by itself)."""
     converted = tmp_path / "esm2.safetensors"
     esm2.convert_checkpoint(esm2_tiny, converted)
     with safetensors.safe_open(converted, framework="pt") as handle:
@@ -176,5 +177,5 @@ def test_a_file_from_the_previous_converter_is_refused_with_the_fix(esm2_tiny, t
     state = safetensors.torch.load_file(converted)
     del state["rotary_inv_freq"]
     safetensors.torch.save_file(state, converted, metadata={**meta, "format": "virnucpro-esm2"})
-    with pytest.raises(ValueError, match=r"esm2\.safetensors is not .* this version .* Delete it"):
+    with pytest.raises(ValueError, match=r"esm2\.safetensors is not .* this version .* convert"):
         esm2.load_model(converted)

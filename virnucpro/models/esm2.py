@@ -22,7 +22,7 @@ from torch import nn
 
 from ..atomic import atomic_path
 from ..packing import segment_mean
-from .architectures import ESM2Config
+from .architectures import ESM2_CONVERTED_VERSION, ESM2Config
 from .attention import rows_for
 from .compile import compiled_on_cuda
 from .loading import materialize
@@ -34,8 +34,7 @@ ALPHABET = esm.data.Alphabet.from_architecture("ESM-1b")
 # attends over the whole protein, and only the mean is taken over residues 1..1024 (SPEC §4).
 MEAN_RESIDUES = 1024
 MASK_RATIO_TRAIN = 0.15 * 0.8  # token-dropout rescale: embeddings are multiplied by 0.88
-# The converted file's format, and its version: version 2 carries the rotary frequencies.
-CONVERTED_FORMAT = "virnucpro-esm2/2"
+CONVERTED_FORMAT = f"virnucpro-esm2/{ESM2_CONVERTED_VERSION}"
 
 
 def rotary_tables(positions, inv_freq):
@@ -245,8 +244,8 @@ def load_model(path, device="cpu", dtype=torch.float32):
         if meta.get("format") != CONVERTED_FORMAT:
             raise ValueError(
                 f"{path} is not an ESM-2 file written by this version of virnucpro's converter "
-                f"(format {meta.get('format')!r}, expected {CONVERTED_FORMAT!r}). Delete it: the "
-                "workflow converts models.esm2 again (or run esm2.convert_checkpoint)."
+                f"(format {meta.get('format')!r}, expected {CONVERTED_FORMAT!r}): convert models.esm2 "
+                "again with esm2.convert_checkpoint (the workflow does so by itself)."
             )
         cfg = ESM2Config(
             int(meta["num_layers"]),
