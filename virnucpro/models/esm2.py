@@ -244,8 +244,8 @@ def load_model(path, device="cpu", dtype=torch.float32):
         if meta.get("format") != CONVERTED_FORMAT:
             raise ValueError(
                 f"{path} is not an ESM-2 file written by this version of virnucpro's converter "
-                f"(format {meta.get('format')!r}, expected {CONVERTED_FORMAT!r}): convert models.esm2 "
-                "again with esm2.convert_checkpoint (the workflow does so by itself)."
+                f"(format {meta.get('format')!r}, expected {CONVERTED_FORMAT!r}): convert "
+                "models.esm2 again with esm2.convert_checkpoint (the workflow does so by itself)."
             )
         cfg = ESM2Config(
             int(meta["num_layers"]),
