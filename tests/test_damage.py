@@ -10,7 +10,8 @@ import pytest
 
 from virnucpro.damage import DamagedFile
 from virnucpro.h5store import embedding_writer, open_embeddings
-from virnucpro.predict import SCORE_COLUMNS, check_scores
+from virnucpro.predict import SCORE_COLUMNS, check_scores, classify_shard
+from virnucpro.random_checkpoints import write_pickled_classifier
 from virnucpro.sharding import read_shard, shard_frames
 
 from workflow_runs import DEMO, planned, snakemake
@@ -23,8 +24,9 @@ def cut(path, keep):
     os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
 
 
-def embedding_file(path, frames=5):
-    with embedding_writer(path, range(frames), [f"f{i}" for i in range(frames)], 4) as (write, _):
+def embedding_file(path, frames=5, ordinals=None):
+    ordinals = range(frames) if ordinals is None else ordinals
+    with embedding_writer(path, ordinals, [f"f{i}" for i in ordinals], 4) as (write, _):
         write(0, np.ones((frames, 4), dtype=np.float32))
     return path
 
@@ -59,6 +61,15 @@ def test_a_damaged_embedding_file_is_named_with_what_is_wrong(tmp_path, damage, 
     damage(path)
     with pytest.raises(DamagedFile, match=f"{path} is damaged: {problem}"), open_embeddings(path):
         pass
+
+
+def test_the_two_embedding_files_of_a_shard_that_disagree_are_named(tmp_path):
+    dnabert_s = embedding_file(tmp_path / "s.dnabert_s.h5")
+    esm2 = embedding_file(tmp_path / "s.esm2.h5", ordinals=[4, 3, 2, 1, 0])
+    classifier = write_pickled_classifier(tmp_path / "500_model.pth", 8)
+    expected = f"{esm2} is damaged: it does not list the frames of {dnabert_s} in the same order"
+    with pytest.raises(DamagedFile, match=expected):
+        classify_shard(dnabert_s, esm2, classifier, tmp_path / "scores.tsv")
 
 
 def test_a_scores_table_cut_short_is_named(tmp_path):
