@@ -29,7 +29,7 @@ def run_sample(fasta, models, out, chunk_size=500, mode="overlap", shards=2):
     shard_frames(p / "nucleotide.fa", p / "protein.faa", shards, frames, manifest)
     esm2 = out / "esm2.safetensors"
     convert_checkpoint(models["esm2"], esm2)
-    embeddings = []
+    shards = []
     for n in names:
         h5 = {kind: out / "embeddings" / f"{n}.{kind}.h5" for kind in ("dnabert_s", "esm2")}
         embed_shard(
@@ -41,13 +41,12 @@ def run_sample(fasta, models, out, chunk_size=500, mode="overlap", shards=2):
             models[f"classifier_{chunk_size}"],
             out / "scores" / f"{n}.tsv",
         )
-        embeddings += [h5["dnabert_s"], h5["esm2"]]
+        shards.append((out / "scores" / f"{n}.tsv", [h5["dnabert_s"], h5["esm2"]]))
     aggregate_sample(
         "test",
         p / "input_records.tsv",
         p / "chunk_frames.tsv",
-        [out / "scores" / f"{n}.tsv" for n in names],
-        embeddings,
+        shards,
         out / "prediction_results.txt",
         out / "prediction_results_highestscore.csv",
         out / "records.tsv",

@@ -1,12 +1,25 @@
 """The aggregation stage on hand-written inputs: the original's two files byte for byte, and a
 row for every record and every chunk."""
 
+import numpy as np
+
+from virnucpro.h5store import embedding_writer
 from virnucpro.predict import SCORE_COLUMNS
 from virnucpro.report import aggregate_sample
 
 
 def table(path, header, rows):
     path.write_text("\n".join("\t".join(map(str, r)) for r in [header, *rows]) + "\n")
+    return path
+
+
+def embedding_file(path, frames):
+    """An embedding file of `frames` rows, as the classifier would have read it."""
+    with embedding_writer(path, range(frames), ["f"] * frames, 4) as (write, attrs):
+        write(0, np.zeros((frames, 4), dtype=np.float32))
+        attrs.update(
+            model="m", model_path="m.pt", random_weights=False, precision="fp32", device="cpu"
+        )
     return path
 
 
@@ -54,7 +67,13 @@ def test_aggregation_writes_the_original_formats_and_every_record(tmp_path):
         (i, f, "virus" if float(score[f][1]) > float(score[f][0]) else "others", *score[f])
         for i, f in enumerate(frames)
     ]
-    shards = [table(tmp_path / f"s{j}.tsv", SCORE_COLUMNS, rows[j::2]) for j in range(2)]
+    shards = [
+        (
+            table(tmp_path / f"s{j}.tsv", SCORE_COLUMNS, rows[j::2]),
+            [embedding_file(tmp_path / f"s{j}.h5", len(rows[j::2]))],
+        )
+        for j in range(2)
+    ]
     out = {
         name: tmp_path / name
         for name in (
@@ -66,7 +85,7 @@ def test_aggregation_writes_the_original_formats_and_every_record(tmp_path):
         )
     }
     settings = {"classifier": "models/500_model.pth", "chunk_size": 500, "chunking": "overlap"}
-    aggregate_sample("s", records, chunks, shards, [], *out.values(), settings)
+    aggregate_sample("s", records, chunks, shards, *out.values(), settings)
 
     predictions = out["prediction_results.txt"].read_text().splitlines()
     assert predictions[0] == "Sequence_ID\tPrediction\tscore1\tscore2"

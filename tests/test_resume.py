@@ -1,12 +1,15 @@
 """Failure and resume: a shard that fails, a run that is killed, and what a rerun redoes."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from workflow_runs import DEMO, planned, snakemake
+from conftest import DVF
+from workflow_runs import DEMO, planned, set_config, snakemake
 
 FAILING = "demo_500/embeddings/shard_0001"
 PROFILE = ["--profile", "profiles/local", *DEMO]
@@ -71,4 +74,62 @@ def test_a_killed_run_finishes_with_the_documented_recovery_without_redoing_shar
     assert {p: embedding_times(workdir)[p] for p in finished} == finished
     for sample in ("demo_500", "demo_300_legacy"):
         assert (workdir / "results" / sample / "records.tsv").exists()
+    assert planned(workdir) == []
+
+
+def session_processes(session):
+    """The processes of a session that still run (a zombie has ended)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, _, sid = stat.read_text().rpartition(")")[2].split()[:4]
+        except OSError:  # it ended while we looked
+            continue
+        if int(sid) == session and state != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_killing_snakemake_alone_ends_its_jobs_and_the_recovery_leaves_nothing_half_written(
+    workdir,
+):
+    # one sample of 900 frames in one shard: its embedding job writes for seconds
+    shutil.copy(DVF / "virus_val.fa", workdir / "tests" / "data")
+    (workdir / "config" / "demo" / "samples.tsv").write_text(
+        "sample\tfasta\tchunk_size\tchunking\ndvf\ttests/data/virus_val.fa\t300\toverlap\n"
+    )
+    set_config(workdir, shards=1)
+    embeddings = workdir / "results" / "dvf" / "embeddings"
+    with open(workdir / "run.log", "w") as log:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "snakemake", *PROFILE],
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 120
+    while not list(embeddings.glob(".*.h5.*.tmp")):  # the embedding job is writing
+        assert run.poll() is None and time.monotonic() < deadline, "no embedding job started"
+        time.sleep(0.02)
+    os.kill(run.pid, signal.SIGKILL)  # Snakemake alone, as `kill -9` or the OOM killer does
+    run.wait()
+
+    deadline = time.monotonic() + 10
+    while jobs := session_processes(run.pid):
+        assert time.monotonic() < deadline, f"jobs {jobs} outlived Snakemake"
+        time.sleep(0.1)
+    assert list(embeddings.glob("*.h5")) == []  # cut off, not left to finish beside a rerun
+    assert list(embeddings.glob(".*.h5.*.tmp"))  # what it was writing
+    log = (workdir / "logs" / "embed_shard" / "dvf" / "shard_0000.log").read_text()
+    assert f"Snakemake (pid {run.pid}) has ended, so this process" in log
+
+    snakemake(workdir, *PROFILE, "--unlock")
+    snakemake(workdir, *PROFILE)
+    assert list(workdir.glob("results/**/.*.tmp")) == []
+    assert sorted(p.name for p in embeddings.iterdir()) == [
+        "shard_0000.dnabert_s.h5",
+        "shard_0000.esm2.h5",
+    ]
+    assert (workdir / "results" / "dvf" / "records.tsv").stat().st_size > 0
     assert planned(workdir) == []

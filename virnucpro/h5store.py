@@ -1,5 +1,10 @@
 """Per-shard embedding files (HDF5): frame ordinals and ids, one float32 vector per frame, and
-the model identity and precision as attributes."""
+the model identity and precision as attributes.
+
+A file says itself whether it is whole: its `rows` attribute gives the length of each dataset,
+and its `complete` attribute, written after every row, says its writer finished it. Readers
+open it through `open_embeddings`, which checks both.
+"""
 
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -8,6 +13,9 @@ import h5py
 import numpy as np
 
 from .atomic import atomic_path
+from .damage import DamagedFile
+
+DATASETS = ("ordinal", "frame_id", "embedding")
 
 
 @contextmanager
@@ -17,9 +25,11 @@ def embedding_writer(path, ordinals, frame_ids, dim):
     when every row is written."""
     with (
         atomic_path(path) as tmp,
-        h5py.File(tmp, "w") as h5,
+        # atomic_path's lock on the temporary file is the one that counts; HDF5's would clash
+        h5py.File(tmp, "w", locking=False) as h5,
         ThreadPoolExecutor(1, thread_name_prefix="h5") as pool,
     ):
+        h5.attrs["rows"] = len(frame_ids)
         h5.create_dataset("ordinal", data=np.asarray(ordinals, dtype=np.int64))
         h5.create_dataset("frame_id", data=list(frame_ids), dtype=h5py.string_dtype())
         rows = h5.create_dataset("embedding", shape=(len(frame_ids), dim), dtype=np.float32)
@@ -32,11 +42,32 @@ def embedding_writer(path, ordinals, frame_ids, dim):
         yield write, h5.attrs
         for done in writes:
             done.result()
+        h5.attrs["complete"] = True  # last: a file without it was never finished
+
+
+@contextmanager
+def open_embeddings(path):
+    """An embedding file, open for reading once checked whole; DamagedFile if it is not."""
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as error:
+        if error.errno is not None:  # missing or not ours to read: the file itself may be fine
+            raise
+        raise DamagedFile(path, f"HDF5 cannot open it ({error})") from None
+    with h5:
+        if not h5.attrs.get("complete", False):
+            raise DamagedFile(path, "its writer never finished it (no 'complete' attribute)")
+        lengths = {name: len(h5[name]) if name in h5 else None for name in DATASETS}
+        if any(length != h5.attrs.get("rows") for length in lengths.values()):
+            raise DamagedFile(
+                path, f"its 'rows' attribute says {h5.attrs.get('rows')} rows, it holds {lengths}"
+            )
+        yield h5
 
 
 def read_embeddings(path):
     """(ordinals, frame ids, vectors [N, D] float32, attributes) of one shard file."""
-    with h5py.File(path, "r") as h5:
+    with open_embeddings(path) as h5:
         return (
             h5["ordinal"][:],
             [s.decode() for s in h5["frame_id"][:]],
@@ -46,5 +77,5 @@ def read_embeddings(path):
 
 
 def read_attrs(path):
-    with h5py.File(path, "r") as h5:
+    with open_embeddings(path) as h5:
         return dict(h5.attrs)

@@ -2,11 +2,16 @@
 
 multiprocessing.Pool.imap and ProcessPoolExecutor.map both consume their whole input up front,
 which would hold a sample's entire chunk file in memory (Executor.map's `buffersize` bound comes
-only with Python 3.14); this keeps a few items per worker in flight.
+only with Python 3.14); this keeps a few items per worker in flight. Its workers end with the
+process that started them (virnucpro.lifeline), which Python's pool leaves to wait for work
+that never comes.
 """
 
+import os
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
+
+from .lifeline import end_with
 
 
 def ordered_map(function, items, workers, ahead_per_worker=2):
@@ -14,7 +19,8 @@ def ordered_map(function, items, workers, ahead_per_worker=2):
     if workers <= 1:
         yield from map(function, items)
         return
-    with ProcessPoolExecutor(workers) as pool:
+    lifeline = (os.getpid(), "the process that started this worker")
+    with ProcessPoolExecutor(workers, initializer=end_with, initargs=lifeline) as pool:
         pending = deque()
         for item in items:
             pending.append(pool.submit(function, item))

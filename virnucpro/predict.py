@@ -2,11 +2,12 @@
 
 import logging
 
-import h5py
 import numpy as np
 import torch
 
 from .atomic import atomic_open
+from .damage import DamagedFile
+from .h5store import open_embeddings
 from .models.classifier import load_classifier, scores
 from .tables import tsv_writer
 
@@ -14,6 +15,7 @@ log = logging.getLogger(__name__)
 
 SCORE_COLUMNS = ("ordinal", "frame_id", "prediction", "score1", "score2")
 BLOCK_ROWS = 32768  # frames read and scored at a time: 0.4 GB of features at 3328 wide
+_READ_BYTES = 1 << 20
 
 
 def float32_text(value):
@@ -28,12 +30,14 @@ def classify_shard(dnabert_h5, esm2_h5, classifier_path, out_tsv):
     however large the shard. Writes ordinal, frame id, prediction and the two softmax scores,
     in input order."""
     model = load_classifier(classifier_path)
-    with h5py.File(dnabert_h5, "r") as nucleotide, h5py.File(esm2_h5, "r") as protein:
+    with open_embeddings(dnabert_h5) as nucleotide, open_embeddings(esm2_h5) as protein:
         ordinals = nucleotide["ordinal"][:]
         if not np.array_equal(ordinals, protein["ordinal"][:]):
-            raise ValueError(
-                f"{dnabert_h5} and {esm2_h5} do not list the same frames in the same order: they "
-                "were not written by one embedding job. Delete both and run the workflow again."
+            # removing one of the two makes the embedding job that writes both run again
+            raise DamagedFile(
+                esm2_h5,
+                f"it does not list the frames of {dnabert_h5} in the same order: the two were "
+                "not written by one embedding job",
             )
         frame_ids = nucleotide["frame_id"].asstr()[:]
         parts = nucleotide["embedding"], protein["embedding"]
@@ -62,3 +66,18 @@ def classify_shard(dnabert_h5, esm2_h5, classifier_path, out_tsv):
                 (ordinals[i], frame_ids[i], label, float32_text(others), float32_text(virus))
             )
     log.info("%d frames scored with %s", len(ordinals), classifier_path)
+
+
+def check_scores(path, frames):
+    """Raise DamagedFile unless the scores table `path` holds its header and `frames` whole
+    rows: a table cut short loses rows, or ends inside one."""
+    with open(path, "rb") as handle:
+        header = handle.readline()
+        rows, last = 0, b"\n"
+        while block := handle.read(_READ_BYTES):
+            rows, last = rows + block.count(b"\n"), block[-1:]
+    if header != ("\t".join(SCORE_COLUMNS) + "\n").encode():
+        raise DamagedFile(path, f"its first line is not the header {SCORE_COLUMNS}")
+    if rows != frames or last != b"\n":
+        whole = "whole rows" if last == b"\n" else "whole rows and part of one"
+        raise DamagedFile(path, f"it holds {rows} {whole}, but its shard has {frames} frames")

@@ -9,6 +9,7 @@ from collections import Counter
 from . import __version__
 from .atomic import atomic_open
 from .h5store import read_attrs
+from .predict import check_scores
 from .tables import read_tsv, tsv_writer
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,7 @@ def aggregate_sample(
     sample,
     input_records_tsv,
     chunk_frames_tsv,
-    score_tsvs,
-    embedding_h5s,
+    shards,
     predictions_txt,
     highestscore_csv,
     records_tsv,
@@ -50,8 +50,15 @@ def aggregate_sample(
     summary_txt,
     settings,
 ):
-    """`settings` names what the calls were made with: {classifier, chunk_size, chunking}."""
-    scores = heapq.merge(*(read_tsv(p) for p in score_tsvs), key=lambda r: int(r.ordinal))
+    """`shards`: the scores table and the embedding files of each shard, which are checked
+    whole (and a damaged one named) before anything is written; `settings` names what the calls
+    were made with: {classifier, chunk_size, chunking}."""
+    models = {}
+    for scores_tsv, embedding_h5s in shards:
+        attrs = [read_attrs(h5) for h5 in embedding_h5s]
+        models.update((a["model_path"], a) for a in attrs)
+        check_scores(scores_tsv, attrs[0]["rows"])
+    scores = heapq.merge(*(read_tsv(p) for p, _ in shards), key=lambda r: int(r.ordinal))
     chunk_rows = read_tsv(chunk_frames_tsv)
     highest, totals = [], Counter()
     with (
@@ -115,7 +122,7 @@ def aggregate_sample(
         table = tsv_writer(handle)
         table.writerow(("Modified_ID", "Is_Virus"))
         table.writerows(sorted(highest))  # pandas' groupby order: chunk ids sorted as text
-    _write_summary(summary_txt, sample, totals, embedding_h5s, settings)
+    _write_summary(summary_txt, sample, totals, models, settings)
     log.info("%s: %d records, %d called virus", sample, totals["records"], totals["call_virus"])
 
 
@@ -128,11 +135,8 @@ def _frame_scores(chunk, scores):
     return rows
 
 
-def _write_summary(path, sample, totals, embedding_h5s, settings):
-    models = {}
-    for h5 in embedding_h5s:
-        attrs = read_attrs(h5)
-        models[attrs["model_path"]] = attrs
+def _write_summary(path, sample, totals, models, settings):
+    """`models`: the attributes of the embedding files, one per model path."""
     lines = [
         f"virnucpro {__version__}: sample {sample}",
         f"records: {totals['records']} ({totals['call_virus']} virus, {totals['call_others']} "

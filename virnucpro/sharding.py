@@ -7,13 +7,15 @@ more than 95% of the work (SPEC §6).
 """
 
 import logging
+import os
 from contextlib import ExitStack
 
 import numpy as np
 
 from .atomic import atomic_open, atomic_path
+from .damage import DamagedFile
 from .fasta import read_unwrapped
-from .tables import read_tsv, tsv_writer
+from .tables import tsv_writer
 
 log = logging.getLogger(__name__)
 
@@ -144,19 +146,50 @@ def _write_group(nucleotide_fa, protein_faa, shard, table, ranges):
 
 
 def read_shard(frames_tsv, manifest_tsv, name):
-    """The frames of one shard in input order: ordinals (int64), ids, nucleotides, proteins."""
-    entry = next((row for row in read_tsv(manifest_tsv) if row.shard == name), None)
+    """The frames of one shard in input order: ordinals (int64), ids, nucleotides, proteins.
+    DamagedFile if the table or its manifest is not whole: the table ends where the manifest's
+    last shard ends."""
+    shards = _read_manifest(manifest_tsv)
+    size, end = os.path.getsize(frames_tsv), int(shards[-1]["end_byte"])
+    if size < end:
+        raise DamagedFile(
+            frames_tsv, f"it holds {size} bytes, but {manifest_tsv} gives its shards {end}"
+        )
+    if size > end:
+        raise DamagedFile(
+            manifest_tsv, f"its shards end at byte {end} of {frames_tsv}, which holds {size}"
+        )
+    entry = next((row for row in shards if row["shard"] == name), None)
     if entry is None:
         raise ValueError(f"{manifest_tsv} lists no shard {name}")
     with open(frames_tsv, "rb") as table:
-        table.seek(int(entry.start_byte))
-        text = table.read(int(entry.end_byte) - int(entry.start_byte)).decode()
+        table.seek(int(entry["start_byte"]))
+        text = table.read(int(entry["end_byte"]) - int(entry["start_byte"])).decode()
     rows = [line.split("\t") for line in text.splitlines()]
-    if len(rows) != int(entry.frames):
-        raise ValueError(f"{frames_tsv} holds {len(rows)} frames of {name}, not {entry.frames}")
+    if len(rows) != int(entry["frames"]):
+        raise DamagedFile(
+            frames_tsv,
+            f"it holds {len(rows)} frames of {name}, but {manifest_tsv} lists {entry['frames']}",
+        )
     return (
         np.array([int(r[0]) for r in rows], dtype=np.int64),
         [r[1] for r in rows],
         [r[2] for r in rows],
         [r[3] for r in rows],
     )
+
+
+def _read_manifest(manifest_tsv):
+    """The manifest's rows as {column: text}; DamagedFile unless it holds its header and at
+    least one row, every row whole."""
+    with open(manifest_tsv, encoding="utf-8", newline="") as handle:
+        lines = handle.read().split("\n")
+    header, rows, last = lines[0], [line.split("\t") for line in lines[1:-1]], lines[-1]
+    if (
+        header != "\t".join(MANIFEST_COLUMNS)
+        or last != ""  # the file ends with a newline
+        or not rows
+        or any(len(row) != len(MANIFEST_COLUMNS) for row in rows)
+    ):
+        raise DamagedFile(manifest_tsv, "it is cut short: a row or the header is incomplete")
+    return [dict(zip(MANIFEST_COLUMNS, row, strict=True)) for row in rows]

@@ -5,13 +5,18 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from virnucpro.errors import InputError
+from virnucpro.lifeline import SNAKEMAKE_PID
+from virnucpro.models.architectures import ESM2_CONVERTED_VERSION
 from virnucpro.sample_sheet import read_sample_sheet
 from virnucpro.schema_check import load_schema, problems
-from virnucpro.models.architectures import ESM2_CONVERTED_VERSION
 from virnucpro.sharding import shard_name
 from virnucpro.sizing import shards_for_sample
 
 SCHEMAS = Path(workflow.basedir) / "schemas"
+
+# Every job ends with the Snakemake process that parsed this file and started it (in a cluster
+# job, the Snakemake process that runs it there): see virnucpro/lifeline.py.
+os.environ[SNAKEMAKE_PID] = str(os.getpid())
 
 
 def check_config():
@@ -115,12 +120,12 @@ def dnabert_s_files():
     return [directory / "config.json", directory / "tokenizer.json", weights]
 
 
-def embedding_files(sample):
+def embedding_files(sample, models=("dnabert_s", "esm2")):
     return expand(
         "results/{sample}/embeddings/{shard}.{model}.h5",
         sample=sample,
         shard=SHARDS[sample],
-        model=("dnabert_s", "esm2"),
+        model=models,
     )
 
 

@@ -19,7 +19,8 @@ rule aggregate_sample:
         records="results/{sample}/prepare/input_records.tsv",
         chunks="results/{sample}/prepare/chunk_frames.tsv",
         scores=score_files,
-        embeddings=lambda wildcards: embedding_files(wildcards.sample),
+        dnabert_s=lambda wildcards: embedding_files(wildcards.sample, "dnabert_s"),
+        esm2=lambda wildcards: embedding_files(wildcards.sample, "esm2"),
         classifier=classifier_for,
     output:
         predictions="results/{sample}/prediction_results.txt",

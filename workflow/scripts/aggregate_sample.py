@@ -1,23 +1,32 @@
+from virnucpro.lifeline import end_with_snakemake
 from virnucpro.logs import log_to
 
 log_to(snakemake.log[0])
+end_with_snakemake()
 
-from virnucpro.report import aggregate_sample  # noqa: E402 - after the log is open
+from virnucpro.damage import removing_damaged_inputs  # noqa: E402 - after the log is open
+from virnucpro.report import aggregate_sample  # noqa: E402
 
-aggregate_sample(
-    snakemake.wildcards.sample,
-    snakemake.input.records,
-    snakemake.input.chunks,
-    list(snakemake.input.scores),
-    list(snakemake.input.embeddings),
-    snakemake.output.predictions,
-    snakemake.output.highestscore,
-    snakemake.output.records,
-    snakemake.output.chunks,
-    snakemake.output.summary,
-    {
-        "classifier": snakemake.input.classifier,
-        "chunk_size": snakemake.params.chunk_size,
-        "chunking": snakemake.params.chunking,
-    },
+# the inputs list the shards in one order: each shard's scores beside its two embedding files
+shards = zip(
+    snakemake.input.scores,
+    zip(snakemake.input.dnabert_s, snakemake.input.esm2, strict=True),
+    strict=True,
 )
+with removing_damaged_inputs():
+    aggregate_sample(
+        snakemake.wildcards.sample,
+        snakemake.input.records,
+        snakemake.input.chunks,
+        list(shards),
+        snakemake.output.predictions,
+        snakemake.output.highestscore,
+        snakemake.output.records,
+        snakemake.output.chunks,
+        snakemake.output.summary,
+        {
+            "classifier": snakemake.input.classifier,
+            "chunk_size": snakemake.params.chunk_size,
+            "chunking": snakemake.params.chunking,
+        },
+    )

@@ -1,6 +1,8 @@
+from virnucpro.lifeline import end_with_snakemake
 from virnucpro.logs import log_to
 
 log_to(snakemake.log[0])
+end_with_snakemake()
 
 from virnucpro.demo import build_demo_models  # noqa: E402 - after the log is open
 

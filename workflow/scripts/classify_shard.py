@@ -1,16 +1,20 @@
+from virnucpro.lifeline import end_with_snakemake
 from virnucpro.logs import log_to
 
 log_to(snakemake.log[0])
+end_with_snakemake()
 
 import torch  # noqa: E402 - after the log is open
 
+from virnucpro.damage import removing_damaged_inputs  # noqa: E402
 from virnucpro.predict import classify_shard  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)
 
-classify_shard(
-    snakemake.input.dnabert_s,
-    snakemake.input.esm2,
-    snakemake.input.classifier,
-    snakemake.output.scores,
-)
+with removing_damaged_inputs():
+    classify_shard(
+        snakemake.input.dnabert_s,
+        snakemake.input.esm2,
+        snakemake.input.classifier,
+        snakemake.output.scores,
+    )

@@ -1,16 +1,20 @@
 import os
 
+from virnucpro.lifeline import end_with_snakemake
 from virnucpro.logs import log_to
 
 log_to(snakemake.log[0])
+end_with_snakemake()
 # Settings that do not change the vectors are read here, not passed as params, so changing
 # them (the GPUs among them) does not make Snakemake recompute finished shards.
 settings = snakemake.config["embedding"]
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.abspath(settings["compile_cache"])
 
+from virnucpro.damage import removing_damaged_inputs  # noqa: E402
 from virnucpro.gpu_lease import gpu_lease  # noqa: E402
 
-with gpu_lease(settings["gpus"], settings["lease_dir"]):  # before CUDA starts
+# the GPU lease is taken before CUDA starts
+with removing_damaged_inputs(), gpu_lease(settings["gpus"], settings["lease_dir"]):
     import torch
 
     from virnucpro.embed import embed_shard
