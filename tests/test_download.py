@@ -1,6 +1,7 @@
 """Model downloads: pinned, whole and verified, or absent with a one-line error naming the URL
 and the config key to set instead (file:// locations; no download site is reached)."""
 
+import os
 import re
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import yaml
 
 from virnucpro.catalog import catalog
 from virnucpro.download import DownloadError, download, download_model, file_digest
+from virnucpro.lifeline import SNAKEMAKE_PID
 from virnucpro.random_checkpoints import write_esm2
 
 from conftest import REAL_DNABERT_S, REPO
@@ -91,7 +93,8 @@ snakemake = NS(
 )
 exec(compile(open({str(SCRIPT)!r}).read(), {str(SCRIPT)!r}, "exec"))
 """
-    result = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True)
+    env = {**os.environ, SNAKEMAKE_PID: str(os.getpid())}  # this test stands for Snakemake
+    result = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, env=env)
     assert result.returncode == 1
     lines = log.read_text().splitlines()
     assert len(lines) == 1, lines
