@@ -56,13 +56,18 @@ def machine_tmp():
     shutil.rmtree(path)
 
 
-def test_the_lease_directory_and_lock_files_are_everyones_whatever_the_umask(machine_tmp):
-    lease_dir = machine_tmp / "leases"
+def lease_with_private_umask(lease_dir):
+    """Take GPU 0's lease as a user whose umask lets no one else read or write their files."""
     umask = os.umask(0o077)
     try:
         assert lease(["0"], lease_dir) == "0"
     finally:
         os.umask(umask)
+
+
+def test_the_lease_directory_and_lock_files_are_everyones_whatever_the_umask(machine_tmp):
+    lease_dir = machine_tmp / "leases"
+    lease_with_private_umask(lease_dir)
     assert mode(lease_dir) == 0o1777  # like /tmp: all may add files, none remove another's
     assert mode(lease_dir / "gpu0.lock") == 0o666
 
@@ -70,11 +75,7 @@ def test_the_lease_directory_and_lock_files_are_everyones_whatever_the_umask(mac
 @as_root
 def test_a_second_user_takes_leases_in_the_directory_another_user_made(machine_tmp):
     lease_dir = machine_tmp / "leases"
-    umask = os.umask(0o077)
-    try:
-        assert lease(["0"], lease_dir) == "0"
-    finally:
-        os.umask(umask)
+    lease_with_private_umask(lease_dir)
     assert lease_as(NOBODY, ["0"], lease_dir) == "0"  # on root's lock file
     assert lease_as(NOBODY, ["1"], lease_dir) == "1"  # on a lock file of its own
     assert (lease_dir / "gpu1.lock").stat().st_uid == NOBODY

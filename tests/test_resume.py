@@ -15,6 +15,18 @@ FAILING = "demo_500/embeddings/shard_0001"
 PROFILE = ["--profile", "profiles/local", *DEMO]
 
 
+def started_in_new_session(workdir, output):
+    """Snakemake with the local profile, in a session of its own, writing to `output`."""
+    with open(output, "w") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "snakemake", *PROFILE],
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def embedding_times(workdir):
     return {p: p.stat().st_mtime_ns for p in (workdir / "results").glob("*/embeddings/*.h5")}
 
@@ -44,14 +56,7 @@ def test_keep_going_finishes_the_other_shards_and_a_rerun_redoes_only_the_failed
 
 def test_a_killed_run_finishes_with_the_documented_recovery_without_redoing_shards(workdir):
     output = workdir / "run.log"
-    with open(output, "w") as log:
-        run = subprocess.Popen(
-            [sys.executable, "-m", "snakemake", *PROFILE],
-            cwd=workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    run = started_in_new_session(workdir, output)
     deadline = time.monotonic() + 120
     while output.read_text().count("(Rule: embed_shard") < 2 and run.poll() is None:
         assert time.monotonic() < deadline, "no embedding job finished in two minutes"
@@ -100,14 +105,7 @@ def test_killing_snakemake_alone_ends_its_jobs_and_the_recovery_leaves_nothing_h
     )
     set_config(workdir, shards=1)
     embeddings = workdir / "results" / "dvf" / "embeddings"
-    with open(workdir / "run.log", "w") as log:
-        run = subprocess.Popen(
-            [sys.executable, "-m", "snakemake", *PROFILE],
-            cwd=workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    run = started_in_new_session(workdir, workdir / "run.log")
     deadline = time.monotonic() + 120
     while not list(embeddings.glob(".*.h5.*.tmp")):  # the embedding job is writing
         assert run.poll() is None and time.monotonic() < deadline, "no embedding job started"
