@@ -29,7 +29,7 @@ MANIFEST_COLUMNS = (
     "start_byte",
     "end_byte",
 )
-_OPEN_AT_ONCE = 200  # shard files written per pass over the frames, under any fd limit
+_OPEN_AT_ONCE = 200  # shards written per pass over the frames (a handle each), under any fd limit
 
 
 def esm2_tokens(residues):
