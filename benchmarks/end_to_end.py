@@ -49,6 +49,8 @@ SAMPLES = {
     },
 }
 LEASE = re.compile(r"lease on GPU (\S+) taken \(waited ([\d.]+) s\)")
+PROCESS_START = re.compile(r"([\d.]+) s into the process")
+STEP = re.compile(r"virnucpro.embed: (.+): ([\d.]+) s into the job")
 # broadinstitute/virnucpro-broad, computed from its own report (reports/150bp_benchmark_report.md):
 # 16.5k ESM-2 tokens/s on an RTX 4090 (165 TFLOP/s fp16 tensor rate), 81% of the wall in ESM-2.
 PEER = {
@@ -159,6 +161,10 @@ def embedding_jobs(run, sample):
     for log in sorted((run / "logs" / "embed_shard" / sample).glob("*.log")):
         lease = LEASE.search(log.read_text())
         job = {"gpu": lease.group(1), "lease_wait_s": float(lease.group(2))} if lease else {}
+        text = log.read_text()
+        started = PROCESS_START.search(text)
+        job["process_start_s"] = float(started.group(1)) if started else None
+        job["steps_s"] = {event: float(s) for event, s in STEP.findall(text)}
         for kind in ("dnabert_s", "esm2"):
             attrs = read_attrs(run / "results" / sample / "embeddings" / f"{log.stem}.{kind}.h5")
             job[kind] = {
@@ -244,6 +250,23 @@ def engine_check_child(run, sample, max_tokens):
     print(json.dumps({"tokens": stats.tokens, "tokens_per_s": round(stats.tokens_per_second)}))
 
 
+def prime(args, run, sample):
+    """Fill the run's compile cache and converted ESM-2 file with a small sample of the same
+    kind (the kernels are compiled for the batch shape, not the sample), so that a warm run can
+    be measured on a fresh machine without a whole cold run before it."""
+    sheet = run / "config" / "samples.tsv"
+    full = sheet.read_text()
+    small = args.workdir / f"{sample}-prime.fa"
+    spec = SAMPLES[sample]
+    write_fasta(spec["make"](read_genomes(args.genomes), args.prime), small)
+    sheet.write_text(full.replace(str(args.workdir / f"{sample}.fa"), str(small)))
+    try:
+        wall, _ = run_workflow(run, cold=True)
+    finally:
+        sheet.write_text(full)
+    print(f"primed with {args.prime} {sample} in {wall:.1f} s", flush=True)
+
+
 def measure(run, sample, state, rates, flops=None):
     wall, busy = run_workflow(run, cold=state == "cold")
     flops = flops or sample_flops(run, sample)
@@ -287,8 +310,13 @@ def main():
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--sample", choices=list(SAMPLES), default="reads")
     parser.add_argument("--n", type=int, help="reads or contigs (default: the sample's)")
-    parser.add_argument("--runs", nargs="+", choices=("cold", "warm"), default=["cold", "warm"])
-    parser.add_argument("--engine-tokens", type=int, default=3_000_000)
+    parser.add_argument("--runs", nargs="*", choices=("cold", "warm"), default=["cold", "warm"])
+    parser.add_argument(
+        "--engine-tokens", type=int, default=3_000_000, help="0: no engine check after the runs"
+    )
+    parser.add_argument(
+        "--prime", type=int, help="first fill the caches with this many reads or contigs"
+    )
     parser.add_argument("--out", type=Path)
     parser.add_argument("--summarize", nargs="+", type=Path, help="result files to tabulate")
     parser.add_argument("--engine-check", type=Path, help=argparse.SUPPRESS)
@@ -310,11 +338,15 @@ def main():
     device = f"{len(rates)} x {torch.cuda.get_device_name()}"
     runs, record = {}, {"torch": torch.__version__, "sample": args.sample, "gpus": len(rates)}
     record.update(bf16_matmul_tflops=rates, runs=runs, peer=PEER)
+    if args.prime:
+        prime(args, run, args.sample)
     for state in args.runs:
         record["sample_size"], runs[state] = measure(
             run, args.sample, state, rates, record.get("sample_size")
         )
         save("end_to_end", device, args.out, **record)  # each run kept as soon as it is done
+    if not args.runs or not args.engine_tokens:
+        return
     check = engine_check(args, run, args.sample, args.engine_tokens)
     job = runs[args.runs[-1]]["embedding_jobs"]["shard_0000"]["esm2"]
     check["in_job_over_engine"] = round(job["tokens_per_s"] / check["tokens_per_s"], 3)

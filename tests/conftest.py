@@ -9,6 +9,8 @@ from virnucpro.demo import build_demo_models
 from virnucpro.models.dnabert_s import DNABertConfig
 from virnucpro.random_checkpoints import write_dnabert_s, write_esm2
 
+from stages import run_sample
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
 # 200 real labelled 3 kb RefSeq fragments (DeepVirFinder's validation set: 100 viral, 100 host)
@@ -51,6 +53,12 @@ def demo_models(tmp_path_factory):
         paths["esm2"], paths["dnabert_s"], [paths["classifier_300"], paths["classifier_500"]]
     )
     return paths
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, demo_models):
+    """The demo input through every stage function (tests/stages.py), in three shards."""
+    return run_sample(DATA / "demo.fa", demo_models, tmp_path_factory.mktemp("run"), shards=3)
 
 
 @pytest.fixture

@@ -33,7 +33,15 @@ def run_sample(fasta, models, out, chunk_size=500, mode="overlap", shards=2):
     for n in names:
         h5 = {kind: out / "embeddings" / f"{n}.{kind}.h5" for kind in ("dnabert_s", "esm2")}
         embed_shard(
-            frames, manifest, n, h5["dnabert_s"], h5["esm2"], models["dnabert_s"], esm2, "cpu"
+            frames,
+            manifest,
+            n,
+            h5["dnabert_s"],
+            h5["esm2"],
+            models["dnabert_s"],
+            esm2,
+            "cpu",
+            classifier_path=models[f"classifier_{chunk_size}"],
         )
         classify_shard(
             h5["dnabert_s"],

@@ -147,8 +147,8 @@ def test_a_failed_run_leaves_no_embedding_file(tmp_path, esm2_tiny):
     tokens = ProteinEncoder.tokenize(esm2_tiny, PROTEINS)
     path = tmp_path / "shard.h5"
     writer = embedding_writer(path, range(len(tokens)), ["f"] * len(tokens), encoder.dim)
-    with pytest.raises(torch.OutOfMemoryError), writer as (write, _):
-        Engine(_MemoryLimited(encoder, limit=1), torch.device("cpu")).run(tokens, 64, write)
+    with pytest.raises(torch.OutOfMemoryError), writer as out:
+        Engine(_MemoryLimited(encoder, limit=1), torch.device("cpu")).run(tokens, 64, out.write)
     assert list(tmp_path.iterdir()) == []
 
 

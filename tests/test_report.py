@@ -15,9 +15,9 @@ def table(path, header, rows):
 
 def embedding_file(path, frames):
     """An embedding file of `frames` rows, as the classifier would have read it."""
-    with embedding_writer(path, range(frames), ["f"] * frames, 4) as (write, attrs):
-        write(0, np.zeros((frames, 4), dtype=np.float32))
-        attrs.update(
+    with embedding_writer(path, range(frames), ["f"] * frames, 4) as out:
+        out.write(0, np.zeros((frames, 4), dtype=np.float32))
+        out.attrs.update(
             model="m", model_path="m.pt", random_weights=False, precision="fp32", device="cpu"
         )
     return path

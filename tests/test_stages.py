@@ -13,14 +13,8 @@ from virnucpro.sharding import read_shard, shard_frames
 from virnucpro.tables import read_tsv
 
 from conftest import REPO
-from stages import run_sample
 
 DEMO_FASTA = REPO / "tests" / "data" / "demo.fa"
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory, demo_models):
-    return run_sample(DEMO_FASTA, demo_models, tmp_path_factory.mktemp("run"), shards=3)
 
 
 def test_every_kept_frame_is_embedded_scored_and_reported_once(demo_run):

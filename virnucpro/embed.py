@@ -4,7 +4,9 @@ One job embeds a shard with both models, so each is loaded once per shard and th
 idle between them: DNABERT-S (small, loaded in a moment) computes first while ESM-2's weights
 load beside it, then ESM-2. Both files list the frames in one order, ESM-2's (longest protein
 first, the order it computes and streams them in), so that the classifier reads the two files
-side by side in blocks.
+side by side in blocks. With a classifier given, the job also scores the frames on the CPU
+while the GPU computes ESM-2 (scoring.StreamingScorer) and stores the scores in the ESM-2 file,
+so that classifying the shard needs no pass over its vectors.
 """
 
 import copy
@@ -23,6 +25,9 @@ from .device import dtype_name, resolve_device, resolve_dtype
 from .engine import Engine, auto_batch_tokens
 from .h5store import embedding_writer
 from .models import dnabert_s, esm2
+from .models.classifier import load_classifier
+from .predict import SCORED_WITH, classifier_digest
+from .scoring import StreamingScorer
 from .sharding import read_shard
 
 log = logging.getLogger(__name__)
@@ -122,10 +127,11 @@ def embed_shard(
     device="auto",
     precision="auto",
     batch_tokens=None,
+    classifier_path=None,
 ):
     """Embed every frame of one shard of a sample's frame table (sharding.shard_frames) with
-    DNABERT-S and ESM-2 and write one file per model, both in ESM-2's order. Returns {kind: the
-    engine's RunStats}."""
+    DNABERT-S and ESM-2 and write one file per model, both in ESM-2's order; score the frames
+    with `classifier_path` if given. Returns {kind: the engine's RunStats}."""
     device = resolve_device(device)
     dtype = resolve_dtype(precision, device)
     started = time.perf_counter()
@@ -134,13 +140,17 @@ def embed_shard(
         # alone, so that its loop starts at once, and ESM-2 loads while that loop runs.
         device_ready = pool.submit(_start, device)
         ordinals, frame_ids, nucleotides, proteins = read_shard(frames_tsv, manifest_tsv, shard)
+        _mark("shard read", started)
         protein_tokens = pool.submit(ProteinEncoder.tokenize, esm2_path, proteins)
         nucleotide_tokens = pool.submit(NucleotideEncoder.tokenize, dnabert_s_dir, nucleotides)
         device_ready.result()
+        _mark("device ready", started)
         nucleotide_encoder, nucleotide_load = _timed_load(
             NucleotideEncoder, dnabert_s_dir, device, dtype
         )
         protein_encoder = pool.submit(_timed_load, ProteinEncoder, esm2_path, device, dtype)
+        classifier = pool.submit(_classifier, classifier_path)
+        _mark(f"DNABERT-S loaded in {nucleotide_load:.1f} s", started)
         proteins_first = longest_first(protein_tokens.result(), ordinals)
         file_ordinals = ordinals[proteins_first]
         file_ids = [frame_ids[i] for i in proteins_first]
@@ -157,35 +167,40 @@ def embed_shard(
         )
 
         dna = nucleotide_encoder
-        with embedding_writer(dnabert_s_h5, file_ordinals, file_ids, dna.dim) as (write, attrs):
+        with embedding_writer(dnabert_s_h5, file_ordinals, file_ids, dna.dim) as out:
             # ESM-2's weights are still arriving: leave room for them
             budget = batch_tokens or auto_batch_tokens(
                 dna.bytes_per_token, device, dna.max_batch_tokens, _file_bytes(esm2_path)
             )
             dna_tokens = nucleotide_tokens.result()
-            begun = time.perf_counter() - started
+            begun = _mark("DNABERT-S tokens ready", started)
             vectors, stats_dna = _embed_in_rows(dna, dna_tokens, ordinals, row_of, device, budget)
-            write(0, vectors)
-            attrs.update(_attributes(dna, dnabert_s_dir, device, nucleotide_load, begun, stats_dna))
-            del vectors
+            out.write(0, vectors)
+            out.attrs.update(
+                _attributes(dna, dnabert_s_dir, device, nucleotide_load, begun, stats_dna)
+            )
 
             protein, protein_load = protein_encoder.result()
-            log.info("ESM-2 loaded in %.1f s, beside DNABERT-S's loop", protein_load)
+            _mark(f"ESM-2 loaded in {protein_load:.1f} s, beside DNABERT-S's loop", started)
             tokens = [protein_tokens.result()[i] for i in proteins_first]
-            rows = embedding_writer(esm2_h5, file_ordinals, file_ids, protein.dim)
-            with rows as (write, attrs):
+            scorer = _scorer(classifier.result(), vectors, protein.dim)
+            del vectors  # the scorer holds them while it needs them
+            with embedding_writer(esm2_h5, file_ordinals, file_ids, protein.dim) as out:
                 budget = batch_tokens or auto_batch_tokens(
                     protein.bytes_per_token, device, protein.max_batch_tokens
                 )
                 begun = time.perf_counter() - started
                 with torch.inference_mode():
-                    stats_protein = Engine(protein, device).run(tokens, budget, write)
+                    stats_protein = Engine(protein, device).run(tokens, budget, _sink(out, scorer))
                 log.info("ESM-2: %s", stats_protein.summary())
                 if os.environ.get(FAIL_SHARD) and os.environ[FAIL_SHARD] in str(esm2_h5):
                     raise RuntimeError(f"{esm2_h5} fails on purpose: {FAIL_SHARD} is set")
-                attrs.update(
+                out.attrs.update(
                     _attributes(protein, esm2_path, device, protein_load, begun, stats_protein)
                 )
+                if scorer is not None:
+                    out.store("scores", scorer.result())
+                    out.attrs[SCORED_WITH] = classifier.result()[1]
     log.info("shard embedded in %.1f s", time.perf_counter() - started)
     for encoder in (nucleotide_encoder, protein):
         if encoder.info["random_weights"]:
@@ -205,10 +220,57 @@ def _start(device):
         importlib.import_module("torch._inductor.compile_fx")  # here, off the critical path
 
 
+def _mark(event, started):
+    """Log when a step of the job's start ended (the profile of its fixed cost); return that."""
+    seconds = time.perf_counter() - started
+    log.info("%s: %.2f s into the job", event, seconds)
+    return seconds
+
+
 def _timed_load(encoder_type, path, device, dtype):
     started = time.perf_counter()
     encoder = encoder_type.load(path, device, dtype)
     return encoder, time.perf_counter() - started
+
+
+def _classifier(path):
+    """(model, SHA-256) of the classifier to score with, or None: a classifier this job cannot
+    read is the classification stage's to report, so the embeddings are kept regardless."""
+    if path is None:
+        return None
+    try:
+        return load_classifier(path), classifier_digest(path)
+    except (OSError, ValueError) as error:
+        log.warning("not scoring in this job (the classification stage will): %s", error)
+        return None
+
+
+def _scorer(classifier, nucleotide_vectors, protein_dim):
+    """A StreamingScorer for the shard, or None where there is no classifier that fits."""
+    if classifier is None:
+        return None
+    width = nucleotide_vectors.shape[1] + protein_dim
+    if classifier[0].input_dim != width:
+        log.warning(
+            "not scoring in this job: the classifier takes %d features, the embeddings give %d "
+            "(the classification stage says more)",
+            classifier[0].input_dim,
+            width,
+        )
+        return None
+    return StreamingScorer(classifier[0], nucleotide_vectors)
+
+
+def _sink(out, scorer):
+    """The engine's callback: each block of vectors to the file, and to the scorer if any."""
+    if scorer is None:
+        return out.write
+
+    def write_and_score(start, vectors):
+        out.write(start, vectors)
+        scorer.add(start, vectors)
+
+    return write_and_score
 
 
 def _file_bytes(path):

@@ -16,13 +16,33 @@ from .atomic import atomic_path
 from .damage import DamagedFile
 
 DATASETS = ("ordinal", "frame_id", "embedding")
+OPTIONAL_DATASETS = ("scores",)  # stored by the embedding job (predict.SCORED_WITH)
+
+
+class EmbeddingFileWriter:
+    """What `embedding_writer` yields: `write(start, vectors)` stores rows start.. from a
+    background thread, off the GPU's critical path; `attrs` takes the file's attributes and
+    `store(name, data)` a dataset of one row per frame (the classifier's scores)."""
+
+    def __init__(self, h5, pool):
+        self.h5, self.pool, self.attrs, self.writes = h5, pool, h5.attrs, []
+
+    def write(self, start, vectors):
+        block = slice(start, start + len(vectors))
+        self.writes.append(self.pool.submit(self.h5["embedding"].__setitem__, block, vectors))
+
+    def store(self, name, data):
+        self.h5.create_dataset(name, data=data)
+
+    def finish(self):
+        for done in self.writes:
+            done.result()
 
 
 @contextmanager
 def embedding_writer(path, ordinals, frame_ids, dim):
-    """Yield (write, attrs): `write(start, vectors)` stores rows start.. from a background thread,
-    off the GPU's critical path; `attrs` takes the file's attributes. The file gets its name only
-    when every row is written."""
+    """Yield an EmbeddingFileWriter for a new file of len(frame_ids) rows of `dim` floats; the
+    file gets its name only when every row is written."""
     with (
         atomic_path(path) as tmp,
         # atomic_path's lock on the temporary file is the one that counts; HDF5's would clash
@@ -32,16 +52,10 @@ def embedding_writer(path, ordinals, frame_ids, dim):
         h5.attrs["rows"] = len(frame_ids)
         h5.create_dataset("ordinal", data=np.asarray(ordinals, dtype=np.int64))
         h5.create_dataset("frame_id", data=list(frame_ids), dtype=h5py.string_dtype())
-        rows = h5.create_dataset("embedding", shape=(len(frame_ids), dim), dtype=np.float32)
-        writes = []
-
-        def write(start, vectors):
-            block = slice(start, start + len(vectors))
-            writes.append(pool.submit(rows.__setitem__, block, vectors))
-
-        yield write, h5.attrs
-        for done in writes:
-            done.result()
+        h5.create_dataset("embedding", shape=(len(frame_ids), dim), dtype=np.float32)
+        writer = EmbeddingFileWriter(h5, pool)
+        yield writer
+        writer.finish()
         h5.attrs["complete"] = True  # last: a file without it was never finished
 
 
@@ -57,7 +71,8 @@ def open_embeddings(path):
     with h5:
         if not h5.attrs.get("complete", False):
             raise DamagedFile(path, "its writer never finished it (no 'complete' attribute)")
-        lengths = {name: len(h5[name]) if name in h5 else None for name in DATASETS}
+        present = tuple(name for name in OPTIONAL_DATASETS if name in h5)
+        lengths = {name: len(h5[name]) if name in h5 else None for name in DATASETS + present}
         if any(length != h5.attrs.get("rows") for length in lengths.values()):
             raise DamagedFile(
                 path, f"its 'rows' attribute says {h5.attrs.get('rows')} rows, it holds {lengths}"

@@ -1,20 +1,21 @@
-"""The classification stage: both embeddings of a shard in, the classifier's scores out."""
+"""The classification stage: a shard's scores table, from the scores its embedding job stored
+when they came from this classifier file, else from the stored embeddings (scoring.py)."""
 
+import hashlib
 import logging
 
 import numpy as np
-import torch
 
 from .atomic import atomic_open
 from .damage import DamagedFile
 from .h5store import open_embeddings
-from .models.classifier import load_classifier, scores
 from .tables import tsv_writer
 
 log = logging.getLogger(__name__)
 
 SCORE_COLUMNS = ("ordinal", "frame_id", "prediction", "score1", "score2")
-BLOCK_ROWS = 32768  # frames read and scored at a time: 0.4 GB of features at 3328 wide
+# ESM-2 file attribute: the SHA-256 of the classifier file its `scores` dataset came from
+SCORED_WITH = "scores_classifier_sha256"
 _READ_BYTES = 1 << 20
 
 
@@ -23,13 +24,16 @@ def float32_text(value):
     return str(np.float32(value))
 
 
-def classify_shard(dnabert_h5, esm2_h5, classifier_path, out_tsv):
+def classifier_digest(path):
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def classify_shard(dnabert_h5, esm2_h5, classifier_path, out_tsv, threads=None):
     """Score every frame of a shard: features are concat(DNABERT-S, ESM-2) per frame (SPEC §5).
-    The two files list the frames in one order (the embedding job writes them so); they are
-    read side by side in blocks, straight into the feature matrix, so memory stays bounded
-    however large the shard. Writes ordinal, frame id, prediction and the two softmax scores,
-    in input order."""
-    model = load_classifier(classifier_path)
+    The two files list the frames in one order (the embedding job writes them so). Writes
+    ordinal, frame id, prediction and the two softmax scores, in input order. `threads`: the
+    CPU threads for scoring here (torch's default: every core)."""
     with open_embeddings(dnabert_h5) as nucleotide, open_embeddings(esm2_h5) as protein:
         ordinals = nucleotide["ordinal"][:]
         if not np.array_equal(ordinals, protein["ordinal"][:]):
@@ -40,22 +44,11 @@ def classify_shard(dnabert_h5, esm2_h5, classifier_path, out_tsv):
                 "not written by one embedding job",
             )
         frame_ids = nucleotide["frame_id"].asstr()[:]
-        parts = nucleotide["embedding"], protein["embedding"]
-        widths = [part.shape[1] for part in parts]
-        if model.input_dim != sum(widths):
-            raise ValueError(
-                f"{classifier_path} takes {model.input_dim} features, but the embeddings give "
-                f"{widths[0]} (DNABERT-S, {dnabert_h5}) + {widths[1]} (ESM-2, {esm2_h5}) = "
-                f"{sum(widths)}: the classifier does not belong to these models"
-            )
-        probabilities = np.empty((len(ordinals), 2), dtype=np.float32)
-        features = np.empty((min(BLOCK_ROWS, len(ordinals)), sum(widths)), dtype=np.float32)
-        for start in range(0, len(ordinals), BLOCK_ROWS):
-            n = min(BLOCK_ROWS, len(ordinals) - start)
-            rows = np.s_[start : start + n]
-            parts[0].read_direct(features, rows, np.s_[:n, : widths[0]])
-            parts[1].read_direct(features, rows, np.s_[:n, widths[0] :])
-            probabilities[start : start + n] = scores(model, torch.from_numpy(features[:n]))
+        if protein.attrs.get(SCORED_WITH) == classifier_digest(classifier_path):
+            probabilities, source = protein["scores"][:], "stored by the embedding job"
+        else:
+            scored = _score_stored(classifier_path, nucleotide, protein, threads)
+            probabilities, source = scored, "here"
     with atomic_open(out_tsv) as handle:
         table = tsv_writer(handle)
         table.writerow(SCORE_COLUMNS)
@@ -65,7 +58,24 @@ def classify_shard(dnabert_h5, esm2_h5, classifier_path, out_tsv):
             table.writerow(
                 (ordinals[i], frame_ids[i], label, float32_text(others), float32_text(virus))
             )
-    log.info("%d frames scored with %s", len(ordinals), classifier_path)
+    log.info("%d frames scored with %s (computed %s)", len(ordinals), classifier_path, source)
+
+
+def _score_stored(classifier_path, nucleotide, protein, threads):
+    """Probabilities from the stored embeddings, for scores the embedding job did not compute
+    with this classifier (a classifier changed since, or one it could not read)."""
+    # imported here: torch takes seconds to import, and the common case needs none of it
+    import torch
+
+    from .models.classifier import load_classifier
+    from .scoring import check_width, score_files
+
+    if threads:
+        torch.set_num_threads(threads)
+    model = load_classifier(classifier_path)
+    widths = nucleotide["embedding"].shape[1], protein["embedding"].shape[1]
+    check_width(model, widths, classifier_path, (nucleotide.file.filename, protein.file.filename))
+    return score_files(model, nucleotide["embedding"], protein["embedding"])
 
 
 def check_scores(path, frames):

@@ -6,11 +6,11 @@ import functools
 import torch
 
 # One shape per job (engine: every batch is computed in the job's one row count), so the
-# kernels are compiled for exactly the shape they run: static shapes. Coordinate descent tunes
-# the fused kernels' block sizes for that shape (1.7% on ESM-2 3B, 19 s once per compile cache);
-# max-autotune, which also pits Triton against cuBLAS for the matrix products, buys 0.9% more
-# for 100 s more (benchmarks/results/2026-11-22-h200-compile-modes.txt).
-OPTIONS = {"dynamic": False, "options": {"coordinate_descent_tuning": True}}
+# kernels are compiled for exactly the shape they run: static shapes, and no tuning. Coordinate
+# descent tuning buys 1.7% of the loop on ESM-2 3B (about 2 s of a shard's 140 s) but costs 19 s
+# on a first run and 5 s on every later job's first batch; max-autotune buys 0.9% more for
+# 100 s more (benchmarks/results/2026-11-22-h200-compile-modes.txt).
+OPTIONS = {"dynamic": False}
 
 
 def compiled_on_cuda(fn):

@@ -94,8 +94,20 @@ def sample_fasta(wildcards):
     return samples[wildcards.sample]["fasta"]
 
 
+def sample_classifier(sample):
+    return config["models"][f"classifier_{samples[sample]['chunk_size']}"]
+
+
 def classifier_for(wildcards):
-    return config["models"][f"classifier_{samples[wildcards.sample]['chunk_size']}"]
+    return sample_classifier(wildcards.sample)
+
+
+# The classifier each sample's embedding jobs score their frames with while the vectors are in
+# memory (virnucpro.embed). Read by the job, not an input or param of it, so that another
+# classifier makes Snakemake re-score the stored embeddings instead of recomputing them.
+config["embedding"]["scoring_classifier"] = {
+    sample: sample_classifier(sample) for sample in samples
+}
 
 
 def esm2_model():

@@ -4,12 +4,8 @@ from virnucpro.logs import log_to
 log_to(snakemake.log[0])
 end_with_snakemake()
 
-import torch  # noqa: E402 - after the log is open
-
-from virnucpro.damage import removing_damaged_inputs  # noqa: E402
+from virnucpro.damage import removing_damaged_inputs  # noqa: E402 - after the log is open
 from virnucpro.predict import classify_shard  # noqa: E402
-
-torch.set_num_threads(snakemake.threads)
 
 with removing_damaged_inputs():
     classify_shard(
@@ -17,4 +13,5 @@ with removing_damaged_inputs():
         snakemake.input.esm2,
         snakemake.input.classifier,
         snakemake.output.scores,
+        threads=snakemake.threads,
     )

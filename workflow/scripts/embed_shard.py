@@ -1,7 +1,8 @@
+import logging
 import os
 
 from virnucpro.lifeline import end_with_snakemake
-from virnucpro.logs import log_to
+from virnucpro.logs import log_to, process_age
 
 log_to(snakemake.log[0])
 end_with_snakemake()
@@ -19,6 +20,10 @@ with removing_damaged_inputs(), gpu_lease(settings["gpus"], settings["lease_dir"
 
     from virnucpro.embed import embed_shard
 
+    logging.getLogger("embed_shard").info(
+        "%.1f s into the process: Python, Snakemake's preamble and the imports done",
+        process_age() or 0,
+    )
     torch.set_num_threads(snakemake.threads)
     embed_shard(
         snakemake.input.frames,
@@ -31,4 +36,5 @@ with removing_damaged_inputs(), gpu_lease(settings["gpus"], settings["lease_dir"
         device=settings["device"],
         precision=snakemake.params.precision,
         batch_tokens=settings.get("batch_tokens"),
+        classifier_path=settings["scoring_classifier"][snakemake.wildcards.sample],
     )

@@ -1,0 +1,93 @@
+"""The classifier's scores are the same whether the embedding job computed them as its vectors
+arrived or the classification stage computed them from the stored files."""
+
+import logging
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from virnucpro import scoring
+from virnucpro.h5store import embedding_writer, open_embeddings
+from virnucpro.models.classifier import MLPClassifier, scores
+from virnucpro.predict import SCORED_WITH, classifier_digest, classify_shard
+from virnucpro.random_checkpoints import write_pickled_classifier
+
+
+def random_vectors(frames, width, seed):
+    return np.random.default_rng(seed).standard_normal((frames, width), dtype=np.float32)
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of 7 frames, so that a few dozen frames cross several block boundaries."""
+    monkeypatch.setattr(scoring, "BLOCK_ROWS", 7)
+
+
+def test_streamed_scores_equal_the_stored_files_scores_bit_for_bit(tmp_path, small_blocks):
+    torch.manual_seed(0)
+    model = MLPClassifier(5 + 9).eval()
+    dna, protein = random_vectors(40, 5, 1), random_vectors(40, 9, 2)
+    paths = {"dna": tmp_path / "d.h5", "protein": tmp_path / "p.h5"}
+    for name, vectors in (("dna", dna), ("protein", protein)):
+        with embedding_writer(paths[name], range(40), ["f"] * 40, vectors.shape[1]) as out:
+            out.write(0, vectors)
+    with open_embeddings(paths["dna"]) as d, open_embeddings(paths["protein"]) as p:
+        from_files = scoring.score_files(model, d["embedding"], p["embedding"])
+
+    streamed = scoring.StreamingScorer(model, dna)
+    for start, end in [(0, 3), (3, 4), (4, 19), (19, 21), (21, 40)]:  # the engine's batches
+        streamed.add(start, protein[start:end])
+    np.testing.assert_array_equal(streamed.result(), from_files)
+    # and both are the classifier's softmax over [DNABERT-S | ESM-2] (independent of blocks)
+    whole = scores(model, torch.from_numpy(np.concatenate([dna, protein], axis=1))).numpy()
+    np.testing.assert_allclose(from_files, whole, rtol=0, atol=1e-6)
+
+
+def test_the_streaming_scorer_refuses_vectors_out_of_order(small_blocks):
+    streamed = scoring.StreamingScorer(MLPClassifier(3).eval(), random_vectors(10, 1, 0))
+    streamed.add(0, random_vectors(4, 2, 1))
+    with pytest.raises(ValueError, match="vectors from row 5, expected them from row 4"):
+        streamed.add(5, random_vectors(4, 2, 1))
+
+
+def test_an_unfinished_stream_is_an_error(small_blocks):
+    streamed = scoring.StreamingScorer(MLPClassifier(3).eval(), random_vectors(10, 1, 0))
+    streamed.add(0, random_vectors(4, 2, 1))
+    with pytest.raises(ValueError, match="vectors of 4 of 10 frames arrived"):
+        streamed.result()
+
+
+def shard_files(run, tmp_path, shard="shard_0001"):
+    """Copies of one shard's two embedding files from the demo run."""
+    copies = []
+    for kind in ("dnabert_s", "esm2"):
+        copies.append(tmp_path / f"{shard}.{kind}.h5")
+        shutil.copy(run / "embeddings" / f"{shard}.{kind}.h5", copies[-1])
+    return copies
+
+
+def test_the_stage_uses_the_jobs_scores_only_for_the_classifier_they_came_from(
+    demo_run, demo_models, tmp_path, caplog
+):
+    dnabert_s, esm2 = shard_files(demo_run, tmp_path)
+    classifier = demo_models["classifier_500"]
+    with h5py.File(esm2, "r") as h5:
+        assert h5.attrs[SCORED_WITH] == classifier_digest(classifier)
+        assert h5["scores"].shape == (h5.attrs["rows"], 2)
+    caplog.set_level(logging.INFO)
+    classify_shard(dnabert_s, esm2, classifier, tmp_path / "stored.tsv")
+    assert "computed stored by the embedding job" in caplog.text
+
+    with h5py.File(esm2, "a") as h5:  # as if the job had scored with another classifier
+        h5.attrs[SCORED_WITH] = "0" * 64
+    caplog.clear()
+    classify_shard(dnabert_s, esm2, classifier, tmp_path / "here.tsv")
+    assert "(computed here)" in caplog.text
+    assert (tmp_path / "here.tsv").read_bytes() == (tmp_path / "stored.tsv").read_bytes()
+
+    other = write_pickled_classifier(tmp_path / "other.pth", 48 + 64, seed=5)
+    classify_shard(dnabert_s, esm2, other, tmp_path / "other.tsv")
+    assert (tmp_path / "other.tsv").read_bytes() != (tmp_path / "stored.tsv").read_bytes()
