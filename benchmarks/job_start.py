@@ -24,19 +24,20 @@ from virnucpro.sharding import MANIFEST_COLUMNS
 
 
 def small_shard(run, sample, frames, out):
-    """The first `frames` rows of the run's frame table as a one-shard table and manifest."""
-    lines = []
-    with open(run / "results" / sample / "shards" / "frames.tsv", encoding="utf-8") as table:
-        for line in table:
-            lines.append(line)
-            if len(lines) == frames:
-                break
-    text = "".join(lines)
-    (out / "frames.tsv").write_text(text)
-    size = len(text.encode())
-    row = {"shard": "shard_0000", "frames": len(lines), "start_byte": 0, "end_byte": size}
+    """The first `frames` rows of the run's first shard as a one-shard table and manifest."""
+    shards = run / "results" / sample / "shards"
+    row = (shards / "manifest.tsv").read_text().split("\n")[1].split("\t")
+    first = dict(zip(MANIFEST_COLUMNS, row, strict=True))
+    with open(shards / "frames.tsv", "rb") as table:
+        text = table.read(int(first["end_byte"]))
+    text = b"".join(text.splitlines(keepends=True)[:frames])
+    (out / "frames.tsv").write_bytes(text)
+    first.update(frames=text.count(b"\n"), start_byte=0, end_byte=len(text))
     (out / "manifest.tsv").write_text(
-        "\t".join(MANIFEST_COLUMNS) + "\n" + "\t".join(str(row[c]) for c in MANIFEST_COLUMNS) + "\n"
+        "\t".join(MANIFEST_COLUMNS)
+        + "\n"
+        + "\t".join(str(first[c]) for c in MANIFEST_COLUMNS)
+        + "\n"
     )
 
 

@@ -215,9 +215,12 @@ def _start(device):
     """Create the GPU's context and import the compiler (seconds each on some machines), so that
     the first model load and the first compiled batch need not."""
     if device.type == "cuda":
+        started = time.perf_counter()
         torch.cuda.init()
         torch.empty(1, device=device)
+        _mark("CUDA context created", started)
         importlib.import_module("torch._inductor.compile_fx")  # here, off the critical path
+        _mark("compiler imported", started)
 
 
 def _mark(event, started):
