@@ -29,16 +29,13 @@ def small_shard(run, sample, frames, out):
     row = (shards / "manifest.tsv").read_text().split("\n")[1].split("\t")
     first = dict(zip(MANIFEST_COLUMNS, row, strict=True))
     with open(shards / "frames.tsv", "rb") as table:
-        text = table.read(int(first["end_byte"]))
-    text = b"".join(text.splitlines(keepends=True)[:frames])
-    (out / "frames.tsv").write_bytes(text)
-    first.update(frames=text.count(b"\n"), start_byte=0, end_byte=len(text))
-    (out / "manifest.tsv").write_text(
-        "\t".join(MANIFEST_COLUMNS)
-        + "\n"
-        + "\t".join(str(first[c]) for c in MANIFEST_COLUMNS)
-        + "\n"
-    )
+        header = table.readline()
+        table.seek(int(first["start_byte"]))
+        rows = b"".join(table.read(int(first["end_byte"])).splitlines(keepends=True)[:frames])
+    (out / "frames.tsv").write_bytes(header + rows)
+    first.update(frames=rows.count(b"\n"), start_byte=len(header), end_byte=len(header + rows))
+    values = [str(first[c]) for c in MANIFEST_COLUMNS]
+    (out / "manifest.tsv").write_text("\t".join(MANIFEST_COLUMNS) + "\n" + "\t".join(values) + "\n")
 
 
 def child(run, out):
