@@ -2,8 +2,7 @@
 runs: once with an empty compile cache (a first run) and once with the cache that run filled.
 Per setting: model load, the first batch (compiling and tuning included) and the loop's
 tokens/s on the frames of 150 bp reads cut from real sequence, every batch computed in the
-job's one row count. Also the ESM-2 3B load time from the fair-esm checkpoint and from the
-safetensors file `convert_esm2` writes.
+job's one row count. Also the ESM-2 3B load time from the fair-esm checkpoint.
 
     python benchmarks/compile_modes.py --genomes DIR --workdir /tmp/modes \
         --out benchmarks/results/<date>-<gpu>-compile-modes.json
@@ -128,21 +127,16 @@ def main():
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
     models = full_models(args.workdir / "models")
-    converted = args.workdir / "esm2_t36_3B_UR50D.safetensors"
-    started = time.perf_counter()
-    if not converted.exists():
-        esm2.convert_checkpoint(models["esm2"], converted)
-    convert_s = time.perf_counter() - started
     frames = frames_of_reads(read_genomes(args.genomes), args.esm2_tokens, seed=1)
     (args.workdir / "frames.json").write_text(json.dumps(frames))
 
     loads = {
         path.name: [run_child(args, "esm2", path, load_only=True) for _ in range(2)]
-        for path in (models["esm2"], converted)
+        for path in (models["esm2"],)
     }
     runs = {"esm2": {}, "dnabert_s": {}}
     for kind, model, modes in (
-        ("esm2", converted, args.modes),
+        ("esm2", models["esm2"], args.modes),
         ("dnabert_s", models["dnabert_s"], args.dnabert_modes),
     ):
         for index, mode in enumerate(modes):
@@ -163,7 +157,6 @@ def main():
         torch=torch.__version__,
         frames=len(frames),
         esm2_tokens=sum(len(p) + 2 for _, p in frames),
-        convert_esm2_s=round(convert_s, 1),
         esm2_load_s=loads,
         runs=runs,
     )

@@ -32,7 +32,7 @@ from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 from virnucpro.embed import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import embed_all
 from virnucpro.fasta import read_records
-from virnucpro.models import dnabert_s, esm2
+from virnucpro.models import dnabert_s
 from virnucpro.models.architectures import ESM2_PRESETS
 from virnucpro.models.attention import PackedRows
 from virnucpro.models.dnabert_s import DNABertConfig
@@ -184,8 +184,8 @@ def esm2_baselines(checkpoint, sequences, tokens, measures, n):
 OURS = "virnucpro (default)"
 
 
-def esm2_ours(converted, tokens, measures, n):
-    encoder = ProteinEncoder.load(converted, torch.device("cuda"), torch.float16)
+def esm2_ours(checkpoint, tokens, measures, n):
+    encoder = ProteinEncoder.load(checkpoint, torch.device("cuda"), torch.float16)
     default = encoder.max_batch_tokens
     ours = {}
     for w, measure in measures.items():
@@ -215,21 +215,18 @@ def esm2_section(args, peak, results):
     checkpoint = args.workdir / "esm2_t36_3B_UR50D.pt"
     if not checkpoint.exists():
         write_esm2(checkpoint, 36, 2560, 40, seed=0, device="cuda")
-    converted = args.workdir / "esm2_t36_3B_UR50D.safetensors"
-    if not converted.exists():
-        esm2.convert_checkpoint(checkpoint, converted)
     cfg = ESM2_PRESETS["esm2_t36_3B_UR50D"]
     n = args.scale
     sequences = {
         "protein_166": proteins(12 * n, 166, 166, seed=1),
         "protein_30_166": proteins(20 * n, 30, 166, seed=2),
     }
-    tokens = {w: ProteinEncoder.tokenize(converted, s) for w, s in sequences.items()}
+    tokens = {w: ProteinEncoder.tokenize(checkpoint, s) for w, s in sequences.items()}
     means = {w: float(np.mean([len(x) for x in t])) for w, t in tokens.items()}
     measures = {w: Measure(w, per_token(esm2_flops, cfg, tokens[w]), peak) for w in sequences}
     reference, hf_vectors = esm2_baselines(checkpoint, sequences, tokens, measures, n)
     free_gpu()
-    ours = esm2_ours(converted, tokens, measures, n)
+    ours = esm2_ours(checkpoint, tokens, measures, n)
     free_gpu()
     for w, measure in measures.items():
         flops = per_token(esm2_flops, cfg, tokens[w])

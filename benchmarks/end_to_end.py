@@ -8,9 +8,9 @@ real config and tokenizer, the 3328-feature classifiers), on the GPUs the machin
 
 Samples: `reads` is 300,000 reads of 150 bp at chunk 300, `contigs` 3,000 contigs of 1-20 kb at
 chunk 500, cut at random positions on both strands of the FASTA files in --genomes (the
-DeepVirFinder fragments). A `cold` run starts with an empty compile cache and no converted
-ESM-2 file in resources/, as a first run on a new installation does; a `warm` run keeps both,
-as every later run does. Every run starts from the sample FASTA (a fresh results/).
+DeepVirFinder fragments). A `cold` run starts with an empty compile cache in resources/, as a
+first run on a new installation does; a `warm` run keeps it, as every later run does. Every run
+starts from the sample FASTA (a fresh results/).
 
 Per run: wall time; each embedding job's wait for its GPU lease, model loads, first batch
 (compiling and tuning) and loop per model, with tokens/s; every other job's time (Snakemake's
@@ -235,9 +235,9 @@ def engine_check_child(run, sample, max_tokens):
     ordinals, _, _, proteins = read_shard(
         shards / "frames.tsv", shards / "manifest.tsv", "shard_0000"
     )
-    converted = next((run / "resources" / "converted").glob("*.safetensors"))
-    encoder = ProteinEncoder.load(converted, torch.device("cuda"), torch.float16)
-    tokens = ProteinEncoder.tokenize(converted, proteins)
+    checkpoint = yaml.safe_load((run / "config" / "config.yaml").read_text())["models"]["esm2"]
+    encoder = ProteinEncoder.load(checkpoint, torch.device("cuda"), torch.float16)
+    tokens = ProteinEncoder.tokenize(checkpoint, proteins)
     tokens = [tokens[i] for i in longest_first(tokens, ordinals)]
     budget = auto_batch_tokens(
         encoder.bytes_per_token, torch.device("cuda"), encoder.max_batch_tokens
@@ -251,9 +251,9 @@ def engine_check_child(run, sample, max_tokens):
 
 
 def prime(args, run, sample):
-    """Fill the run's compile cache and converted ESM-2 file with a small sample of the same
-    kind (the kernels are compiled for the batch shape, not the sample), so that a warm run can
-    be measured on a fresh machine without a whole cold run before it."""
+    """Fill the run's compile cache with a small sample of the same kind (the kernels are
+    compiled for the batch shape, not the sample), so that a warm run can be measured on a
+    fresh machine without a whole cold run before it."""
     sheet = run / "config" / "samples.tsv"
     full = sheet.read_text()
     small = args.workdir / f"{sample}-prime.fa"

@@ -1,7 +1,7 @@
 """Where an embedding job's fixed start goes: the job's own code (`embed.embed_shard`) on the
 first frames of a shard of an end-to-end run, in a fresh process under cProfile, with the run's
-compile cache and converted ESM-2 file (so: a warm start), printing the job's timeline and the
-functions that took the time of its main thread.
+compile cache (so: a warm start), printing the job's timeline and the functions that took the
+time of its main thread.
 
     python benchmarks/job_start.py --run /tmp/w/run-reads --sample reads --frames 20000 \
         > benchmarks/results/<date>-<gpu>-job-start.txt
@@ -51,7 +51,6 @@ def child(run, out):
 
     print(f"imports: {time.perf_counter() - started:.2f} s", flush=True)
     torch.set_num_threads(2)
-    esm2 = next((run / "resources" / "converted").glob("*.safetensors"))
     models = yaml.safe_load((run / "config" / "config.yaml").read_text())["models"]
     chunk_size = (run / "config" / "samples.tsv").read_text().splitlines()[1].split("\t")[2]
     embed_shard(
@@ -61,7 +60,7 @@ def child(run, out):
         out / "d.h5",
         out / "e.h5",
         models["dnabert_s"],
-        esm2,
+        models["esm2"],
         classifier_path=models[f"classifier_{chunk_size}"],
     )
 

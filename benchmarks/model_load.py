@@ -1,5 +1,5 @@
-"""Model load time per embedding job at full size: ESM-2 3B from the fair-esm checkpoint
-against the safetensors file `convert_esm2` writes once, and DNABERT-S from its directory.
+"""Model load time per embedding job at full size: ESM-2 3B from the fair-esm checkpoint, and
+DNABERT-S from its directory.
 
 Each load is timed up to a finished forward pass of one short protein, so lazily mapped
 weights are really read; the forward pass alone is timed too and subtracted.
@@ -68,15 +68,10 @@ def main():
                 for k in ("num_layers", "embed_dim", "attention_heads")
             },
         )
-    converted = args.workdir / "esm2_t36_3B_UR50D.safetensors"
-    _, convert_s = timed(lambda: esm2.convert_checkpoint(pt, converted))
     results = {
         "esm2_t36_3B_UR50D": {
             "checkpoint_bytes": pt.stat().st_size,
-            "converted_bytes": converted.stat().st_size,
-            "convert_once_s": round(convert_s, 2),
             "from_fair_esm_pt": load_and_probe(esm2.load_model, pt, device, dtype),
-            "from_converted_safetensors": load_and_probe(esm2.load_model, converted, device, dtype),
         }
     }
     directory = args.workdir / "DNABERT-S"

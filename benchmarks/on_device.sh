@@ -10,6 +10,7 @@ export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
 # sources again (7.6 s of each embedding job's start, benchmarks/job_start.py). pip and conda
 # write bytecode when they install, so a user's environment has it: write it once here too.
 export PYTHONPYCACHEPREFIX=/tmp/pycache
+# (`|| true`: a few packages ship files for other Python versions, which do not compile)
 python3 -m compileall -q -j 0 /tmp/site "$(python3 -c 'import torch, pathlib; print(pathlib.Path(torch.__file__).parents[1])')" >/dev/null || true
 python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name())"
 "$@"

@@ -20,7 +20,6 @@ from torch.profiler import ProfilerActivity, profile
 
 from virnucpro.embed import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import auto_batch_tokens, embed_all
-from virnucpro.models import esm2
 
 KINDS = [
     ("attention", ("flash", "fmha", "attention", "sdpa")),
@@ -63,9 +62,6 @@ def main():
     parser.add_argument("--esm2-tokens", type=int, default=1_000_000)
     args = parser.parse_args()
     models = full_models(args.workdir / "models")
-    converted = args.workdir / "esm2_t36_3B_UR50D.safetensors"
-    if not converted.exists():
-        esm2.convert_checkpoint(models["esm2"], converted)
     frames = frames_of_reads(read_genomes(args.genomes), args.esm2_tokens, seed=2)
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}")
 
@@ -73,15 +69,15 @@ def main():
     tokens = NucleotideEncoder.tokenize(models["dnabert_s"], [n for n, _ in frames])
     breakdown("DNABERT-S, frames of 150 bp reads", dna, tokens)
     del dna
-    protein = ProteinEncoder.load(converted, torch.device("cuda"), torch.float16)
+    protein = ProteinEncoder.load(models["esm2"], torch.device("cuda"), torch.float16)
     breakdown(
         "ESM-2 3B, frames of 150 bp reads",
         protein,
-        ProteinEncoder.tokenize(converted, [p for _, p in frames]),
+        ProteinEncoder.tokenize(models["esm2"], [p for _, p in frames]),
     )
     rng = np.random.default_rng(0)
     uniform = ["".join(rng.choice(AMINO_ACIDS, 166)) for _ in range(6000)]
-    breakdown("ESM-2 3B, 166 residues", protein, ProteinEncoder.tokenize(converted, uniform))
+    breakdown("ESM-2 3B, 166 residues", protein, ProteinEncoder.tokenize(models["esm2"], uniform))
 
 
 if __name__ == "__main__":

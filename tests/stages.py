@@ -4,7 +4,6 @@ Snakemake: for tests of what the stages write."""
 from pathlib import Path
 
 from virnucpro.embed import embed_shard
-from virnucpro.models.esm2 import convert_checkpoint
 from virnucpro.predict import classify_shard
 from virnucpro.prepare import chunk_sample, translate_sample
 from virnucpro.report import aggregate_sample
@@ -27,8 +26,6 @@ def run_sample(fasta, models, out, chunk_size=500, mode="overlap", shards=2):
     names = [shard_name(i) for i in range(shards)]
     frames, manifest = out / "shards" / "frames.tsv", out / "shards" / "manifest.tsv"
     shard_frames(p / "nucleotide.fa", p / "protein.faa", shards, frames, manifest)
-    esm2 = out / "esm2.safetensors"
-    convert_checkpoint(models["esm2"], esm2)
     shards = []
     for n in names:
         h5 = {kind: out / "embeddings" / f"{n}.{kind}.h5" for kind in ("dnabert_s", "esm2")}
@@ -39,7 +36,7 @@ def run_sample(fasta, models, out, chunk_size=500, mode="overlap", shards=2):
             h5["dnabert_s"],
             h5["esm2"],
             models["dnabert_s"],
-            esm2,
+            models["esm2"],
             "cpu",
             classifier_path=models[f"classifier_{chunk_size}"],
         )

@@ -8,8 +8,6 @@ import shutil
 import esm
 import numpy as np
 import pytest
-import safetensors
-import safetensors.torch
 import torch
 
 from virnucpro.embed import ProteinEncoder
@@ -98,14 +96,11 @@ def test_casting_the_model_keeps_the_stored_rotary_frequencies(esm2_tiny, tmp_pa
     with torch.serialization.safe_globals([argparse.Namespace]):
         body = torch.load(esm2_tiny, weights_only=True)["model"]
     stored = body["encoder.sentence_encoder.layers.0.self_attn.rot_emb.inv_freq"]
-    converted = tmp_path / "esm2.safetensors"
-    esm2.convert_checkpoint(esm2_tiny, converted)
-    for path in (esm2_tiny, converted):
-        model, _ = esm2.load_model(path, dtype=dtype)
-        assert next(model.parameters()).dtype == dtype
-        assert model.rotary_inv_freq.dtype == torch.float16
-        assert torch.equal(model.rotary_inv_freq, stored)
-        assert torch.equal(model.float().rotary_inv_freq, stored)
+    model, _ = esm2.load_model(esm2_tiny, dtype=dtype)
+    assert next(model.parameters()).dtype == dtype
+    assert model.rotary_inv_freq.dtype == torch.float16
+    assert torch.equal(model.rotary_inv_freq, stored)
+    assert torch.equal(model.float().rotary_inv_freq, stored)
 
 
 def test_tokens_match_the_originals_batch_converter():
@@ -135,19 +130,7 @@ def test_masked_tokens_are_rescaled_per_sequence_like_fair_esm(esm2_tiny):
     assert torch.nn.functional.cosine_similarity(got, expected, dim=1).min() >= 0.99999
 
 
-def test_converted_safetensors_gives_the_same_model(esm2_tiny, tmp_path):
-    converted = tmp_path / "esm2.safetensors"
-    esm2.convert_checkpoint(esm2_tiny, converted)
-    (a, info_a), (b, info_b) = esm2.load_model(esm2_tiny), esm2.load_model(converted)
-    assert info_a == info_b == {"name": "esm2_t3_tiny", "random_weights": True}
-    batch = PackedBatch.from_token_lists([esm2.tokenize(p) for p in proteins(seed=3)[:6]])
-    with torch.no_grad():
-        assert torch.equal(a(batch), b(batch))
-
-
-def test_a_checkpoint_of_another_shape_is_refused_with_its_name(esm2_tiny, tmp_path):
-    converted = tmp_path / "esm2.safetensors"
-    esm2.convert_checkpoint(esm2_tiny, converted)
+def test_a_checkpoint_of_another_shape_is_refused_with_its_name(tmp_path):
     broken = tmp_path / "not_esm2.pt"
     torch.save({"model": {"x": torch.zeros(1)}}, broken)
     with pytest.raises(ValueError, match="not a fair-esm ESM-2 checkpoint"):
@@ -165,17 +148,3 @@ def test_a_checkpoint_without_or_with_differing_rotary_frequencies_is_refused(es
     )
     with pytest.raises(ValueError, match=r"differing\.pt: the layers' rotary frequencies"):
         esm2.load_model(differing)
-
-
-def test_a_file_from_the_previous_converter_is_refused_with_the_fix(esm2_tiny, tmp_path):
-    """Version 1 files lack the rotary frequencies: they must be converted again (the workflow
-    names its converted file by version, so it converts anew by itself)."""
-    converted = tmp_path / "esm2.safetensors"
-    esm2.convert_checkpoint(esm2_tiny, converted)
-    with safetensors.safe_open(converted, framework="pt") as handle:
-        meta = handle.metadata()
-    state = safetensors.torch.load_file(converted)
-    del state["rotary_inv_freq"]
-    safetensors.torch.save_file(state, converted, metadata={**meta, "format": "virnucpro-esm2"})
-    with pytest.raises(ValueError, match=r"esm2\.safetensors is not .* this version .* convert"):
-        esm2.load_model(converted)

@@ -7,11 +7,13 @@ import torch
 
 from virnucpro.embed import NucleotideEncoder, ProteinEncoder, embed_shard
 from virnucpro.engine import embed_all
-from virnucpro.h5store import read_attrs, read_embeddings
-from virnucpro.models import attention, esm2
+from virnucpro.h5store import open_embeddings, read_attrs, read_embeddings
+from virnucpro.models import attention
+from virnucpro.models.classifier import load_classifier
 from virnucpro.models.dnabert_s import DNABertConfig, alibi_slopes, weights_path
 from virnucpro.packing import PackedBatch
-from virnucpro.random_checkpoints import write_dnabert_s, write_esm2
+from virnucpro.random_checkpoints import write_dnabert_s, write_esm2, write_pickled_classifier
+from virnucpro.scoring import score_files
 from virnucpro.sharding import shard_frames
 
 from conftest import REAL_DNABERT_S
@@ -41,28 +43,25 @@ def report(name, a, b):
 
 @pytest.fixture(scope="module")
 def esm2_3b(tmp_path_factory):
-    """Random ESM-2 3B weights in a fair-esm checkpoint, and its safetensors conversion."""
+    """Random ESM-2 3B weights in a fair-esm checkpoint."""
     root = tmp_path_factory.mktemp("esm2_3b")
-    checkpoint = write_esm2(root / "esm2_t36_3B_UR50D.pt", 36, 2560, 40, seed=3, device="cuda")
-    converted = root / "esm2_t36_3B_UR50D.safetensors"
-    esm2.convert_checkpoint(checkpoint, converted)
-    return checkpoint, converted
+    return write_esm2(root / "esm2_t36_3B_UR50D.pt", 36, 2560, 40, seed=3, device="cuda")
 
 
 def test_esm2_3b_fp16_matches_fair_esm_fp32(esm2_3b):
-    checkpoint, converted = esm2_3b
+    checkpoint = esm2_3b
     sequences = proteins(40, 1, 1100) + proteins(40, 166, 166, seed=1)
     model, alphabet = fair_esm.load(checkpoint, CUDA)
     expected = fair_esm.embed(model, alphabet, sequences).cpu()
     del model
     torch.cuda.empty_cache()
-    tokens = ProteinEncoder.tokenize(converted, sequences)
+    tokens = ProteinEncoder.tokenize(checkpoint, sequences)
     for precision, floor in (
         (torch.float16, 0.999),
         (torch.bfloat16, 0.99),
         (torch.float32, 0.99999),
     ):
-        encoder = ProteinEncoder.load(converted, CUDA, precision)
+        encoder = ProteinEncoder.load(checkpoint, CUDA, precision)
         packed, _ = embed_all(encoder, tokens, CUDA, 16384)
         assert report(f"ESM-2 3B {precision} vs fair-esm fp32", packed, expected) >= floor
         if precision == torch.float16:
@@ -147,9 +146,8 @@ def test_flash_attn_with_alibi_matches_padded_attention():
 
 def test_real_out_of_memory_halves_the_budget(esm2_3b):
     """With all but 12 GiB of the GPU taken, a 512k-token ESM-2 3B batch cannot fit."""
-    _, converted = esm2_3b
-    tokens = ProteinEncoder.tokenize(converted, proteins(3000, 166, 166, seed=5))
-    encoder = ProteinEncoder.load(converted, CUDA, torch.float16)
+    tokens = ProteinEncoder.tokenize(esm2_3b, proteins(3000, 166, 166, seed=5))
+    encoder = ProteinEncoder.load(esm2_3b, CUDA, torch.float16)
     expected, _ = embed_all(encoder, tokens, CUDA, 16384)
     torch.cuda.empty_cache()
     free, _ = torch.cuda.mem_get_info()
@@ -165,8 +163,8 @@ def test_real_out_of_memory_halves_the_budget(esm2_3b):
 
 def test_an_embedding_job_keeps_the_gpu_busy(esm2_3b, tmp_path):
     """One shard through both full-size models as a job runs it: every batch in one row count,
-    the GPU busy, and the two files in one row order."""
-    _, converted = esm2_3b
+    the GPU busy, the two files in one row order, and the scores it computed on the way the
+    ones the stored vectors give."""
     directory = write_dnabert_s(
         tmp_path / "DNABERT-S", DNABertConfig(), REAL_DNABERT_S / "tokenizer.json", device="cuda"
     )
@@ -179,8 +177,17 @@ def test_an_embedding_job_keeps_the_gpu_busy(esm2_3b, tmp_path):
     frames, manifest = tmp_path / "frames.tsv", tmp_path / "manifest.tsv"
     shard_frames(tmp_path / "n.fa", tmp_path / "p.faa", 1, frames, manifest)
     h5 = {kind: tmp_path / f"{kind}.h5" for kind in ("dnabert_s", "esm2")}
+    classifier = write_pickled_classifier(tmp_path / "500_model.pth", 768 + 2560)
     stats = embed_shard(
-        frames, manifest, "shard_0000", h5["dnabert_s"], h5["esm2"], directory, converted, "cuda"
+        frames,
+        manifest,
+        "shard_0000",
+        h5["dnabert_s"],
+        h5["esm2"],
+        directory,
+        esm2_3b,
+        "cuda",
+        classifier_path=classifier,
     )
     for kind, run in stats.items():
         print(kind, run.summary())
@@ -189,3 +196,7 @@ def test_an_embedding_job_keeps_the_gpu_busy(esm2_3b, tmp_path):
         assert attrs["rows_per_batch"] == run.rows >= run.batch_tokens
     assert stats["esm2"].gpu_busy >= 0.9
     assert read_embeddings(h5["esm2"])[0].tolist() == read_embeddings(h5["dnabert_s"])[0].tolist()
+    model = load_classifier(classifier)
+    with open_embeddings(h5["dnabert_s"]) as dna, open_embeddings(h5["esm2"]) as protein:
+        recomputed = score_files(model, dna["embedding"], protein["embedding"])
+        np.testing.assert_array_equal(protein["scores"][:], recomputed)

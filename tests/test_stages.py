@@ -65,7 +65,7 @@ def test_embedding_files_hold_ids_vectors_and_model_identity(demo_run):
 @pytest.mark.parametrize("encoder_type", [ProteinEncoder, NucleotideEncoder])
 def test_packing_many_frames_equals_one_at_a_time(demo_run, demo_models, encoder_type):
     is_esm2 = encoder_type is ProteinEncoder
-    model = demo_run / "esm2.safetensors" if is_esm2 else demo_models["dnabert_s"]
+    model = demo_models["esm2"] if is_esm2 else demo_models["dnabert_s"]
     encoder = encoder_type.load(model, torch.device("cpu"), torch.float32)
     _, _, nucleotides, proteins = shard_of(demo_run, "shard_0001")
     tokens = encoder_type.tokenize(model, proteins if is_esm2 else nucleotides)

@@ -12,7 +12,6 @@ from workflow_runs import DEMO, planned, snakemake
 
 RULES = {
     "build_demo_models",
-    "convert_esm2",
     "chunk_sequences",
     "translate_frames",
     "shard_frames",

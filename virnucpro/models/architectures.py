@@ -1,6 +1,6 @@
-"""The shapes of the published embedding models, and the version of the file ESM-2 checkpoints
-are converted into, apart from the models themselves so that whatever checks or names files
-(the classifier's loader, the downloads, the workflow) need not import the models' code."""
+"""The shapes of the published embedding models, apart from the models themselves so that
+whatever checks files (the classifier's loader, the downloads) need not import the models'
+code."""
 
 import json
 from dataclasses import dataclass
@@ -27,11 +27,6 @@ ESM2_PRESETS = {
     "esm2_t36_3B_UR50D": ESM2Config(36, 2560, 40),
     "esm2_t48_15B_UR50D": ESM2Config(48, 5120, 40),
 }
-
-
-# The converted ESM-2 file (esm2.convert_checkpoint): version 2 carries the rotary frequencies.
-# The version is part of its name in the workflow, so a new version is converted anew.
-ESM2_CONVERTED_VERSION = 2
 
 
 @dataclass(frozen=True)

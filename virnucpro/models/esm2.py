@@ -1,5 +1,5 @@
-"""ESM-2 (fair-esm's architecture, SPEC §4) over packed batches, with loaders for fair-esm
-checkpoint files and for the safetensors file `convert_checkpoint` writes from one.
+"""ESM-2 (fair-esm's architecture, SPEC §4) over packed batches, with the loader for fair-esm
+checkpoint files.
 
 fair-esm's checkpoints keep q, k and v as separate projections; the loader fuses them into one
 `qkv` projection so the forward pass does one matrix product. They also store the rotary
@@ -8,33 +8,26 @@ rotates with; the loader keeps them, as one buffer, rather than recomputing them
 """
 
 import argparse
-import logging
 import re
-from dataclasses import asdict
 from pathlib import Path
 
 import esm
 import numpy as np
-import safetensors.torch
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..atomic import atomic_path
 from ..packing import segment_mean
-from .architectures import ESM2_CONVERTED_VERSION, ESM2Config
+from .architectures import ESM2Config
 from .attention import rows_for
 from .compile import compiled_on_cuda
 from .loading import materialize
-
-log = logging.getLogger(__name__)
 
 ALPHABET = esm.data.Alphabet.from_architecture("ESM-1b")
 # The original's truncation_seq_length. Its batch converter does not truncate: the model
 # attends over the whole protein, and only the mean is taken over residues 1..1024 (SPEC §4).
 MEAN_RESIDUES = 1024
 MASK_RATIO_TRAIN = 0.15 * 0.8  # token-dropout rescale: embeddings are multiplied by 0.88
-CONVERTED_FORMAT = f"virnucpro-esm2/{ESM2_CONVERTED_VERSION}"
 
 
 def rotary_tables(positions, inv_freq):
@@ -233,43 +226,12 @@ def _rotary_frequencies(state, cfg, path):
 
 
 def load_model(path, device="cpu", dtype=torch.float32):
-    """ESM-2 from a fair-esm checkpoint (.pt) or a converted safetensors file.
+    """ESM-2 from a fair-esm checkpoint (.pt): read memory-mapped and sent to `device` in about
+    a second for ESM-2 3B from the page cache (benchmarks/results/2026-11-22-h200-job-start.txt).
 
     Returns (model, info): info holds the model's name and whether its weights are random.
     """
     path = Path(path)
-    if path.suffix == ".safetensors":
-        with safetensors.safe_open(path, framework="pt") as handle:
-            meta = handle.metadata() or {}
-        if meta.get("format") != CONVERTED_FORMAT:
-            raise ValueError(
-                f"{path} is not an ESM-2 file written by this version of virnucpro's converter "
-                f"(format {meta.get('format')!r}, expected {CONVERTED_FORMAT!r}): convert "
-                "models.esm2 again with esm2.convert_checkpoint (the workflow does so by itself)."
-            )
-        cfg = ESM2Config(
-            int(meta["num_layers"]),
-            int(meta["embed_dim"]),
-            int(meta["attention_heads"]),
-            meta["token_dropout"] == "True",
-        )
-        state = safetensors.torch.load_file(path, device=str(device))
-        info = {"name": meta["name"], "random_weights": meta["random_weights"] == "True"}
-    else:
-        cfg, state, extra = read_fair_esm(path)
-        info = {"name": path.stem, "random_weights": bool(extra.get("random_weights", False))}
+    cfg, state, extra = read_fair_esm(path)
+    info = {"name": path.stem, "random_weights": bool(extra.get("random_weights", False))}
     return materialize(lambda: ESM2(cfg), state, path, device, dtype), info
-
-
-def convert_checkpoint(source, target):
-    """Rewrite a fair-esm checkpoint as safetensors in our layout (fused qkv, dtype kept), which
-    per-shard jobs load faster: no unpickling, no renaming, memory-mapped."""
-    model, info = load_model(source, dtype=None)
-    meta = {k: str(v) for k, v in asdict(model.cfg).items()}
-    meta.update(
-        format=CONVERTED_FORMAT, name=info["name"], random_weights=str(info["random_weights"])
-    )
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(target) as tmp:
-        safetensors.torch.save_file(state, tmp, metadata=meta)
-    log.info("converted %s to %s", source, target)

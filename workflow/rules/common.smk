@@ -6,7 +6,6 @@ from snakemake.utils import validate
 
 from virnucpro.errors import InputError
 from virnucpro.lifeline import SNAKEMAKE_PID
-from virnucpro.models.architectures import ESM2_CONVERTED_VERSION
 from virnucpro.sample_sheet import read_sample_sheet
 from virnucpro.schema_check import load_schema, problems
 from virnucpro.sharding import shard_name
@@ -108,14 +107,6 @@ def classifier_for(wildcards):
 config["embedding"]["scoring_classifier"] = {
     sample: sample_classifier(sample) for sample in samples
 }
-
-
-def esm2_model():
-    """The ESM-2 file the embedding jobs load: the checkpoint rewritten once as safetensors,
-    which a job loads faster than the fair-esm file: no unpickling, q, k and v already fused
-    (benchmarks/results/2026-11-22-h200-compile-modes.txt)."""
-    stem = Path(config["models"]["esm2"]).stem
-    return f"resources/converted/{stem}.v{ESM2_CONVERTED_VERSION}.safetensors"
 
 
 def dnabert_s_files():

@@ -2,7 +2,7 @@ rule embed_shard:
     input:
         frames="results/{sample}/shards/frames.tsv",
         manifest="results/{sample}/shards/manifest.tsv",
-        esm2=esm2_model(),
+        esm2=config["models"]["esm2"],
         dnabert_s=dnabert_s_files(),
     output:
         dnabert_s="results/{sample}/embeddings/{shard}.dnabert_s.h5",

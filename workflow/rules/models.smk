@@ -24,19 +24,6 @@ rule download_model:
         "../scripts/download_model.py"
 
 
-rule convert_esm2:
-    input:
-        config["models"]["esm2"],
-    output:
-        "resources/converted/{name}.safetensors",
-    log:
-        "logs/convert_esm2/{name}.log",
-    benchmark:
-        "logs/benchmarks/convert_esm2/{name}.tsv"
-    script:
-        "../scripts/convert_esm2.py"
-
-
 rule build_demo_models:
     output:
         esm2=multiext("resources/demo/esm2_t4_demo", ".pt", "-contact-regression.pt"),
