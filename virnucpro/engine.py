@@ -4,7 +4,7 @@ Batches are consecutive runs of the sequences (the caller orders them longest fi
 at most `batch_tokens` rows in the model's attention layout: their tokens when packed, their
 count times the longest's padded length when padded. On a GPU every batch of a run is computed
 in the same number of rows (the budget, padded with filler rows), so the compiled kernels are
-built and tuned once, for exactly the shape every batch runs; the first batch, which compiles
+built once, for exactly the shape every batch runs; the first batch, which compiles
 them, is timed apart from the rest. A worker thread packs the next batches into pinned memory
 while the GPU computes; each batch's copies to and from the GPU are asynchronous and the host
 waits on a batch only once the next one is queued behind it, so the GPU does not wait on the
@@ -39,7 +39,7 @@ class RunStats:
     batch_tokens: int
     batches: int = 0
     rows: int | None = None  # rows every batch is computed in (on a GPU), else None
-    first_batch_seconds: float = 0.0  # the first batch, with the compiling and tuning it needs
+    first_batch_seconds: float = 0.0  # the first batch, with the compiling it needs
     first_batch_tokens: int = 0
     wall_seconds: float = 0.0  # every batch after the first
     gpu_seconds: float | None = None  # summed per-batch time on the GPU's own clock, ditto
@@ -117,7 +117,7 @@ def _packed(tokens, ranges, rows, pin):
 
 def _out_of_memory(error):
     """Whether an error is, or wraps, running out of GPU memory: torch.compile raises its own
-    error when memory runs out while it compiles or tunes kernels for a new batch shape."""
+    error when memory runs out while it compiles kernels for a new batch shape."""
     while error is not None:
         if isinstance(error, torch.OutOfMemoryError):
             return True

@@ -2,8 +2,8 @@
 the layout variable-length attention kernels take, so no compute is spent on padding.
 
 A batch may also name the number of rows its model computes in (`rows`): on a GPU every batch
-of a job is computed in the same number of rows, so that its compiled kernels are built and
-tuned for exactly the shape they run (models.attention pads to it)."""
+of a job is computed in the same number of rows, so that its compiled kernels are built for
+exactly the shape they run (models.attention pads to it)."""
 
 from dataclasses import dataclass
 
