@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from virnucpro.logs import process_age
 from virnucpro.sharding import MANIFEST_COLUMNS
 
 
@@ -63,6 +64,7 @@ def child(run, out):
         models["esm2"],
         classifier_path=models[f"classifier_{chunk_size}"],
     )
+    print(f"job code done {process_age():.2f} s into the process", flush=True)
 
 
 def main():
@@ -82,6 +84,7 @@ def main():
         stats.sort_stats("cumulative").print_stats(45)
         stats.sort_stats("tottime").print_stats(25)
         print(text.getvalue())
+        print(f"exiting {process_age():.2f} s into the process", flush=True)
         return
     small_shard(args.run, args.sample, args.frames, args.out)
     started = time.perf_counter()
