@@ -7,6 +7,8 @@ import subprocess
 import sys
 import tomllib
 
+from virnucpro.random_checkpoints import write_pickled_classifier
+
 from conftest import REPO
 from workflow_runs import DEMO, planned, snakemake
 
@@ -46,7 +48,9 @@ def test_a_dry_run_plans_every_rule(workdir):
     assert {rule for rule, _ in planned(workdir)} == RULES
 
 
-def test_the_demo_runs_and_a_rerun_redoes_only_a_deleted_shard(workdir):
+def test_the_demo_runs_and_a_rerun_redoes_only_a_deleted_shard_or_a_new_classifiers_scores(
+    workdir,
+):
     snakemake(workdir, *DEMO, "--cores", "2")
     for sample in ("demo_500", "demo_300_legacy"):
         results = workdir / "results" / sample
@@ -80,6 +84,25 @@ def test_the_demo_runs_and_a_rerun_redoes_only_a_deleted_shard(workdir):
     snakemake(workdir, *DEMO, "--cores", "2")
     assert {p: p.stat().st_mtime_ns for p in others} == others
     assert (workdir / "results" / "demo_500" / "prediction_results.txt").read_text() == before
+
+    # another classifier: the stored embeddings are scored again, none is recomputed
+    write_pickled_classifier(workdir / "other_500.pth", 48 + 64, seed=9)
+    config = workdir / "config" / "demo" / "config.yaml"
+    config.write_text(
+        config.read_text().replace("resources/demo/500_model.pth", str(workdir / "other_500.pth"))
+    )
+    stamps = {p: p.stat().st_mtime_ns for p in embeddings.glob("*.h5")}
+    assert sorted(planned(workdir)) == [
+        ("aggregate_sample", "results/demo_500/prediction_results.txt"),
+        ("classify_shard", "results/demo_500/scores/shard_0000.tsv"),
+        ("classify_shard", "results/demo_500/scores/shard_0001.tsv"),
+    ]
+    snakemake(workdir, *DEMO, "--cores", "2")
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    for shard in ("shard_0000", "shard_0001"):
+        log = workdir / "logs" / "classify_shard" / "demo_500" / f"{shard}.log"
+        assert "other_500.pth (computed here)" in log.read_text()
+    assert (workdir / "results" / "demo_500" / "prediction_results.txt").read_text() != before
 
 
 def test_every_console_entry_point_names_a_function():
