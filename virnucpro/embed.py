@@ -27,7 +27,7 @@ from .h5store import embedding_writer
 from .models import dnabert_s, esm2
 from .models.classifier import load_classifier
 from .predict import SCORED_WITH, classifier_digest
-from .scoring import StreamingScorer
+from .scoring import StreamingScorer, check_width
 from .sharding import read_shard
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,8 @@ def embed_shard(
             protein, protein_load = protein_encoder.result()
             _mark(f"ESM-2 loaded in {protein_load:.1f} s, beside DNABERT-S's loop", started)
             tokens = [protein_tokens.result()[i] for i in proteins_first]
-            scorer = _scorer(classifier.result(), vectors, protein.dim)
+            files = dnabert_s_h5, esm2_h5
+            scorer = _scorer(classifier.result(), classifier_path, vectors, protein.dim, files)
             del vectors  # the scorer holds them while it needs them
             with embedding_writer(esm2_h5, file_ordinals, file_ids, protein.dim) as out:
                 budget = batch_tokens or auto_batch_tokens(
@@ -247,18 +248,14 @@ def _classifier(path):
         return None
 
 
-def _scorer(classifier, nucleotide_vectors, protein_dim):
+def _scorer(classifier, path, nucleotide_vectors, protein_dim, files):
     """A StreamingScorer for the shard, or None where there is no classifier that fits."""
     if classifier is None:
         return None
-    width = nucleotide_vectors.shape[1] + protein_dim
-    if classifier[0].input_dim != width:
-        log.warning(
-            "not scoring in this job: the classifier takes %d features, the embeddings give %d "
-            "(the classification stage says more)",
-            classifier[0].input_dim,
-            width,
-        )
+    try:
+        check_width(classifier[0], (nucleotide_vectors.shape[1], protein_dim), path, files)
+    except ValueError as error:
+        log.warning("not scoring in this job (the classification stage will): %s", error)
         return None
     return StreamingScorer(classifier[0], nucleotide_vectors)
 

@@ -20,10 +20,10 @@ with removing_damaged_inputs(), gpu_lease(settings["gpus"], settings["lease_dir"
 
     from virnucpro.embed import embed_shard
 
-    logging.getLogger("embed_shard").info(
-        "%.1f s into the process: Python, Snakemake's preamble and the imports done",
-        process_age() or 0,
-    )
+    if (age := process_age()) is not None:
+        logging.getLogger("embed_shard").info(
+            "%.1f s into the process: Python, Snakemake's preamble and the imports done", age
+        )
     torch.set_num_threads(snakemake.threads)
     embed_shard(
         snakemake.input.frames,
