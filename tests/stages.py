@@ -2,12 +2,27 @@
 Snakemake: for tests of what the stages write."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
+from virnucpro.calling import CallRule
 from virnucpro.embed import embed_shard
 from virnucpro.predict import classify_shard
 from virnucpro.prepare import chunk_sample, translate_sample
+from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample
 from virnucpro.sharding import shard_frames, shard_name
+
+
+def sample_outputs(out):
+    """The paths aggregate_sample writes, named as the rule's outputs are."""
+    return SimpleNamespace(
+        predictions=out / "prediction_results.txt",
+        highestscore=out / "prediction_results_highestscore.csv",
+        records=out / "records.tsv",
+        chunks=out / "chunks.tsv",
+        regions=out / "regions.tsv",
+        summary=out / "summary.txt",
+    )
 
 
 def run_sample(fasta, models, out, chunk_size=500, mode="overlap", shards=2):
@@ -52,15 +67,13 @@ def run_sample(fasta, models, out, chunk_size=500, mode="overlap", shards=2):
         p / "input_records.tsv",
         p / "chunk_frames.tsv",
         shards,
-        out / "prediction_results.txt",
-        out / "prediction_results_highestscore.csv",
-        out / "records.tsv",
-        out / "chunks.tsv",
-        out / "summary.txt",
+        sample_outputs(out),
         {
             "classifier": models[f"classifier_{chunk_size}"],
             "chunk_size": chunk_size,
             "chunking": mode,
         },
+        CallRule(),
+        RegionSettings(),
     )
     return out

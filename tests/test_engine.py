@@ -1,9 +1,12 @@
 """The batch engine's safety paths and the compiled layer code, on the CPU."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
 
+from virnucpro import progress
 from virnucpro.embed import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import Engine, consecutive_ranges, embed_all
 from virnucpro.h5store import embedding_writer
@@ -83,6 +86,32 @@ def test_the_first_batch_is_timed_apart_from_the_loop(esm2_tiny):
     assert stats.first_batch_seconds > 0 and stats.tokens_per_second > 0
 
 
+def test_a_loop_logs_its_progress_with_a_rate_and_the_time_left(esm2_tiny, monkeypatch, caplog):
+    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)  # every batch, not every 30 s
+    encoder = ProteinEncoder.load(esm2_tiny, torch.device("cpu"), torch.float32)
+    tokens = ProteinEncoder.tokenize(esm2_tiny, PROTEINS * 3)
+    with caplog.at_level("INFO", logger="virnucpro.progress"):
+        _, stats = embed_all(encoder, tokens, "cpu", 400)
+    lines = [r.getMessage() for r in caplog.records if r.name == "virnucpro.progress"]
+    # each batch but the last (which ends the loop, and the loop's summary says the rest)
+    assert len(lines) == stats.batches - 1
+    done = [
+        int(re.match(r"ESM-2: (\d+) of 21 frames \(\d+%\), [\d,]+ tokens/s, about ", line)[1])
+        for line in lines
+    ]
+    assert done == sorted(done) and done[0] > 0 and done[-1] < 21, lines
+    assert all(re.search(r"about (\d+ min \d\d s|\d+ s) left$", line) for line in lines), lines
+
+
+def test_durations_read_as_a_person_writes_them():
+    assert [progress.duration(s) for s in (12.4, 450, 7500, float("inf"))] == [
+        "12 s",
+        "7 min 30 s",
+        "2 h 05 min",
+        "an unknown time",
+    ]
+
+
 def test_an_fp16_overflow_is_recomputed_in_fp32(esm2_tiny):
     tokens = ProteinEncoder.tokenize(esm2_tiny, PROTEINS)
     wide = ProteinEncoder.load(esm2_tiny, torch.device("cpu"), torch.float32)
@@ -111,6 +140,7 @@ class _MemoryLimited:
     def __init__(self, encoder, limit, wrapped=False):
         self.encoder, self.limit, self.wrapped = encoder, limit, wrapped
         self.dim, self.dtype, self.alibi = encoder.dim, encoder.dtype, encoder.alibi
+        self.name = encoder.name
 
     def __call__(self, batch):
         if batch.n_seqs * padded_length(batch.max_seqlen) > self.limit:

@@ -3,9 +3,13 @@ row for every record and every chunk."""
 
 import numpy as np
 
+from virnucpro.calling import CallRule
 from virnucpro.h5store import embedding_writer
 from virnucpro.predict import SCORE_COLUMNS
+from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample
+
+from stages import sample_outputs
 
 
 def table(path, header, rows):
@@ -74,18 +78,10 @@ def test_aggregation_writes_the_original_formats_and_every_record(tmp_path):
         )
         for j in range(2)
     ]
-    out = {
-        name: tmp_path / name
-        for name in (
-            "prediction_results.txt",
-            "prediction_results_highestscore.csv",
-            "records.tsv",
-            "chunks.tsv",
-            "summary.txt",
-        )
-    }
+    outputs = sample_outputs(tmp_path)
+    out = {path.name: path for path in vars(outputs).values()}
     settings = {"classifier": "models/500_model.pth", "chunk_size": 500, "chunking": "overlap"}
-    aggregate_sample("s", records, chunks, shards, *out.values(), settings)
+    aggregate_sample("s", records, chunks, shards, outputs, settings, CallRule(), RegionSettings())
 
     predictions = out["prediction_results.txt"].read_text().splitlines()
     assert predictions[0] == "Sequence_ID\tPrediction\tscore1\tscore2"
@@ -113,16 +109,35 @@ def test_aggregation_writes_the_original_formats_and_every_record(tmp_path):
             "chunks",
             "chunks_scored",
             "chunks_virus",
+            "fraction_virus",
+            "virus_bases",
             "best_virus_score",
+            "mean_chunk_virus_score",
+            "regions",
             "call",
             "reason",
         ],
         # 4 of 10 chunks are virus, but the record's best others score (0.7) beats its best
-        # virus score (0.6): the original's chunk rule applied to all of a record's frames
-        ["A", "5000", "11", "10", "4", "0.6", "others", ""],
-        ["B", "2", "1", "0", "0", "NA", "unscored", "shorter than one codon"],
-        ["C", "0", "0", "0", "0", "NA", "unscored", "empty sequence"],
-        ["D", "400", "1", "1", "1", "0.99999994", "virus", ""],
+        # virus score (0.6): the original's chunk rule applied to all of a record's frames.
+        # Its chunks all claim bases 1-500 here, so their viral bases are 500; the mean of the
+        # chunks' best virus scores is (3 x 0.6 + 0.5 + 6 x 0.3) / 10
+        ["A", "5000", "11", "10", "4", "0.400000", "500", "0.6", "0.410000", "0", "others", ""],
+        ["B", "2", "1", "0", "0", "NA", "0", "NA", "NA", "0", "unscored", "shorter than one codon"],
+        ["C", "0", "0", "0", "0", "NA", "0", "NA", "NA", "0", "unscored", "empty sequence"],
+        [
+            "D",
+            "400",
+            "1",
+            "1",
+            "1",
+            "1.000000",
+            "400",
+            "0.99999994",
+            "1.000000",
+            "0",
+            "virus",
+            "",
+        ],
     ]
     chunk_out = [line.split("\t") for line in out["chunks.tsv"].read_text().splitlines()]
     assert len(chunk_out) == 1 + 13

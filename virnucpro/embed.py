@@ -51,7 +51,7 @@ class Encoder:
 class ProteinEncoder(Encoder):
     """ESM-2: residue-mean of the last layer over <cls> + protein + <eos> (SPEC §4)."""
 
-    kind, column, alibi = "esm2", "protein", False
+    kind, name, column, alibi = "esm2", "ESM-2", "protein", False
 
     @classmethod
     def load(cls, path, device, dtype):
@@ -79,7 +79,7 @@ class ProteinEncoder(Encoder):
 class NucleotideEncoder(Encoder):
     """DNABERT-S: mean of the last layer over all tokens of the frame's nucleotides (SPEC §3)."""
 
-    kind, column, alibi = "dnabert_s", "nucleotide", True
+    kind, name, column, alibi = "dnabert_s", "DNABERT-S", "nucleotide", True
 
     @classmethod
     def load(cls, path, device, dtype):

@@ -26,6 +26,7 @@ import torch
 
 from .models.attention import is_packed, padded_length
 from .packing import PackedBatch
+from .progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,7 @@ class Engine:
         float32 block, in order, as soon as it is done."""
         lengths = [len(t) for t in tokens]
         stats = RunStats(frames=len(tokens), tokens=sum(lengths), batch_tokens=batch_tokens)
+        progress = Progress(self.encoder.name, stats.frames, stats.tokens)
         stats.gpu_seconds = 0.0 if self.cuda else None
         started = time.perf_counter()
         position, in_flight = 0, deque()
@@ -174,15 +176,15 @@ class Engine:
                 in_flight.append(item)
                 position = end
                 if stats.batches == 0:  # the first batch compiles: timed on its own
-                    self._finish(in_flight.popleft(), tokens, stats, on_result)
+                    self._finish(in_flight.popleft(), tokens, stats, on_result, progress)
                     stats.first_batch_tokens = sum(lengths[start:end])
                     stats.first_batch_seconds = time.perf_counter() - started
                     stats.gpu_seconds = 0.0 if self.cuda else None
                     started = time.perf_counter()
                 while len(in_flight) > 1:
-                    self._finish(in_flight.popleft(), tokens, stats, on_result)
+                    self._finish(in_flight.popleft(), tokens, stats, on_result, progress)
             while in_flight:
-                self._finish(in_flight.popleft(), tokens, stats, on_result)
+                self._finish(in_flight.popleft(), tokens, stats, on_result, progress)
             if out_of_memory:
                 if stats.batch_tokens <= 1:
                     raise torch.OutOfMemoryError("out of memory even for a single sequence")
@@ -207,7 +209,7 @@ class Engine:
             events[1].record()
         return _InFlight(start, end, host, finite, events)
 
-    def _finish(self, item, tokens, stats, on_result):
+    def _finish(self, item, tokens, stats, on_result, progress):
         if self.cuda:
             item.events[1].synchronize()
             stats.gpu_seconds += item.events[0].elapsed_time(item.events[1]) / 1000
@@ -217,6 +219,8 @@ class Engine:
             stats.recomputed_in_fp32 += 1
         stats.batches += 1
         on_result(item.start, vectors.numpy())
+        done = tokens[item.start : item.end]
+        progress.advance(len(done), sum(map(len, done)))
 
     def _recompute_wide(self, token_lists):
         """The batch again in float32, whose range fp16 overflows cannot exceed."""

@@ -1,15 +1,20 @@
 """The last stage: join the per-shard scores back to frames, chunks and input records, and write
-the original's two result files plus a call for every record and every chunk."""
+the original's two result files plus a call for every record and every chunk, and the viral
+regions of long records."""
 
 import heapq
 import itertools
 import logging
 from collections import Counter
+from dataclasses import dataclass
+from statistics import fmean
 
 from . import __version__
 from .atomic import atomic_open
+from .calling import covered_bases
 from .h5store import read_attrs
 from .predict import check_scores
+from .regions import viral_segments
 from .tables import read_tsv, tsv_writer
 
 log = logging.getLogger(__name__)
@@ -32,9 +37,26 @@ RECORD_COLUMNS = (
     "chunks",
     "chunks_scored",
     "chunks_virus",
+    "fraction_virus",
+    "virus_bases",
     "best_virus_score",
+    "mean_chunk_virus_score",
+    "regions",
     "call",
     "reason",
+)
+_CALL = RECORD_COLUMNS.index("call")
+REGION_COLUMNS = (
+    "region_id",
+    "record_id",
+    "start",
+    "end",
+    "length",
+    "first_chunk",
+    "last_chunk",
+    "chunks",
+    "mean_virus_score",
+    "best_virus_score",
 )
 
 
@@ -43,16 +65,16 @@ def aggregate_sample(
     input_records_tsv,
     chunk_frames_tsv,
     shards,
-    predictions_txt,
-    highestscore_csv,
-    records_tsv,
-    chunks_tsv,
-    summary_txt,
+    outputs,
     settings,
+    rule,
+    region_settings,
 ):
     """`shards`: the scores table and the embedding files of each shard, which are checked
-    whole (and a damaged one named) before anything is written; `settings` names what the calls
-    were made with: {classifier, chunk_size, chunking}."""
+    whole (and a damaged one named) before anything is written; `outputs`: the paths
+    .predictions, .highestscore, .records, .chunks, .regions and .summary; `settings` names what
+    the calls were made with: {classifier, chunk_size, chunking}; `rule`: a calling.CallRule;
+    `region_settings`: a regions.RegionSettings."""
     models = {}
     for scores_tsv, embedding_h5s in shards:
         attrs = [read_attrs(h5) for h5 in embedding_h5s]
@@ -62,17 +84,19 @@ def aggregate_sample(
     chunk_rows = read_tsv(chunk_frames_tsv)
     highest, totals = [], Counter()
     with (
-        atomic_open(predictions_txt) as predictions_out,
-        atomic_open(records_tsv) as records_out,
-        atomic_open(chunks_tsv) as chunks_out,
+        atomic_open(outputs.predictions) as predictions_out,
+        atomic_open(outputs.records) as records_out,
+        atomic_open(outputs.chunks) as chunks_out,
+        atomic_open(outputs.regions) as regions_out,
     ):
         predictions_out.write("Sequence_ID\tPrediction\tscore1\tscore2\n")
         records, chunks = tsv_writer(records_out), tsv_writer(chunks_out)
+        regions = tsv_writer(regions_out)
         records.writerow(RECORD_COLUMNS)
         chunks.writerow(CHUNK_COLUMNS)
+        regions.writerow(REGION_COLUMNS)
         for record in read_tsv(input_records_tsv):
-            best1, best2, reasons = [], [], []
-            virus = 0
+            scored, reasons = [], []
             for chunk in itertools.islice(chunk_rows, int(record.chunks)):
                 rows = _frame_scores(chunk, scores)
                 predictions_out.writelines(
@@ -83,47 +107,109 @@ def aggregate_sample(
                     # text orders as the float32 values do, and the text is written unchanged
                     s1 = max((r.score1 for r in rows), key=float)
                     s2 = max((r.score2 for r in rows), key=float)
-                    is_virus = float(s2) >= float(s1)  # the original's rule, ties to virus
-                    highest.append((chunk.chunk_id, is_virus))
-                    best1.append(s1)
-                    best2.append(s2)
-                    virus += is_virus
+                    # the original's table keeps the original's rule whatever the config says
+                    highest.append((chunk.chunk_id, float(s2) >= float(s1)))
+                    is_virus = rule.chunk_is_virus(float(s1), float(s2))
+                    scored.append(
+                        _ScoredChunk(
+                            chunk.chunk_id, int(chunk.start), int(chunk.end), s1, s2, is_virus
+                        )
+                    )
                     chunks.writerow((*chunk[:6], s1, s2, is_virus, ""))  # chunk_id .. frames
                 else:
                     reasons.append(chunk.reason)
                     chunks.writerow((*chunk[:6], "NA", "NA", "NA", chunk.reason))
-            scored = len(best1)
-            if scored:
-                s1, s2 = max(best1, key=float), max(best2, key=float)
-                call, best_virus, reason = ("virus" if float(s2) >= float(s1) else "others"), s2, ""
-            else:
-                call, best_virus = "unscored", "NA"
-                reason = "; ".join(dict.fromkeys(reasons)) or record.reason
-            records.writerow(
-                (
-                    record.record_id,
-                    record.length,
-                    record.chunks,
-                    scored,
-                    virus,
-                    best_virus,
-                    call,
-                    reason,
-                )
-            )
+            found = []
+            if len(scored) >= region_settings.min_chunks:
+                found = _regions(record.record_id, scored, rule, region_settings)
+                regions.writerows(found)
+            row = _record_row(record, scored, reasons, len(found), rule)
+            records.writerow(row)
             totals["records"] += 1
             totals["chunks"] += int(record.chunks)
-            totals["chunks_scored"] += scored
-            totals[f"call_{call}"] += 1
+            totals["chunks_scored"] += len(scored)
+            totals["regions"] += len(found)
+            totals[f"call_{row[_CALL]}"] += 1
         leftover = next(scores, None)
         if leftover is not None or next(chunk_rows, None) is not None:
             raise ValueError(f"scores or chunks of {sample} do not match its input records")
-    with atomic_open(highestscore_csv) as handle:
+    with atomic_open(outputs.highestscore) as handle:
         table = tsv_writer(handle)
         table.writerow(("Modified_ID", "Is_Virus"))
         table.writerows(sorted(highest))  # pandas' groupby order: chunk ids sorted as text
-    _write_summary(summary_txt, sample, totals, models, settings)
-    log.info("%s: %d records, %d called virus", sample, totals["records"], totals["call_virus"])
+    _write_summary(outputs.summary, sample, totals, models, settings, rule, region_settings)
+    log.info(
+        "%s: %d records, %d called virus, %d regions",
+        sample,
+        totals["records"],
+        totals["call_virus"],
+        totals["regions"],
+    )
+
+
+@dataclass(slots=True)
+class _ScoredChunk:
+    """A chunk with frames: where it is, its best scores (the classifier's text) and call."""
+
+    id: str
+    start: int
+    end: int
+    others: str
+    virus: str
+    is_virus: bool
+
+
+def _record_row(record, scored, reasons, region_count, rule):
+    """A record's row of RECORD_COLUMNS: the scores its call reads, and the call."""
+    if not scored:
+        reason = "; ".join(dict.fromkeys(reasons)) or record.reason
+        summary = (0, "NA", 0, "NA", "NA", region_count, "unscored", reason)
+        return (record.record_id, record.length, record.chunks, 0, *summary)
+    best_others = max((c.others for c in scored), key=float)
+    best_virus = max((c.virus for c in scored), key=float)
+    viral = [c for c in scored if c.is_virus]
+    fraction = len(viral) / len(scored)
+    bases = covered_bases((c.start, c.end) for c in viral)
+    call = rule.record_call(float(best_others), float(best_virus), fraction, bases, len(scored))
+    mean = fmean(float(c.virus) for c in scored)
+    return (
+        record.record_id,
+        record.length,
+        record.chunks,
+        len(scored),
+        len(viral),
+        f"{fraction:.6f}",
+        bases,
+        best_virus,
+        f"{mean:.6f}",
+        region_count,
+        call,
+        "",
+    )
+
+
+def _regions(record_id, scored, rule, settings):
+    """Rows of REGION_COLUMNS for the viral regions of a record's scored chunks."""
+    track = [float(c.virus) for c in scored]
+    found = []
+    for first, last in viral_segments(track, rule.region_threshold, settings.penalty):
+        chunks = scored[first : last + 1]
+        start, end = chunks[0].start, chunks[-1].end
+        found.append(
+            (
+                f"{record_id}|region_{start}_{end}",
+                record_id,
+                start,
+                end,
+                end - start + 1,
+                chunks[0].id,
+                chunks[-1].id,
+                len(chunks),
+                f"{fmean(track[first : last + 1]):.6f}",
+                max((c.virus for c in chunks), key=float),
+            )
+        )
+    return found
 
 
 def _frame_scores(chunk, scores):
@@ -135,15 +221,20 @@ def _frame_scores(chunk, scores):
     return rows
 
 
-def _write_summary(path, sample, totals, models, settings):
+def _write_summary(path, sample, totals, models, settings, rule, region_settings):
     """`models`: the attributes of the embedding files, one per model path."""
     lines = [
         f"virnucpro {__version__}: sample {sample}",
         f"records: {totals['records']} ({totals['call_virus']} virus, {totals['call_others']} "
         f"others, {totals['call_unscored']} unscored: see the reason column of records.tsv)",
         f"chunks: {totals['chunks']} ({totals['chunks_scored']} scored)",
+        f"viral regions: {totals['regions']} (regions.tsv)",
         f"chunks of {settings['chunk_size']} bp, chunking {settings['chunking']}",
         f"classifier: {settings['classifier']}",
+        f"calls: {rule.describe()}",
+        f"regions: records of {region_settings.min_chunks} or more scored chunks, cut at change "
+        f"points (penalty {region_settings.penalty:g}), segments of mean chunk score >= "
+        f"{rule.region_threshold:g}",
         "embedding models:",
         *(f"  {a['model']} from {p}, {a['precision']} on {a['device']}" for p, a in models.items()),
     ]

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from virnucpro.calling import CallRule
 from virnucpro.errors import InputError
 from virnucpro.lifeline import SNAKEMAKE_PID
 from virnucpro.sample_sheet import read_sample_sheet
@@ -140,18 +141,37 @@ def score_files(wildcards):
     )
 
 
+def sample_settings(sample):
+    """What a sample's calls were made with, as results/samples.tsv lists them."""
+    row = samples[sample]
+    return {
+        "chunk_size": row["chunk_size"],
+        "chunking": row["chunking"],
+        "classifier": sample_classifier(sample),
+        "esm2": config["models"]["esm2"],
+        "dnabert_s": config["models"]["dnabert_s"],
+        **config["calling"],
+        **{f"region_{key}": value for key, value in config["regions"].items()},
+    }
+
+
+SAMPLE_RESULTS = (
+    "prediction_results.txt",
+    "prediction_results_highestscore.csv",
+    "records.tsv",
+    "chunks.tsv",
+    "regions.tsv",
+    "virus.fna",
+    "summary.txt",
+    "plots/score_distribution.svg",
+    "plots/length_vs_score.svg",
+    "plots/score_tracks.svg",
+)
+
+
 def final_outputs():
-    """Every sample's results, the per-shard embeddings included: a shard file that goes
-    missing is then remade, with only what depends on it."""
-    reports = expand(
-        "results/{sample}/{name}",
-        sample=samples,
-        name=(
-            "prediction_results.txt",
-            "prediction_results_highestscore.csv",
-            "records.tsv",
-            "chunks.tsv",
-            "summary.txt",
-        ),
-    )
-    return reports + [path for sample in samples for path in embedding_files(sample)]
+    """Every sample's results and the table of all samples, the per-shard embeddings
+    included: a shard file that goes missing is then remade, with only what depends on it."""
+    results = expand("results/{sample}/{name}", sample=samples, name=SAMPLE_RESULTS)
+    embeddings = [path for sample in samples for path in embedding_files(sample)]
+    return results + embeddings + ["results/samples.tsv"]

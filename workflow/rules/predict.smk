@@ -27,7 +27,20 @@ rule aggregate_sample:
         highestscore="results/{sample}/prediction_results_highestscore.csv",
         records="results/{sample}/records.tsv",
         chunks="results/{sample}/chunks.tsv",
-        summary="results/{sample}/summary.txt",
+        regions=report(
+            "results/{sample}/regions.tsv",
+            caption="../report/regions.rst",
+            category="Tables",
+            subcategory="{sample}",
+            labels={"sample": "{sample}", "table": "viral regions"},
+        ),
+        summary=report(
+            "results/{sample}/summary.txt",
+            caption="../report/summary.rst",
+            category="Tables",
+            subcategory="{sample}",
+            labels={"sample": "{sample}", "table": "summary, models and settings"},
+        ),
     log:
         "logs/aggregate_sample/{sample}.log",
     benchmark:
@@ -35,5 +48,22 @@ rule aggregate_sample:
     params:
         chunk_size=lambda wildcards: samples[wildcards.sample]["chunk_size"],
         chunking=lambda wildcards: samples[wildcards.sample]["chunking"],
+        calling=config["calling"],
+        regions=config["regions"],
     script:
         "../scripts/aggregate_sample.py"
+
+
+rule write_virus_fasta:
+    input:
+        fasta=sample_fasta,
+        records="results/{sample}/records.tsv",
+        regions="results/{sample}/regions.tsv",
+    output:
+        fna="results/{sample}/virus.fna",
+    log:
+        "logs/write_virus_fasta/{sample}.log",
+    benchmark:
+        "logs/benchmarks/write_virus_fasta/{sample}.tsv"
+    script:
+        "../scripts/write_virus_fasta.py"

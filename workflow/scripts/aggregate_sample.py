@@ -4,7 +4,9 @@ from virnucpro.logs import log_to
 log_to(snakemake.log[0])
 end_with_snakemake()
 
-from virnucpro.damage import removing_damaged_inputs  # noqa: E402 - after the log is open
+from virnucpro.calling import CallRule  # noqa: E402 - after the log is open
+from virnucpro.damage import removing_damaged_inputs  # noqa: E402
+from virnucpro.regions import RegionSettings  # noqa: E402
 from virnucpro.report import aggregate_sample  # noqa: E402
 
 # the inputs list the shards in one order: each shard's scores beside its two embedding files
@@ -19,14 +21,12 @@ with removing_damaged_inputs():
         snakemake.input.records,
         snakemake.input.chunks,
         list(shards),
-        snakemake.output.predictions,
-        snakemake.output.highestscore,
-        snakemake.output.records,
-        snakemake.output.chunks,
-        snakemake.output.summary,
+        snakemake.output,
         {
             "classifier": snakemake.input.classifier,
             "chunk_size": snakemake.params.chunk_size,
             "chunking": snakemake.params.chunking,
         },
+        CallRule(**snakemake.params.calling),
+        RegionSettings(**snakemake.params.regions),
     )

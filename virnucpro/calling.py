@@ -1,0 +1,57 @@
+"""When a chunk and a record count as viral. By default the original's rule: a chunk is viral
+when its best virus score is at least its best others score (over its frames), a record when
+that holds over all its frames. The `calling` config keys tune it; the stored scores are read
+again and nothing is recomputed (the rule is a param of the aggregation stage alone)."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CallRule:
+    min_virus_score: float | None = None  # None: the original's rule
+    min_virus_fraction: float = 0.0  # records of several scored chunks: viral chunks at least
+    min_virus_bases: int = 0  # and their bases at least
+
+    @property
+    def region_threshold(self):
+        """The mean chunk score a region reaches: a frame's virus score beats its others score
+        above 0.5 (their softmax sums to 1), the original's rule for one frame."""
+        return 0.5 if self.min_virus_score is None else self.min_virus_score
+
+    def chunk_is_virus(self, best_others, best_virus):
+        if self.min_virus_score is None:
+            return best_virus >= best_others  # ties to virus, as the original
+        return best_virus >= self.min_virus_score
+
+    def record_call(self, best_others, best_virus, fraction_virus, virus_bases, chunks_scored):
+        if not self.chunk_is_virus(best_others, best_virus):
+            return "others"
+        several = chunks_scored > 1  # one chunk (a read) is called by its score alone
+        if several and (
+            fraction_virus < self.min_virus_fraction or virus_bases < self.min_virus_bases
+        ):
+            return "others"
+        return "virus"
+
+    def describe(self):
+        score = (
+            "best virus score >= best others score (the original's rule)"
+            if self.min_virus_score is None
+            else f"best virus score >= {self.min_virus_score}"
+        )
+        return (
+            f"a chunk or record is virus when its {score}; a record of several scored chunks "
+            f"also needs at least {self.min_virus_fraction:g} of them and "
+            f"{self.min_virus_bases} bp viral"
+        )
+
+
+def covered_bases(spans):
+    """Bases covered by (start, end) spans, 1-based inclusive, sorted by start: overlapping
+    chunks count their shared bases once."""
+    total, reached = 0, 0
+    for start, end in spans:
+        if end > reached:
+            total += end - max(start - 1, reached)
+            reached = end
+    return total
