@@ -7,7 +7,8 @@ import yaml
 
 from conftest import REPO
 
-CONDA_NAMES = {"torch": "pytorch"}  # conda-forge's name where it differs from PyPI's
+# conda-forge's name where it differs from PyPI's (matplotlib-base: without a GUI toolkit)
+CONDA_NAMES = {"matplotlib": "matplotlib-base", "torch": "pytorch"}
 
 
 def split(requirement):

@@ -1,0 +1,183 @@
+"""The result figures on hand-written tables: well-formed SVG, the records chosen for the tracks
+and their order, the regions marked, the same bytes on a rerun, and a figure even of no data."""
+
+import xml.etree.ElementTree as ET
+
+from virnucpro.plots import RASTERIZE_ABOVE, plot_sample
+
+RECORD_COLUMNS = (
+    "record_id",
+    "length",
+    "chunks",
+    "chunks_scored",
+    "chunks_virus",
+    "fraction_virus",
+    "virus_bases",
+    "best_virus_score",
+    "mean_chunk_virus_score",
+    "regions",
+    "call",
+    "reason",
+)
+CHUNK_COLUMNS = (
+    "chunk_id",
+    "record_id",
+    "start",
+    "end",
+    "length",
+    "frames",
+    "max_score1",
+    "max_score2",
+    "is_virus",
+    "reason",
+)
+REGION_COLUMNS = (
+    "region_id",
+    "record_id",
+    "start",
+    "end",
+    "length",
+    "first_chunk",
+    "last_chunk",
+    "chunks",
+    "mean_virus_score",
+    "best_virus_score",
+)
+FIGURES = ("distribution.svg", "length.svg", "tracks.svg")
+
+
+def table(path, header, rows):
+    path.write_text("\n".join("\t".join(map(str, r)) for r in [header, *rows]) + "\n")
+    return path
+
+
+def write_sample(directory, records):
+    """Write the three tables of `records`, {record_id: (chunk scores, regions)}: chunks of 500
+    bp, None the score of a chunk without one, a region the numbers of its first and last chunk."""
+    record_rows, chunk_rows, region_rows = [], [], []
+    for record_id, (scores, regions) in records.items():
+        scored = [s for s in scores if s is not None]
+        viral = [s for s in scored if s >= 0.5]
+        if scored:
+            best = max(scored)
+            call = "virus" if best >= 1 - min(scored) else "others"  # best score2 >= best score1
+            numbers = (len(viral) / len(scored), 500 * len(viral), best, sum(scored) / len(scored))
+        else:
+            call, numbers = "unscored", ("NA",) * 4
+        record_rows.append(
+            (record_id, 500 * len(scores), len(scores), len(scored), len(viral), *numbers)
+            + (len(regions), call, "" if scored else "no stop-free frame")
+        )
+        for k, s in enumerate(scores, 1):
+            chunk = (f"{record_id}_chunk_{k}", record_id, 500 * k - 499, 500 * k, 500)
+            if s is None:
+                chunk_rows.append((*chunk, "", "NA", "NA", "NA", "no stop-free frame"))
+            else:
+                chunk_rows.append((*chunk, "F1", 1 - s, s, s >= 0.5, ""))
+        for n, (first, last) in enumerate(regions, 1):
+            inside = scores[first - 1 : last]
+            region_rows.append(
+                (f"{record_id}_region_{n}", record_id, 500 * first - 499, 500 * last)
+                + (500 * (last - first + 1), f"{record_id}_chunk_{first}")
+                + (f"{record_id}_chunk_{last}", len(inside), sum(inside) / len(inside))
+                + (max(inside),)
+            )
+    return (
+        table(directory / "records.tsv", RECORD_COLUMNS, record_rows),
+        table(directory / "chunks.tsv", CHUNK_COLUMNS, chunk_rows),
+        table(directory / "regions.tsv", REGION_COLUMNS, region_rows),
+    )
+
+
+def plot(tables, out, max_tracks=12):
+    """Draw the figures of `tables` into `out`; the chosen record ids and the figures' texts."""
+    ids = plot_sample("S1", *tables, 0.5, *(out / name for name in FIGURES), max_tracks=max_tracks)
+    assert sorted(p.name for p in out.iterdir()) == sorted(FIGURES)  # no temporary file left
+    return ids, [svg_texts(out / name) for name in FIGURES]
+
+
+def svg_texts(path):
+    """The texts of a well-formed SVG file, in document order."""
+    root = ET.parse(path).getroot()
+    assert root.tag.endswith("svg")
+    return ["".join(element.itertext()) for element in root.iter() if element.tag.endswith("text")]
+
+
+def titles(texts):
+    """The panel titles of the tracks figure."""
+    return [text for text in texts if " bp, " in text]
+
+
+def test_the_tracks_show_records_with_regions_then_the_best_scored(tmp_path):
+    tables = write_sample(
+        tmp_path,
+        {
+            "A": ([0.2, 0.9, 0.8, 0.1], [(2, 3)]),
+            "B": ([0.95, 0.1, 0.7, 0.6], [(1, 1), (3, 4)]),  # most regions: first
+            "C": ([0.99, 0.98], []),
+            "D": ([0.999], []),  # one scored chunk: no track
+            "E": ([0.3, None, 0.2], []),
+            "F": ([None, None], []),  # unscored
+            "G": ([0.9, 0.4], [(1, 1)]),  # as A's regions and best score: after A, in table order
+        },
+    )
+    out = tmp_path / "figures"
+    ids, (distribution, length, tracks) = plot(tables, out)
+    assert ids == ["B", "A", "G", "C", "E"]
+    assert titles(tracks) == [
+        "B  (2,000 bp, virus)",
+        "A  (2,000 bp, virus)",
+        "G  (1,000 bp, virus)",
+        "C  (1,000 bp, virus)",
+        "E  (1,500 bp, others)",
+    ]
+    # regions labelled by their ids less the record's, which the panel title names
+    assert [text for text in tracks if text.startswith("region_")] == [
+        "region_1",
+        "region_2",
+        "region_1",
+        "region_1",
+    ]
+    assert "S1: chunk virus scores along the records" in tracks
+    assert "unscored (n = 1, not drawn)" in distribution
+    assert {"virus (n = 5)", "others (n = 1)", "threshold 0.5"} <= set(length)
+    svg = (out / "tracks.svg").read_text()
+    assert "#d62728" in svg and "#1f77b4" in svg  # viral chunks red, the others blue
+
+
+def test_the_tracks_are_capped_at_max_tracks(tmp_path):
+    records = {f"r{k}": ([k / 20, k / 20], []) for k in range(20)}
+    records["low"] = ([0.6, 0.2, 0.1], [(1, 1)])
+    ids, (*_, tracks) = plot(write_sample(tmp_path, records), tmp_path / "figures", max_tracks=4)
+    assert ids == ["low", "r19", "r18", "r17"]
+    assert len(titles(tracks)) == 4
+
+
+def test_a_rerun_writes_the_same_bytes(tmp_path):
+    many = RASTERIZE_ABOVE + 100
+    records = {f"read{k}": ([(k * 7919 % 1000) / 1000], []) for k in range(many)}
+    records["contig"] = ([0.9, 0.8, 0.1], [(1, 2)])
+    tables = write_sample(tmp_path, records)
+    plot(tables, tmp_path / "one")
+    plot(tables, tmp_path / "two")
+    for name in FIGURES:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    svg = (tmp_path / "one" / "length.svg").read_text()
+    assert "<image" in svg  # so many points drawn as one image, not a mark each
+    assert len(svg) < 1_000_000
+
+
+def test_empty_tables_give_figures_with_a_note(tmp_path):
+    ids, (distribution, length, tracks) = plot(write_sample(tmp_path, {}), tmp_path / "figures")
+    assert ids == []
+    assert "no record has a score" in distribution
+    assert "no record has a score" in length
+    assert "no record has 2 or more scored chunks" in "\n".join(tracks)
+
+
+def test_short_reads_give_a_tracks_figure_with_a_note(tmp_path):
+    records = {f"read{k}": ([k / 10], []) for k in range(10)}
+    ids, (distribution, _, tracks) = plot(write_sample(tmp_path, records), tmp_path / "figures")
+    assert ids == []
+    assert {"virus (n = 5)", "others (n = 5)"} <= set(distribution)
+    assert "no record has 2 or more scored chunks" in "\n".join(tracks)
