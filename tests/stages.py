@@ -6,11 +6,19 @@ from types import SimpleNamespace
 
 from virnucpro.calling import CallRule
 from virnucpro.embed import embed_shard
+from virnucpro.plots import plot_sample
 from virnucpro.predict import classify_shard
 from virnucpro.prepare import chunk_sample, translate_sample
 from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample
 from virnucpro.sharding import shard_frames, shard_name
+from virnucpro.virus_fasta import write_virus_fasta
+
+
+def table(path, header, rows):
+    """A hand-written table in the workflow's dialect, for a stage to read."""
+    path.write_text("\n".join("\t".join(map(str, r)) for r in [header, *rows]) + "\n")
+    return path
 
 
 def sample_outputs(out):
@@ -75,5 +83,11 @@ def run_sample(fasta, models, out, chunk_size=500, mode="overlap", shards=2):
         },
         CallRule(),
         RegionSettings(),
+    )
+    write_virus_fasta(fasta, out / "records.tsv", out / "regions.tsv", out / "virus.fna")
+    plots = [out / "plots" / f"{name}.svg" for name in ("distribution", "length", "tracks")]
+    threshold = CallRule().region_threshold
+    plot_sample(
+        "test", out / "records.tsv", out / "chunks.tsv", out / "regions.tsv", threshold, *plots
     )
     return out

@@ -4,51 +4,11 @@ and their order, the regions marked, the same bytes on a rerun, and a figure eve
 import xml.etree.ElementTree as ET
 
 from virnucpro.plots import RASTERIZE_ABOVE, plot_sample
+from virnucpro.report import CHUNK_COLUMNS, RECORD_COLUMNS, REGION_COLUMNS
 
-RECORD_COLUMNS = (
-    "record_id",
-    "length",
-    "chunks",
-    "chunks_scored",
-    "chunks_virus",
-    "fraction_virus",
-    "virus_bases",
-    "best_virus_score",
-    "mean_chunk_virus_score",
-    "regions",
-    "call",
-    "reason",
-)
-CHUNK_COLUMNS = (
-    "chunk_id",
-    "record_id",
-    "start",
-    "end",
-    "length",
-    "frames",
-    "max_score1",
-    "max_score2",
-    "is_virus",
-    "reason",
-)
-REGION_COLUMNS = (
-    "region_id",
-    "record_id",
-    "start",
-    "end",
-    "length",
-    "first_chunk",
-    "last_chunk",
-    "chunks",
-    "mean_virus_score",
-    "best_virus_score",
-)
+from stages import table
+
 FIGURES = ("distribution.svg", "length.svg", "tracks.svg")
-
-
-def table(path, header, rows):
-    path.write_text("\n".join("\t".join(map(str, r)) for r in [header, *rows]) + "\n")
-    return path
 
 
 def write_sample(directory, records):

@@ -9,12 +9,7 @@ from virnucpro.predict import SCORE_COLUMNS
 from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample
 
-from stages import sample_outputs
-
-
-def table(path, header, rows):
-    path.write_text("\n".join("\t".join(map(str, r)) for r in [header, *rows]) + "\n")
-    return path
+from stages import sample_outputs, table
 
 
 def embedding_file(path, frames):

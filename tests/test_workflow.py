@@ -8,10 +8,24 @@ import sys
 import tomllib
 
 from virnucpro.random_checkpoints import write_pickled_classifier
+from virnucpro.tables import read_tsv
 
 from conftest import REPO
 from workflow_runs import DEMO, planned, snakemake
 
+# what each sample's folder under results/ holds once the run is done
+SAMPLE_RESULTS = (
+    "prediction_results.txt",
+    "prediction_results_highestscore.csv",
+    "records.tsv",
+    "chunks.tsv",
+    "regions.tsv",
+    "virus.fna",
+    "summary.txt",
+    "plots/score_distribution.svg",
+    "plots/length_vs_score.svg",
+    "plots/score_tracks.svg",
+)
 RULES = {
     "build_demo_models",
     "chunk_sequences",
@@ -20,6 +34,9 @@ RULES = {
     "embed_shard",
     "classify_shard",
     "aggregate_sample",
+    "write_virus_fasta",
+    "plot_sample",
+    "tabulate_samples",
 }
 
 
@@ -48,20 +65,25 @@ def test_a_dry_run_plans_every_rule(workdir):
     assert {rule for rule, _ in planned(workdir)} == RULES
 
 
-def test_the_demo_runs_and_a_rerun_redoes_only_a_deleted_shard_or_a_new_classifiers_scores(
-    workdir,
-):
+def aggregation(*samples):
+    """The jobs of the samples' aggregation and all that follows it (their viral FASTA, their
+    plots and the one table of all samples), sorted as a dry run's plan is here."""
+    jobs = [("tabulate_samples", "results/samples.tsv")]
+    for sample in samples:
+        jobs += [
+            ("aggregate_sample", f"results/{sample}/prediction_results.txt"),
+            ("plot_sample", f"results/{sample}/plots/score_distribution.svg"),
+            ("write_virus_fasta", f"results/{sample}/virus.fna"),
+        ]
+    return jobs
+
+
+def test_the_demo_runs_and_a_rerun_redoes_only_what_a_change_needs(workdir):
     snakemake(workdir, *DEMO, "--cores", "2")
     for sample in ("demo_500", "demo_300_legacy"):
         results = workdir / "results" / sample
-        for name in (
-            "prediction_results.txt",
-            "prediction_results_highestscore.csv",
-            "records.tsv",
-            "chunks.tsv",
-            "summary.txt",
-        ):
-            assert (results / name).stat().st_size > 0, name
+        for name in SAMPLE_RESULTS:  # virus.fna is empty where no record is called virus
+            assert (results / name).stat().st_size > 0 or name == "virus.fna", name
         assert len(list((results / "embeddings").glob("*.h5"))) == 4
         assert not (results / "prepare" / "chunks.fa").exists()  # temp: removed once used
     assert planned(workdir) == []
@@ -75,11 +97,13 @@ def test_the_demo_runs_and_a_rerun_redoes_only_a_deleted_shard_or_a_new_classifi
     (embeddings / "shard_0001.esm2.h5").unlink()
     others = {p: p.stat().st_mtime_ns for p in embeddings.glob("shard_0000.*.h5")}
     plan = planned(workdir)
-    assert sorted(plan) == [
-        ("aggregate_sample", "results/demo_500/prediction_results.txt"),
-        ("classify_shard", "results/demo_500/scores/shard_0001.tsv"),
-        ("embed_shard", "results/demo_500/embeddings/shard_0001.dnabert_s.h5"),
-    ]
+    assert sorted(plan) == sorted(
+        [
+            ("classify_shard", "results/demo_500/scores/shard_0001.tsv"),
+            ("embed_shard", "results/demo_500/embeddings/shard_0001.dnabert_s.h5"),
+            *aggregation("demo_500"),
+        ]
+    )
     before = (workdir / "results" / "demo_500" / "prediction_results.txt").read_text()
     snakemake(workdir, *DEMO, "--cores", "2")
     assert {p: p.stat().st_mtime_ns for p in others} == others
@@ -92,17 +116,39 @@ def test_the_demo_runs_and_a_rerun_redoes_only_a_deleted_shard_or_a_new_classifi
         config.read_text().replace("resources/demo/500_model.pth", str(workdir / "other_500.pth"))
     )
     stamps = {p: p.stat().st_mtime_ns for p in embeddings.glob("*.h5")}
-    assert sorted(planned(workdir)) == [
-        ("aggregate_sample", "results/demo_500/prediction_results.txt"),
-        ("classify_shard", "results/demo_500/scores/shard_0000.tsv"),
-        ("classify_shard", "results/demo_500/scores/shard_0001.tsv"),
-    ]
+    assert sorted(planned(workdir)) == sorted(
+        [
+            ("classify_shard", "results/demo_500/scores/shard_0000.tsv"),
+            ("classify_shard", "results/demo_500/scores/shard_0001.tsv"),
+            *aggregation("demo_500"),
+        ]
+    )
     snakemake(workdir, *DEMO, "--cores", "2")
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     for shard in ("shard_0000", "shard_0001"):
         log = workdir / "logs" / "classify_shard" / "demo_500" / f"{shard}.log"
         assert "other_500.pth (computed here)" in log.read_text()
     assert (workdir / "results" / "demo_500" / "prediction_results.txt").read_text() != before
+
+    # new call thresholds: the stored scores are called again; nothing else is redone, and the
+    # original's two tables, which follow the original's rule, stay as they were
+    original = {
+        path: path.read_bytes()
+        for name in ("prediction_results.txt", "prediction_results_highestscore.csv")
+        for path in (workdir / "results").glob(f"*/{name}")
+    }
+    with open(config, "a") as handle:
+        handle.write("calling:\n  min_virus_score: 0.999\n  min_virus_fraction: 0.5\n")
+    assert sorted(planned(workdir)) == sorted(aggregation("demo_500", "demo_300_legacy"))
+    snakemake(workdir, *DEMO, "--cores", "2")
+    assert {path: path.read_bytes() for path in original} == original
+    for sample in ("demo_500", "demo_300_legacy"):
+        results = workdir / "results" / sample
+        assert {r.call for r in read_tsv(results / "records.tsv")} == {"others"}
+        assert "best virus score >= 0.999" in (results / "summary.txt").read_text()
+        assert (results / "virus.fna").read_text() == ""
+    [row, _] = read_tsv(workdir / "results" / "samples.tsv")
+    assert (row.virus, row.min_virus_score, row.min_virus_fraction) == ("0", "0.999", "0.5")
 
 
 def test_every_console_entry_point_names_a_function():

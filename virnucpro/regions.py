@@ -16,7 +16,7 @@ MIN_SEGMENT_CHUNKS = 2  # a single chunk is no region: one odd chunk is noise
 @dataclass(frozen=True)
 class RegionSettings:
     min_chunks: int = 4  # scored chunks a record needs to be segmented
-    penalty: float = 0.4  # cost of one more change point (squared score units): tests/test_regions.py
+    penalty: float = 0.4  # cost of a change point, squared score units (tests/test_regions.py)
 
 
 def viral_segments(track, threshold, penalty):

@@ -171,7 +171,8 @@ SAMPLE_RESULTS = (
 
 def final_outputs():
     """Every sample's results and the table of all samples, the per-shard embeddings
-    included: a shard file that goes missing is then remade, with only what depends on it."""
+    included: a shard file that goes missing is then remade, with only what depends on it.
+    """
     results = expand("results/{sample}/{name}", sample=samples, name=SAMPLE_RESULTS)
     embeddings = [path for sample in samples for path in embedding_files(sample)]
     return results + embeddings + ["results/samples.tsv"]

@@ -1,0 +1,73 @@
+"""The call rule's thresholds, and the viral FASTA written from the calls and regions."""
+
+import pytest
+
+from virnucpro.calling import CallRule, covered_bases
+from virnucpro.fasta import read_records
+from virnucpro.virus_fasta import write_virus_fasta
+
+from stages import table
+
+
+def test_the_default_rule_is_the_originals_whatever_the_score():
+    rule = CallRule()
+    assert rule.chunk_is_virus(0.5, 0.5) and not rule.chunk_is_virus(0.7, 0.6)
+    assert rule.chunk_is_virus(0.2, 0.3)  # two frames: neither above 0.5, virus still wins
+    assert rule.record_call(0.2, 0.3, 0.01, 1, 100) == "virus"  # no fraction or length asked
+
+
+def test_a_minimum_score_and_the_multi_chunk_thresholds():
+    rule = CallRule(min_virus_score=0.9, min_virus_fraction=0.5, min_virus_bases=1000)
+    assert rule.chunk_is_virus(0.95, 0.9) and not rule.chunk_is_virus(0.05, 0.89)
+    assert rule.record_call(0.1, 0.95, 0.5, 1000, 4) == "virus"
+    assert rule.record_call(0.1, 0.95, 0.25, 1000, 4) == "others"  # too few viral chunks
+    assert rule.record_call(0.1, 0.95, 0.5, 999, 4) == "others"  # too few viral bases
+    assert rule.record_call(0.1, 0.95, 1.0, 150, 1) == "virus"  # a read: its score alone
+    assert rule.region_threshold == 0.9 and CallRule().region_threshold == 0.5
+
+
+def test_overlapping_viral_chunks_count_their_shared_bases_once():
+    assert covered_bases([(1, 500), (451, 950), (2001, 2500)]) == 950 + 500
+    assert covered_bases([(1, 500), (101, 400)]) == 500
+    assert covered_bases([]) == 0
+
+
+RECORDS = ("record_id", "length", "best_virus_score", "regions", "call")
+REGIONS = ("region_id", "record_id", "start", "end", "mean_virus_score", "best_virus_score")
+
+
+def write_calls(tmp_path, records, regions):
+    fasta = tmp_path / "in.fa"
+    fasta.write_text(">a first\nACGTACGTAC\n>b\nGGGGCCCCAA\n>c\nTTTT\n")
+    return (
+        fasta,
+        table(tmp_path / "records.tsv", RECORDS, records),
+        table(tmp_path / "regions.tsv", REGIONS, regions),
+    )
+
+
+def test_virus_fasta_holds_viral_records_whole_and_regions_as_their_own_records(tmp_path):
+    fasta, records, regions = write_calls(
+        tmp_path,
+        [("a", 10, "0.9", 1, "virus"), ("b", 10, "0.8", 2, "others"), ("c", 4, "0.1", 0, "others")],
+        [
+            ("a|region_1_10", "a", 1, 10, "0.9", "0.9"),  # all of a record written whole
+            ("b|region_1_4", "b", 1, 4, "0.7", "0.8"),
+            ("b|region_7_10", "b", 7, 10, "0.6", "0.6"),
+        ],
+    )
+    write_virus_fasta(fasta, records, regions, tmp_path / "virus.fna")
+    text = (tmp_path / "virus.fna").read_text()
+    assert text.splitlines()[0] == ">a length=10 best_virus_score=0.9"
+    assert "b|region_1_4 record_length=10 mean_virus_score=0.7 best_virus_score=0.8" in text
+    written = {r.id: r.sequence for r in read_records(tmp_path / "virus.fna")}
+    assert written == {"a": "ACGTACGTAC", "b|region_1_4": "GGGG", "b|region_7_10": "CCAA"}
+
+
+def test_records_that_do_not_match_the_fasta_are_an_error(tmp_path):
+    fasta, records, regions = write_calls(
+        tmp_path, [("a", 10, "0.9", 0, "virus"), ("c", 4, "0.1", 0, "others")], []
+    )
+    with pytest.raises(ValueError, match="does not list the records of"):
+        write_virus_fasta(fasta, records, regions, tmp_path / "virus.fna")
+    assert not (tmp_path / "virus.fna").exists()
