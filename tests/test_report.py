@@ -140,3 +140,6 @@ def test_aggregation_writes_the_original_formats_and_every_record(tmp_path):
     summary = out["summary.txt"].read_text()
     assert "chunks of 500 bp, chunking overlap" in summary
     assert "classifier: models/500_model.pth" in summary
+    assert (
+        "calls: virus when best virus score >= best others score (the original's rule)\n" in summary
+    )

@@ -145,10 +145,18 @@ def test_the_demo_runs_and_a_rerun_redoes_only_what_a_change_needs(workdir):
     for sample in ("demo_500", "demo_300_legacy"):
         results = workdir / "results" / sample
         assert {r.call for r in read_tsv(results / "records.tsv")} == {"others"}
-        assert "best virus score >= 0.999" in (results / "summary.txt").read_text()
+        assert (
+            "calls: virus when best virus score >= 0.999; a record of several scored chunks "
+            "also needs at least 0.5 of its chunks viral\n"
+        ) in (results / "summary.txt").read_text()
         assert (results / "virus.fna").read_text() == ""
     [row, _] = read_tsv(workdir / "results" / "samples.tsv")
     assert (row.virus, row.min_virus_score, row.min_virus_fraction) == ("0", "0.999", "0.5")
+    overview = (workdir / "results" / "samples.html").read_text()  # the report's page of them
+    assert (
+        "<td>demo_500</td><td>8</td><td>0</td>" in overview
+        and "best virus score >= 0.999" in overview
+    )
 
 
 def test_every_console_entry_point_names_a_function():

@@ -34,16 +34,18 @@ class CallRule:
         return "virus"
 
     def describe(self):
-        score = (
-            "best virus score >= best others score (the original's rule)"
-            if self.min_virus_score is None
-            else f"best virus score >= {self.min_virus_score}"
-        )
-        return (
-            f"a chunk or record is virus when its {score}; a record of several scored chunks "
-            f"also needs at least {self.min_virus_fraction:g} of them and "
-            f"{self.min_virus_bases} bp viral"
-        )
+        if self.min_virus_score is None:
+            text = "virus when best virus score >= best others score (the original's rule)"
+        else:
+            text = f"virus when best virus score >= {self.min_virus_score:g}"
+        several = []
+        if self.min_virus_fraction:
+            several.append(f"at least {self.min_virus_fraction:g} of its chunks")
+        if self.min_virus_bases:
+            several.append(f"at least {self.min_virus_bases} bp")
+        if several:
+            text += f"; a record of several scored chunks also needs {' and '.join(several)} viral"
+        return text
 
 
 def covered_bases(spans):

@@ -1,7 +1,11 @@
 """One row per sample for the whole run (`results/samples.tsv`): what each sample holds and the
-settings its calls were made with, so that samples of one run compare at a glance."""
+settings its calls were made with, so that samples of one run compare at a glance; and the same
+with each sample's summary as one HTML page, which the Snakemake report shows inline (it offers
+tables and text files only as downloads)."""
 
+import html
 from collections import Counter
+from pathlib import Path
 
 from .atomic import atomic_open
 from .tables import read_tsv, tsv_writer
@@ -9,27 +13,58 @@ from .tables import read_tsv, tsv_writer
 COUNT_COLUMNS = ("records", "virus", "others", "unscored", "regions")
 
 
-def tabulate_samples(samples, out_tsv):
-    """`samples`: {sample: (records_tsv, settings)}, settings a flat {name: value} whose names
-    are the same for every sample (they become columns after the counts)."""
-    setting_names = list(next(iter(samples.values()))[1]) if samples else []
+def tabulate_samples(samples, out_tsv, out_html):
+    """`samples`: {sample: (records_tsv, summary_txt, settings)}, settings a flat
+    {name: value} whose names are the same for every sample (columns after the counts)."""
+    setting_names = list(next(iter(samples.values()))[2]) if samples else []
+    header = ("sample", *COUNT_COLUMNS, *setting_names)
+    rows = [
+        (sample, *_counts(records_tsv), *(_text(settings[name]) for name in setting_names))
+        for sample, (records_tsv, _, settings) in samples.items()
+    ]
     with atomic_open(out_tsv) as handle:
         table = tsv_writer(handle)
-        table.writerow(("sample", *COUNT_COLUMNS, *setting_names))
-        for sample, (records_tsv, settings) in samples.items():
-            counts = Counter()
-            for record in read_tsv(records_tsv):
-                counts["records"] += 1
-                counts[record.call] += 1
-                counts["regions"] += int(record.regions)
-            table.writerow(
-                (
-                    sample,
-                    *(counts[name] for name in COUNT_COLUMNS),
-                    *(_text(settings[name]) for name in setting_names),
-                )
-            )
+        table.writerow(header)
+        table.writerows(rows)
+    summaries = {sample: Path(summary).read_text() for sample, (_, summary, _) in samples.items()}
+    with atomic_open(out_html) as handle:
+        handle.write(_page(header, rows, summaries))
+
+
+def _counts(records_tsv):
+    counts = Counter()
+    for record in read_tsv(records_tsv):
+        counts["records"] += 1
+        counts[record.call] += 1
+        counts["regions"] += int(record.regions)
+    return [counts[name] for name in COUNT_COLUMNS]
 
 
 def _text(value):
     return "NA" if value is None else value
+
+
+_STYLE = (
+    "body{font-family:sans-serif;font-size:14px;margin:1em}"
+    "table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+    "th{background:#f2f2f2}pre{background:#f8f8f8;padding:8px}"
+)
+
+
+def _page(header, rows, summaries):
+    cells = "".join(f"<th>{html.escape(name)}</th>" for name in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(value))}</td>" for value in row) + "</tr>"
+        for row in rows
+    )
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{_STYLE}</style></head><body>",
+        "<h2>Samples</h2>",
+        f"<table><tr>{cells}</tr>{body}</table>",
+        *(
+            f"<h2>{html.escape(sample)}</h2><pre>{html.escape(text)}</pre>"
+            for sample, text in summaries.items()
+        ),
+        "</body></html>\n",
+    ]
+    return "\n".join(parts)

@@ -7,7 +7,9 @@ end_with_snakemake()
 from virnucpro.samples_table import tabulate_samples  # noqa: E402 - after the log is open
 
 settings = snakemake.params.settings
+files = zip(snakemake.input.records, snakemake.input.summaries, strict=True)
 tabulate_samples(
-    {sample: (path, settings[sample]) for sample, path in zip(settings, snakemake.input.records, strict=True)},
+    {sample: (*paths, settings[sample]) for sample, paths in zip(settings, files, strict=True)},
     snakemake.output.table,
+    snakemake.output.overview,
 )
