@@ -167,7 +167,7 @@ def test_other_errors_are_not_taken_for_out_of_memory(esm2_tiny):
     def broken(batch):
         raise ValueError("not a memory problem")
 
-    broken.dim, broken.dtype, broken.alibi = 64, torch.float32, False
+    broken.dim, broken.dtype, broken.alibi, broken.name = 64, torch.float32, False, "ESM-2"
     with pytest.raises(ValueError, match="not a memory problem"):
         embed_all(broken, ProteinEncoder.tokenize(esm2_tiny, PROTEINS), "cpu", 64)
 

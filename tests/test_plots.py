@@ -34,10 +34,11 @@ def write_sample(directory, records):
                 chunk_rows.append((*chunk, "", "NA", "NA", "NA", "no stop-free frame"))
             else:
                 chunk_rows.append((*chunk, "F1", 1 - s, s, s >= 0.5, ""))
-        for n, (first, last) in enumerate(regions, 1):
+        for first, last in regions:
             inside = scores[first - 1 : last]
+            start, end = 500 * first - 499, 500 * last
             region_rows.append(
-                (f"{record_id}_region_{n}", record_id, 500 * first - 499, 500 * last)
+                (f"{record_id}|region_{start}_{end}", record_id, start, end)
                 + (500 * (last - first + 1), f"{record_id}_chunk_{first}")
                 + (f"{record_id}_chunk_{last}", len(inside), sum(inside) / len(inside))
                 + (max(inside),)
@@ -93,10 +94,10 @@ def test_the_tracks_show_records_with_regions_then_the_best_scored(tmp_path):
     ]
     # regions labelled by their ids less the record's, which the panel title names
     assert [text for text in tracks if text.startswith("region_")] == [
-        "region_1",
-        "region_2",
-        "region_1",
-        "region_1",
+        "region_1_500",
+        "region_1001_2000",
+        "region_501_1500",
+        "region_1_500",
     ]
     assert "S1: chunk virus scores along the records" in tracks
     assert "unscored (n = 1, not drawn)" in distribution

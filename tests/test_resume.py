@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from conftest import DVF
-from workflow_runs import DEMO, planned, set_config, snakemake
+from workflow_runs import DEMO, aggregation, planned, set_config, snakemake
 
 FAILING = "demo_500/embeddings/shard_0001"
 PROFILE = ["--profile", "profiles/local", *DEMO]
@@ -44,11 +44,13 @@ def test_keep_going_finishes_the_other_shards_and_a_rerun_redoes_only_the_failed
     assert not (workdir / "results" / "demo_500" / "records.tsv").exists()
     finished = embedding_times(workdir)
 
-    assert sorted(planned(workdir)) == [
-        ("aggregate_sample", "results/demo_500/prediction_results.txt"),
-        ("classify_shard", "results/demo_500/scores/shard_0001.tsv"),
-        ("embed_shard", "results/demo_500/embeddings/shard_0001.dnabert_s.h5"),
-    ]
+    assert sorted(planned(workdir)) == sorted(
+        [
+            ("classify_shard", "results/demo_500/scores/shard_0001.tsv"),
+            ("embed_shard", "results/demo_500/embeddings/shard_0001.dnabert_s.h5"),
+            *aggregation("demo_500"),
+        ]
+    )
     snakemake(workdir, *DEMO, "--cores", "2")
     assert {p: embedding_times(workdir)[p] for p in finished} == finished
     assert (workdir / "results" / "demo_500" / "records.tsv").exists()

@@ -23,6 +23,19 @@ def planned(cwd, *args):
     return re.findall(r"^rule (\w+):\n(?:    .*\n)*?    output: ([^,\s]+)", text, re.M)
 
 
+def aggregation(*samples):
+    """The jobs of the samples' aggregation and all that follows it (their viral FASTA, their
+    plots and the one table of all samples), sorted as a dry run's plan is here."""
+    jobs = [("tabulate_samples", "results/samples.tsv")]
+    for sample in samples:
+        jobs += [
+            ("aggregate_sample", f"results/{sample}/prediction_results.txt"),
+            ("plot_sample", f"results/{sample}/plots/score_distribution.svg"),
+            ("write_virus_fasta", f"results/{sample}/virus.fna"),
+        ]
+    return jobs
+
+
 def set_config(workdir, **embedding):
     """Add or replace keys of the demo config's `embedding:` section."""
     path = workdir / "config" / "demo" / "config.yaml"

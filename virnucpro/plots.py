@@ -205,7 +205,7 @@ def _tracks(sample, chosen, spans, regions, threshold):
             ax.text(
                 (start - 1 + end) / 2,
                 1.04 + 0.11 * (k % 2),  # two rows above the scores: neighbours' labels clear
-                region_id.removeprefix(f"{record.record_id}_"),  # the title names the record
+                region_id.removeprefix(f"{record.record_id}|"),  # the title names the record
                 ha="center",
                 va="bottom",
                 fontsize=7,

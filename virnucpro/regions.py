@@ -8,7 +8,6 @@ it lands within a chunk of the true one, and a flat track is never cut."""
 from dataclasses import dataclass
 
 import numpy as np
-import ruptures
 
 MIN_SEGMENT_CHUNKS = 2  # a single chunk is no region: one odd chunk is noise
 
@@ -25,6 +24,10 @@ def viral_segments(track, threshold, penalty):
     if len(track) < 2 * MIN_SEGMENT_CHUNKS:
         ends = [len(track)]
     else:
+        # imported here, when a track is first cut: a sample of reads has none to cut and
+        # is spared its import (0.6 s, most of it scipy's)
+        import ruptures
+
         pelt = ruptures.Pelt(model="l2", min_size=MIN_SEGMENT_CHUNKS, jump=1)
         ends = pelt.fit(track.reshape(-1, 1)).predict(pen=penalty)
     runs, start = [], 0

@@ -7,6 +7,7 @@ import itertools
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from operator import attrgetter
 from statistics import fmean
 
 from . import __version__
@@ -107,13 +108,13 @@ def aggregate_sample(
                     # text orders as the float32 values do, and the text is written unchanged
                     s1 = max((r.score1 for r in rows), key=float)
                     s2 = max((r.score2 for r in rows), key=float)
+                    others, virus = float(s1), float(s2)
                     # the original's table keeps the original's rule whatever the config says
-                    highest.append((chunk.chunk_id, float(s2) >= float(s1)))
-                    is_virus = rule.chunk_is_virus(float(s1), float(s2))
+                    highest.append((chunk.chunk_id, virus >= others))
+                    is_virus = rule.chunk_is_virus(others, virus)
+                    start, end = int(chunk.start), int(chunk.end)
                     scored.append(
-                        _ScoredChunk(
-                            chunk.chunk_id, int(chunk.start), int(chunk.end), s1, s2, is_virus
-                        )
+                        _ScoredChunk(chunk.chunk_id, start, end, s1, s2, others, virus, is_virus)
                     )
                     chunks.writerow((*chunk[:6], s1, s2, is_virus, ""))  # chunk_id .. frames
                 else:
@@ -149,13 +150,16 @@ def aggregate_sample(
 
 @dataclass(slots=True)
 class _ScoredChunk:
-    """A chunk with frames: where it is, its best scores (the classifier's text) and call."""
+    """A chunk with frames: where it is, its best scores (the classifier's text, written as it
+    is, and its value) and its call."""
 
     id: str
     start: int
     end: int
     others: str
     virus: str
+    others_score: float
+    virus_score: float
     is_virus: bool
 
 
@@ -165,13 +169,15 @@ def _record_row(record, scored, reasons, region_count, rule):
         reason = "; ".join(dict.fromkeys(reasons)) or record.reason
         summary = (0, "NA", 0, "NA", "NA", region_count, "unscored", reason)
         return (record.record_id, record.length, record.chunks, 0, *summary)
-    best_others = max((c.others for c in scored), key=float)
-    best_virus = max((c.virus for c in scored), key=float)
+    best_others = max(scored, key=attrgetter("others_score"))
+    best_virus = max(scored, key=attrgetter("virus_score"))
     viral = [c for c in scored if c.is_virus]
     fraction = len(viral) / len(scored)
     bases = covered_bases((c.start, c.end) for c in viral)
-    call = rule.record_call(float(best_others), float(best_virus), fraction, bases, len(scored))
-    mean = fmean(float(c.virus) for c in scored)
+    call = rule.record_call(
+        best_others.others_score, best_virus.virus_score, fraction, bases, len(scored)
+    )
+    mean = sum(c.virus_score for c in scored) / len(scored)
     return (
         record.record_id,
         record.length,
@@ -180,7 +186,7 @@ def _record_row(record, scored, reasons, region_count, rule):
         len(viral),
         f"{fraction:.6f}",
         bases,
-        best_virus,
+        best_virus.virus,
         f"{mean:.6f}",
         region_count,
         call,
@@ -190,7 +196,7 @@ def _record_row(record, scored, reasons, region_count, rule):
 
 def _regions(record_id, scored, rule, settings):
     """Rows of REGION_COLUMNS for the viral regions of a record's scored chunks."""
-    track = [float(c.virus) for c in scored]
+    track = [c.virus_score for c in scored]
     found = []
     for first, last in viral_segments(track, rule.region_threshold, settings.penalty):
         chunks = scored[first : last + 1]
@@ -206,7 +212,7 @@ def _regions(record_id, scored, rule, settings):
                 chunks[-1].id,
                 len(chunks),
                 f"{fmean(track[first : last + 1]):.6f}",
-                max((c.virus for c in chunks), key=float),
+                max(chunks, key=attrgetter("virus_score")).virus,
             )
         )
     return found
