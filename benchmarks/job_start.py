@@ -58,10 +58,8 @@ def child(run, out):
         out / "frames.tsv",
         out / "manifest.tsv",
         "shard_0000",
-        out / "d.h5",
-        out / "e.h5",
-        models["dnabert_s"],
-        models["esm2"],
+        {"dnabert_s": out / "d.h5", "esm2": out / "e.h5"},
+        models,
         classifier_path=models[f"classifier_{chunk_size}"],
     )
     print(f"job code done {process_age():.2f} s into the process", flush=True)

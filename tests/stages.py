@@ -49,26 +49,11 @@ def run_sample(fasta, models, out, chunk_size=500, mode="overlap", shards=2):
     names = [shard_name(i) for i in range(shards)]
     frames, manifest = out / "shards" / "frames.tsv", out / "shards" / "manifest.tsv"
     shard_frames(p / "nucleotide.fa", p / "protein.faa", shards, frames, manifest)
-    shards = []
+    shards, classifier = [], models[f"classifier_{chunk_size}"]
     for n in names:
         h5 = {kind: out / "embeddings" / f"{n}.{kind}.h5" for kind in ("dnabert_s", "esm2")}
-        embed_shard(
-            frames,
-            manifest,
-            n,
-            h5["dnabert_s"],
-            h5["esm2"],
-            models["dnabert_s"],
-            models["esm2"],
-            "cpu",
-            classifier_path=models[f"classifier_{chunk_size}"],
-        )
-        classify_shard(
-            h5["dnabert_s"],
-            h5["esm2"],
-            models[f"classifier_{chunk_size}"],
-            out / "scores" / f"{n}.tsv",
-        )
+        embed_shard(frames, manifest, n, h5, models, "cpu", classifier_path=classifier)
+        classify_shard(list(h5.values()), classifier, out / "scores" / f"{n}.tsv")
         shards.append((out / "scores" / f"{n}.tsv", [h5["dnabert_s"], h5["esm2"]]))
     aggregate_sample(
         "test",

@@ -69,7 +69,7 @@ def test_the_two_embedding_files_of_a_shard_that_disagree_are_named(tmp_path):
     classifier = write_pickled_classifier(tmp_path / "500_model.pth", 8)
     expected = f"{esm2} is damaged: it does not list the frames of {dnabert_s} in the same order"
     with pytest.raises(DamagedFile, match=expected):
-        classify_shard(dnabert_s, esm2, classifier, tmp_path / "scores.tsv")
+        classify_shard([dnabert_s, esm2], classifier, tmp_path / "scores.tsv")
 
 
 def test_a_scores_table_cut_short_is_named(tmp_path):

@@ -178,16 +178,9 @@ def test_an_embedding_job_keeps_the_gpu_busy(esm2_3b, tmp_path):
     shard_frames(tmp_path / "n.fa", tmp_path / "p.faa", 1, frames, manifest)
     h5 = {kind: tmp_path / f"{kind}.h5" for kind in ("dnabert_s", "esm2")}
     classifier = write_pickled_classifier(tmp_path / "500_model.pth", 768 + 2560)
+    models = {"dnabert_s": directory, "esm2": esm2_3b}
     stats = embed_shard(
-        frames,
-        manifest,
-        "shard_0000",
-        h5["dnabert_s"],
-        h5["esm2"],
-        directory,
-        esm2_3b,
-        "cuda",
-        classifier_path=classifier,
+        frames, manifest, "shard_0000", h5, models, "cuda", classifier_path=classifier
     )
     for kind, run in stats.items():
         print(kind, run.summary())
@@ -198,5 +191,5 @@ def test_an_embedding_job_keeps_the_gpu_busy(esm2_3b, tmp_path):
     assert read_embeddings(h5["esm2"])[0].tolist() == read_embeddings(h5["dnabert_s"])[0].tolist()
     model = load_classifier(classifier)
     with open_embeddings(h5["dnabert_s"]) as dna, open_embeddings(h5["esm2"]) as protein:
-        recomputed = score_files(model, dna["embedding"], protein["embedding"])
+        recomputed = score_files(model, [dna["embedding"], protein["embedding"]])
         np.testing.assert_array_equal(protein["scores"][:], recomputed)

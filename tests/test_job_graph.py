@@ -4,6 +4,7 @@ plans nothing for it."""
 
 import pytest
 
+from virnucpro.models.classifier import MLPClassifier, save_classifier
 from virnucpro.sizing import shard_count
 
 from workflow_runs import DEMO, planned, set_config, snakemake
@@ -44,3 +45,17 @@ def test_other_gpus_plan_nothing(finished, tmp_path):
 def test_the_slurm_profile_plans_nothing(finished):
     plan = snakemake(finished, *DEMO, "--profile", "profiles/slurm", "--dry-run").stdout
     assert "Nothing to be done" in plan, plan
+
+
+def test_a_classifier_of_dnabert_s_features_alone_plans_no_esm2_job(workdir):
+    classifier = workdir / "dnabert_s_500.safetensors"
+    save_classifier(MLPClassifier(48), classifier, models=("dnabert_s",))
+    config = workdir / "config" / "demo" / "config.yaml"
+    config.write_text(config.read_text().replace("resources/demo/500_model.pth", str(classifier)))
+    embedding = [(rule, out) for rule, out in planned(workdir) if rule.startswith("embed_shard")]
+    assert sorted(embedding) == [
+        ("embed_shard", "results/demo_300_legacy/embeddings/shard_0000.dnabert_s.h5"),
+        ("embed_shard", "results/demo_300_legacy/embeddings/shard_0001.dnabert_s.h5"),
+        ("embed_shard_one_model", "results/demo_500/embeddings/shard_0000.dnabert_s.h5"),
+        ("embed_shard_one_model", "results/demo_500/embeddings/shard_0001.dnabert_s.h5"),
+    ]

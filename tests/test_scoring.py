@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from virnucpro import scoring
-from virnucpro.h5store import embedding_writer, open_embeddings
-from virnucpro.models.classifier import MLPClassifier, scores
+from virnucpro.embed import embed_shard
+from virnucpro.h5store import embedding_writer, open_embeddings, read_attrs, read_embeddings
+from virnucpro.models.classifier import MLPClassifier, classifier_models, save_classifier, scores
 from virnucpro.predict import SCORED_WITH, classifier_digest, classify_shard
 from virnucpro.random_checkpoints import write_pickled_classifier
 
@@ -35,9 +36,9 @@ def test_streamed_scores_equal_the_stored_files_scores_bit_for_bit(tmp_path, sma
         with embedding_writer(paths[name], range(40), ["f"] * 40, vectors.shape[1]) as out:
             out.write(0, vectors)
     with open_embeddings(paths["dna"]) as d, open_embeddings(paths["protein"]) as p:
-        from_files = scoring.score_files(model, d["embedding"], p["embedding"])
+        from_files = scoring.score_files(model, [d["embedding"], p["embedding"]])
 
-    streamed = scoring.StreamingScorer(model, dna)
+    streamed = scoring.StreamingScorer(model, [dna], 40)
     for start, end in [(0, 3), (3, 4), (4, 19), (19, 21), (21, 40)]:  # the engine's batches
         streamed.add(start, protein[start:end])
     np.testing.assert_array_equal(streamed.result(), from_files)
@@ -47,14 +48,14 @@ def test_streamed_scores_equal_the_stored_files_scores_bit_for_bit(tmp_path, sma
 
 
 def test_the_streaming_scorer_refuses_vectors_out_of_order(small_blocks):
-    streamed = scoring.StreamingScorer(MLPClassifier(3).eval(), random_vectors(10, 1, 0))
+    streamed = scoring.StreamingScorer(MLPClassifier(3).eval(), [random_vectors(10, 1, 0)], 10)
     streamed.add(0, random_vectors(4, 2, 1))
     with pytest.raises(ValueError, match="vectors from row 5, expected them from row 4"):
         streamed.add(5, random_vectors(4, 2, 1))
 
 
 def test_an_unfinished_stream_is_an_error(small_blocks):
-    streamed = scoring.StreamingScorer(MLPClassifier(3).eval(), random_vectors(10, 1, 0))
+    streamed = scoring.StreamingScorer(MLPClassifier(3).eval(), [random_vectors(10, 1, 0)], 10)
     streamed.add(0, random_vectors(4, 2, 1))
     with pytest.raises(ValueError, match="vectors of 4 of 10 frames arrived"):
         streamed.result()
@@ -78,16 +79,55 @@ def test_the_stage_uses_the_jobs_scores_only_for_the_classifier_they_came_from(
         assert h5.attrs[SCORED_WITH] == classifier_digest(classifier)
         assert h5["scores"].shape == (h5.attrs["rows"], 2)
     caplog.set_level(logging.INFO)
-    classify_shard(dnabert_s, esm2, classifier, tmp_path / "stored.tsv")
+    classify_shard([dnabert_s, esm2], classifier, tmp_path / "stored.tsv")
     assert "computed stored by the embedding job" in caplog.text
 
     with h5py.File(esm2, "a") as h5:  # as if the job had scored with another classifier
         h5.attrs[SCORED_WITH] = "0" * 64
     caplog.clear()
-    classify_shard(dnabert_s, esm2, classifier, tmp_path / "here.tsv")
+    classify_shard([dnabert_s, esm2], classifier, tmp_path / "here.tsv")
     assert "(computed here)" in caplog.text
     assert (tmp_path / "here.tsv").read_bytes() == (tmp_path / "stored.tsv").read_bytes()
 
     other = write_pickled_classifier(tmp_path / "other.pth", 48 + 64, seed=5)
-    classify_shard(dnabert_s, esm2, other, tmp_path / "other.tsv")
+    classify_shard([dnabert_s, esm2], other, tmp_path / "other.tsv")
     assert (tmp_path / "other.tsv").read_bytes() != (tmp_path / "stored.tsv").read_bytes()
+
+
+@pytest.mark.parametrize("model", ["dnabert_s", "esm2"])
+def test_a_classifier_of_one_models_features_embeds_and_reads_that_model_alone(
+    demo_run, demo_models, tmp_path, caplog, model
+):
+    width = read_attrs(demo_run / "embeddings" / f"shard_0000.{model}.h5")["dim"]
+    torch.manual_seed(4)
+    classifier = tmp_path / f"{model}.safetensors"
+    save_classifier(MLPClassifier(width).eval(), classifier, models=(model,))
+    assert classifier_models(classifier) == (model,)
+    frames, manifest = demo_run / "shards" / "frames.tsv", demo_run / "shards" / "manifest.tsv"
+    h5 = {model: tmp_path / f"shard_0000.{model}.h5"}
+    stats = embed_shard(
+        frames, manifest, "shard_0000", h5, demo_models, "cpu", classifier_path=classifier
+    )
+    assert list(stats) == [model] and list(tmp_path.glob("*.h5")) == [h5[model]]
+    caplog.set_level(logging.INFO)
+    classify_shard([h5[model]], classifier, tmp_path / "stored.tsv")
+    assert "computed stored by the embedding job" in caplog.text
+    with h5py.File(h5[model], "a") as out:  # as if the job had scored with another classifier
+        out.attrs[SCORED_WITH] = "0" * 64
+    classify_shard([h5[model]], classifier, tmp_path / "here.tsv")
+    assert (tmp_path / "here.tsv").read_bytes() == (tmp_path / "stored.tsv").read_bytes()
+    # the same vectors as the job that embeds with both models computes
+    both = read_embeddings(demo_run / "embeddings" / f"shard_0000.{model}.h5")
+    alone = read_embeddings(h5[model])
+    order = np.argsort(alone[0])
+    np.testing.assert_allclose(alone[2][order], both[2][np.argsort(both[0])], rtol=0, atol=1e-5)
+
+
+def test_a_classifier_names_its_models_in_features_order(tmp_path):
+    with pytest.raises(ValueError, match="in that order"):
+        save_classifier(MLPClassifier(4), tmp_path / "c.safetensors", models=("esm2", "dnabert_s"))
+    assert classifier_models(tmp_path / "absent.safetensors") == ("dnabert_s", "esm2")
+    assert classifier_models(write_pickled_classifier(tmp_path / "o.pth", 4)) == (
+        "dnabert_s",
+        "esm2",
+    )

@@ -83,10 +83,9 @@ def test_an_empty_shard_gives_empty_files(tmp_path, demo_models):
     shard_frames(tmp_path / "n.fa", tmp_path / "p.faa", 2, frames, manifest)
     (empty,) = [row.shard for row in read_tsv(manifest) if row.frames == "0"]
     h5 = {kind: tmp_path / f"{kind}.h5" for kind in ("dnabert_s", "esm2")}
-    models = demo_models["dnabert_s"], demo_models["esm2"]
-    embed_shard(frames, manifest, empty, h5["dnabert_s"], h5["esm2"], *models, "cpu")
+    embed_shard(frames, manifest, empty, h5, demo_models, "cpu")
     assert read_embeddings(h5["esm2"])[2].shape == (0, 64)
-    classify_shard(h5["dnabert_s"], h5["esm2"], demo_models["classifier_500"], tmp_path / "s.tsv")
+    classify_shard(list(h5.values()), demo_models["classifier_500"], tmp_path / "s.tsv")
     assert list(read_tsv(tmp_path / "s.tsv")) == []
 
 
@@ -95,8 +94,7 @@ def test_a_classifier_for_other_models_is_an_error_naming_both(demo_run, tmp_pat
     embeddings = demo_run / "embeddings"
     with pytest.raises(ValueError, match=r"takes 3328 features, but the embeddings give 48 .* 64"):
         classify_shard(
-            embeddings / "shard_0000.dnabert_s.h5",
-            embeddings / "shard_0000.esm2.h5",
+            [embeddings / "shard_0000.dnabert_s.h5", embeddings / "shard_0000.esm2.h5"],
             wrong,
             tmp_path / "scores.tsv",
         )

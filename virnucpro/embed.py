@@ -1,12 +1,13 @@
 """The embedding stage: one shard of frames in, one HDF5 file of per-frame vectors per model out.
 
-One job embeds a shard with both models, so each is loaded once per shard and the GPU is never
-idle between them: DNABERT-S (small, loaded in a moment) computes first while ESM-2's weights
-load beside it, then ESM-2. Both files list the frames in one order, ESM-2's (longest protein
-first, the order it computes and streams them in), so that the classifier reads the two files
-side by side in blocks. With a classifier given, the job also scores the frames on the CPU
-while the GPU computes ESM-2 (scoring.StreamingScorer) and stores the scores in the ESM-2 file,
-so that classifying the shard needs no pass over its vectors.
+One job embeds a shard with the models its classifier takes (DNABERT-S, ESM-2 or both), so
+each is loaded once per shard and the GPU is never idle between them: DNABERT-S (small, loaded
+in a moment) computes first while ESM-2's weights load beside it, then ESM-2. The files list
+the frames in one order, the last model's (longest first, the order it computes and streams
+them in), so that the classifier reads them side by side in blocks. With a classifier given,
+the job also scores the frames on the CPU while the GPU computes the last model
+(scoring.StreamingScorer) and stores the scores in that model's file, so that classifying the
+shard needs no pass over its vectors.
 """
 
 import copy
@@ -15,6 +16,7 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -116,100 +118,113 @@ def longest_first(tokens, ordinals):
     return sorted(range(len(tokens)), key=lambda i: (-len(tokens[i]), ordinals[i]))
 
 
+ENCODERS = {"dnabert_s": NucleotideEncoder, "esm2": ProteinEncoder}  # in features order
+
+
 def embed_shard(
     frames_tsv,
     manifest_tsv,
     shard,
-    dnabert_s_h5,
-    esm2_h5,
-    dnabert_s_dir,
-    esm2_path,
+    outputs,
+    model_paths,
     device="auto",
     precision="auto",
     batch_tokens=None,
     classifier_path=None,
 ):
-    """Embed every frame of one shard of a sample's frame table (sharding.shard_frames) with
-    DNABERT-S and ESM-2 and write one file per model, both in ESM-2's order; score the frames
-    with `classifier_path` if given. Returns {kind: the engine's RunStats}."""
+    """Embed every frame of one shard of a sample's frame table (sharding.shard_frames) with the
+    models of `outputs` ({kind: HDF5 path}, kinds of ENCODERS, one or both) loaded from
+    `model_paths` ({kind: checkpoint}), one file per model, all in the last model's order; score
+    the frames with `classifier_path` if given. Returns {kind: the engine's RunStats}."""
+    outputs = {kind: outputs[kind] for kind in ENCODERS if kind in outputs}  # features order
+    kinds = list(outputs)
     device = resolve_device(device)
     dtype = resolve_dtype(precision, device)
     started = time.perf_counter()
-    with ThreadPoolExecutor(4) as pool:
-        # The GPU starts up while the shard is read and tokenized; DNABERT-S (small) is loaded
-        # alone, so that its loop starts at once, and ESM-2 loads while that loop runs.
+    with ThreadPoolExecutor(4) as pool, ExitStack() as files:
+        # The GPU starts up while the shard is read and tokenized; the first model is loaded
+        # alone, so that its loop starts at once, and the next (ESM-2) loads while it runs.
         device_ready = pool.submit(_start, device, started)
         ordinals, frame_ids, nucleotides, proteins = read_shard(frames_tsv, manifest_tsv, shard)
         _mark("shard read", started)
-        protein_tokens = pool.submit(ProteinEncoder.tokenize, esm2_path, proteins)
-        nucleotide_tokens = pool.submit(NucleotideEncoder.tokenize, dnabert_s_dir, nucleotides)
+        texts = {"dnabert_s": nucleotides, "esm2": proteins}
+        tokens = {k: pool.submit(ENCODERS[k].tokenize, model_paths[k], texts[k]) for k in kinds}
         device_ready.result()
         _mark("device ready", started)
-        nucleotide_encoder, nucleotide_load = _timed_load(
-            NucleotideEncoder, dnabert_s_dir, device, dtype
+        first, *later = kinds
+        loaded = {first: _timed_load(ENCODERS[first], model_paths[first], device, dtype)}
+        _mark(f"{ENCODERS[first].name} loaded in {loaded[first][1]:.1f} s", started)
+        loaded.update(
+            (k, pool.submit(_timed_load, ENCODERS[k], model_paths[k], device, dtype)) for k in later
         )
-        protein_encoder = pool.submit(_timed_load, ProteinEncoder, esm2_path, device, dtype)
         classifier = pool.submit(_classifier, classifier_path)
-        _mark(f"DNABERT-S loaded in {nucleotide_load:.1f} s", started)
-        proteins_first = longest_first(protein_tokens.result(), ordinals)
-        file_ordinals = ordinals[proteins_first]
-        file_ids = [frame_ids[i] for i in proteins_first]
+        # the files list the frames in the order the last model computes and streams them in
+        in_file_order = longest_first(tokens[kinds[-1]].result(), ordinals)
+        file_ordinals = ordinals[in_file_order]
+        file_ids = [frame_ids[i] for i in in_file_order]
         row_of = np.empty(len(ordinals), dtype=np.int64)  # frame index -> row in the files
-        row_of[proteins_first] = np.arange(len(ordinals))
+        row_of[in_file_order] = np.arange(len(ordinals))
         log.info(
-            "%d frames of %s in %s; models on %s (%s, CUDA_VISIBLE_DEVICES=%s)",
+            "%d frames of %s in %s; %s on %s (%s, CUDA_VISIBLE_DEVICES=%s)",
             len(ordinals),
             shard,
             frames_tsv,
+            " and ".join(ENCODERS[k].name for k in kinds),
             device,
             dtype_name(dtype),
             os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         )
 
-        dna = nucleotide_encoder
-        with embedding_writer(dnabert_s_h5, file_ordinals, file_ids, dna.dim) as out:
-            # ESM-2's weights are still arriving: leave room for them
-            budget = batch_tokens or auto_batch_tokens(
-                dna.bytes_per_token, device, dna.max_batch_tokens, _file_bytes(esm2_path)
+        stats, earlier = {}, []  # earlier: the vectors of the models before the last, by row
+        for kind in kinds:
+            if kind != first:
+                loaded[kind] = loaded[kind].result()
+                _mark(f"{ENCODERS[kind].name} loaded in {loaded[kind][1]:.1f} s", started)
+            encoder, load_seconds = loaded[kind]
+            # both or neither: every file is finished only when the last model's is
+            out = files.enter_context(
+                embedding_writer(outputs[kind], file_ordinals, file_ids, encoder.dim)
             )
-            dna_tokens = nucleotide_tokens.result()
-            begun = _mark("DNABERT-S tokens ready", started)
-            vectors, stats_dna = _embed_in_rows(dna, dna_tokens, ordinals, row_of, device, budget)
-            out.write(0, vectors)
-            out.attrs.update(
-                _attributes(dna, dnabert_s_dir, device, nucleotide_load, begun, stats_dna)
-            )
-
-            protein, protein_load = protein_encoder.result()
-            _mark(f"ESM-2 loaded in {protein_load:.1f} s, beside DNABERT-S's loop", started)
-            tokens = [protein_tokens.result()[i] for i in proteins_first]
-            files = dnabert_s_h5, esm2_h5
-            scorer = _scorer(classifier.result(), classifier_path, vectors, protein.dim, files)
-            del vectors  # the scorer holds them while it needs them
-            with embedding_writer(esm2_h5, file_ordinals, file_ids, protein.dim) as out:
+            shard_tokens = tokens[kind].result()
+            begun = _mark(f"{encoder.name} tokens ready", started)
+            if kind != kinds[-1]:
+                # the later models' weights are still arriving: leave room for them
+                reserved = sum(_file_bytes(model_paths[k]) for k in later)
                 budget = batch_tokens or auto_batch_tokens(
-                    protein.bytes_per_token, device, protein.max_batch_tokens
+                    encoder.bytes_per_token, device, encoder.max_batch_tokens, reserved
                 )
-                begun = time.perf_counter() - started
+                vectors, stats[kind] = _embed_in_rows(
+                    encoder, shard_tokens, ordinals, row_of, device, budget
+                )
+                out.write(0, vectors)
+                earlier.append(vectors)
+            else:
+                scorer = _scorer(
+                    classifier.result(), classifier_path, earlier, encoder, outputs, len(ordinals)
+                )
+                budget = batch_tokens or auto_batch_tokens(
+                    encoder.bytes_per_token, device, encoder.max_batch_tokens
+                )
                 with torch.inference_mode():
-                    stats_protein = Engine(protein, device).run(tokens, budget, _sink(out, scorer))
-                log.info("ESM-2: %s", stats_protein.summary())
-                if os.environ.get(FAIL_SHARD) and os.environ[FAIL_SHARD] in str(esm2_h5):
-                    raise RuntimeError(f"{esm2_h5} fails on purpose: {FAIL_SHARD} is set")
-                out.attrs.update(
-                    _attributes(protein, esm2_path, device, protein_load, begun, stats_protein)
-                )
+                    stats[kind] = Engine(encoder, device).run(
+                        [shard_tokens[i] for i in in_file_order], budget, _sink(out, scorer)
+                    )
+                log.info("%s: %s", encoder.name, stats[kind].summary())
+                if os.environ.get(FAIL_SHARD) and os.environ[FAIL_SHARD] in str(outputs[kind]):
+                    raise RuntimeError(f"{outputs[kind]} fails on purpose: {FAIL_SHARD} is set")
                 if scorer is not None:
                     out.store("scores", scorer.result())
                     out.attrs[SCORED_WITH] = classifier.result()[1]
-    log.info("shard embedded in %.1f s", time.perf_counter() - started)
-    for encoder in (nucleotide_encoder, protein):
-        if encoder.info["random_weights"]:
-            log.warning(
-                "the %s weights are RANDOM (demo/test checkpoint): embeddings mean nothing",
-                encoder.kind,
+            out.attrs.update(
+                _attributes(encoder, model_paths[kind], device, load_seconds, begun, stats[kind])
             )
-    return {"dnabert_s": stats_dna, "esm2": stats_protein}
+    log.info("shard embedded in %.1f s", time.perf_counter() - started)
+    for kind in kinds:
+        if loaded[kind][0].info["random_weights"]:
+            log.warning(
+                "the %s weights are RANDOM (demo/test checkpoint): embeddings mean nothing", kind
+            )
+    return stats
 
 
 def _start(device, started):
@@ -248,16 +263,18 @@ def _classifier(path):
         return None
 
 
-def _scorer(classifier, path, nucleotide_vectors, protein_dim, files):
-    """A StreamingScorer for the shard, or None where there is no classifier that fits."""
+def _scorer(classifier, path, earlier, last, outputs, frames):
+    """A StreamingScorer for the shard's `frames`, or None where there is no classifier that
+    fits: `earlier`, the vectors of the models before the last, which is `last`."""
     if classifier is None:
         return None
+    widths = [vectors.shape[1] for vectors in earlier] + [last.dim]
     try:
-        check_width(classifier[0], (nucleotide_vectors.shape[1], protein_dim), path, files)
+        check_width(classifier[0], widths, path, list(outputs.values()))
     except ValueError as error:
         log.warning("not scoring in this job (the classification stage will): %s", error)
         return None
-    return StreamingScorer(classifier[0], nucleotide_vectors)
+    return StreamingScorer(classifier[0], earlier, frames)
 
 
 def _sink(out, scorer):
@@ -288,7 +305,7 @@ def _embed_in_rows(encoder, tokens, ordinals, row_of, device, budget):
 
     with torch.inference_mode():
         stats = Engine(encoder, device).run([tokens[i] for i in order], budget, place)
-    log.info("DNABERT-S: %s", stats.summary())
+    log.info("%s: %s", encoder.name, stats.summary())
     return vectors, stats
 
 

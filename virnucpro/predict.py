@@ -3,6 +3,7 @@ when they came from this classifier file, else from the stored embeddings (scori
 
 import hashlib
 import logging
+from contextlib import ExitStack
 
 import numpy as np
 
@@ -29,26 +30,29 @@ def classifier_digest(path):
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def classify_shard(dnabert_h5, esm2_h5, classifier_path, out_tsv, threads=None):
-    """Score every frame of a shard: features are concat(DNABERT-S, ESM-2) per frame (SPEC §5).
-    The two files list the frames in one order (the embedding job writes them so). Writes
-    ordinal, frame id, prediction and the two softmax scores, in input order. `threads`: the
-    CPU threads for scoring here (torch's default: every core)."""
-    with open_embeddings(dnabert_h5) as nucleotide, open_embeddings(esm2_h5) as protein:
-        ordinals = nucleotide["ordinal"][:]
-        if not np.array_equal(ordinals, protein["ordinal"][:]):
-            # removing one of the two makes the embedding job that writes both run again
-            raise DamagedFile(
-                esm2_h5,
-                f"it does not list the frames of {dnabert_h5} in the same order: the two were "
-                "not written by one embedding job",
-            )
-        frame_ids = nucleotide["frame_id"].asstr()[:]
-        if protein.attrs.get(SCORED_WITH) == classifier_digest(classifier_path):
-            probabilities, source = protein["scores"][:], "stored by the embedding job"
+def classify_shard(embedding_h5s, classifier_path, out_tsv, threads=None):
+    """Score every frame of a shard: features are its embedding files' vectors side by side
+    (`embedding_h5s`, one per model in features order: DNABERT-S, then ESM-2; SPEC §5). The
+    files list the frames in one order (the embedding job writes them so). Writes ordinal,
+    frame id, prediction and the two softmax scores, in input order. `threads`: the CPU threads
+    for scoring here (torch's default: every core)."""
+    with ExitStack() as stack:
+        files = [stack.enter_context(open_embeddings(path)) for path in embedding_h5s]
+        ordinals = files[0]["ordinal"][:]
+        for path, other in zip(embedding_h5s[1:], files[1:], strict=True):
+            if not np.array_equal(ordinals, other["ordinal"][:]):
+                # removing one of them makes the embedding job that writes them all run again
+                raise DamagedFile(
+                    path,
+                    f"it does not list the frames of {embedding_h5s[0]} in the same order: they "
+                    "were not written by one embedding job",
+                )
+        frame_ids = files[0]["frame_id"].asstr()[:]
+        last = files[-1]  # the file the embedding job stored its scores in
+        if last.attrs.get(SCORED_WITH) == classifier_digest(classifier_path):
+            probabilities, source = last["scores"][:], "stored by the embedding job"
         else:
-            scored = _score_stored(classifier_path, nucleotide, protein, threads)
-            probabilities, source = scored, "here"
+            probabilities, source = _score_stored(classifier_path, files, threads), "here"
     with atomic_open(out_tsv) as handle:
         table = tsv_writer(handle)
         table.writerow(SCORE_COLUMNS)
@@ -61,7 +65,7 @@ def classify_shard(dnabert_h5, esm2_h5, classifier_path, out_tsv, threads=None):
     log.info("%d frames scored with %s (computed %s)", len(ordinals), classifier_path, source)
 
 
-def _score_stored(classifier_path, nucleotide, protein, threads):
+def _score_stored(classifier_path, files, threads):
     """Probabilities from the stored embeddings, for scores the embedding job did not compute
     with this classifier (a classifier changed since, or one it could not read)."""
     # imported here: torch takes seconds to import, and the common case needs none of it
@@ -73,9 +77,9 @@ def _score_stored(classifier_path, nucleotide, protein, threads):
     if threads:
         torch.set_num_threads(threads)
     model = load_classifier(classifier_path)
-    widths = nucleotide["embedding"].shape[1], protein["embedding"].shape[1]
-    check_width(model, widths, classifier_path, (nucleotide.file.filename, protein.file.filename))
-    return score_files(model, nucleotide["embedding"], protein["embedding"])
+    widths = [h5["embedding"].shape[1] for h5 in files]
+    check_width(model, widths, classifier_path, [h5.filename for h5 in files])
+    return score_files(model, [h5["embedding"] for h5 in files])
 
 
 def check_scores(path, frames):

@@ -16,6 +16,9 @@ from .architectures import ESM2_PRESETS, DNABertConfig
 
 HIDDEN_DIM, N_CLASSES = 512, 2
 SAFETENSORS_FORMAT = "virnucpro-mlp"
+# The embedding models a classifier's features come from, side by side in this order; the
+# original's classifiers take both.
+EMBEDDING_MODELS = ("dnabert_s", "esm2")
 
 
 class MLPClassifier(nn.Module):
@@ -140,11 +143,30 @@ def _describe(spec):
     return "absent" if spec is None else f"{spec[1]} {list(spec[0])}"
 
 
-def save_classifier(model, path):
-    """Write our plain format: the state dict as safetensors, tagged with its format."""
+def save_classifier(model, path, models=EMBEDDING_MODELS):
+    """Write our plain format: the state dict as safetensors, tagged with its format and the
+    embedding models whose features it takes (some of EMBEDDING_MODELS, in that order)."""
+    if list(models) != [m for m in EMBEDDING_MODELS if m in models] or not models:
+        raise ValueError(f"a classifier takes some of {EMBEDDING_MODELS} in that order: {models}")
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    metadata = {"format": SAFETENSORS_FORMAT, "models": ",".join(models)}
     with atomic_path(path) as tmp:
-        safetensors.torch.save_file(state, tmp, metadata={"format": SAFETENSORS_FORMAT})
+        safetensors.torch.save_file(state, tmp, metadata=metadata)
+
+
+def classifier_models(path):
+    """The embedding models whose features the classifier file `path` takes, from its header
+    alone: ours say; the original's `.pth` take both, as does a file not there yet (the
+    published ones, which the workflow downloads)."""
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.exists():
+        return EMBEDDING_MODELS
+    try:
+        with safetensors.safe_open(path, framework="pt") as handle:
+            named = (handle.metadata() or {}).get("models")
+    except safetensors.SafetensorError:
+        return EMBEDDING_MODELS  # load_classifier names the problem where the file is read
+    return tuple(named.split(",")) if named else EMBEDDING_MODELS
 
 
 @torch.no_grad()

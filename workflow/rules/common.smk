@@ -1,10 +1,12 @@
 import os
+import re
 import subprocess
 from pathlib import Path
 
 from snakemake.utils import validate
 
 from virnucpro.calling import CallRule
+from virnucpro.models.classifier import EMBEDDING_MODELS, classifier_models
 from virnucpro.errors import InputError
 from virnucpro.lifeline import SNAKEMAKE_PID
 from virnucpro.sample_sheet import read_sample_sheet
@@ -124,12 +126,34 @@ def dnabert_s_files():
     return [directory / "config.json", directory / "tokenizer.json", weights]
 
 
-def embedding_files(sample, models=("dnabert_s", "esm2")):
+# The embedding models each sample's classifier takes: a classifier of DNABERT-S features alone
+# runs no ESM-2 job. Read from the classifier's header when the run is planned.
+SAMPLE_MODELS = {
+    sample: classifier_models(sample_classifier(sample)) for sample in samples
+}
+
+
+def samples_embedded_with(one_model):
+    """A wildcard pattern of the samples whose classifier takes one model, or both."""
+    chosen = [
+        s for s, models in SAMPLE_MODELS.items() if (len(models) == 1) == one_model
+    ]
+    return "|".join(map(re.escape, chosen)) or "(?!)"  # (?!): matches no sample
+
+
+def model_files(model):
+    """The checkpoint files an embedding job of `model` reads."""
+    return dnabert_s_files() if model == "dnabert_s" else [config["models"]["esm2"]]
+
+
+def embedding_files(sample, shard=None):
+    """The embedding files of a sample (or of one of its shards), shard by shard, each shard's
+    in features order."""
     return expand(
         "results/{sample}/embeddings/{shard}.{model}.h5",
         sample=sample,
-        shard=SHARDS[sample],
-        model=models,
+        shard=SHARDS[sample] if shard is None else [shard],
+        model=SAMPLE_MODELS[sample],
     )
 
 

@@ -11,11 +11,33 @@ rule embed_shard:
         "logs/embed_shard/{sample}/{shard}.log",
     benchmark:
         "logs/benchmarks/embed_shard/{sample}/{shard}.tsv"
+    wildcard_constraints:
+        sample=samples_embedded_with(one_model=False),
     threads: config["embedding"]["threads"]
     resources:
         gpu=1,
     params:
-        dnabert_s=lambda wildcards, input: Path(input.dnabert_s[0]).parent,
+        models=list(EMBEDDING_MODELS),
         precision=config["embedding"]["precision"],
     script:
         "../scripts/embed_shard.py"
+
+
+# A sample whose classifier takes one model's features: only that model's embedding job
+use rule embed_shard as embed_shard_one_model with:
+    input:
+        frames="results/{sample}/shards/frames.tsv",
+        manifest="results/{sample}/shards/manifest.tsv",
+        model=lambda wildcards: model_files(wildcards.model),
+    output:
+        h5="results/{sample}/embeddings/{shard}.{model}.h5",
+    log:
+        "logs/embed_shard/{sample}/{shard}.{model}.log",
+    benchmark:
+        "logs/benchmarks/embed_shard/{sample}/{shard}.{model}.tsv"
+    wildcard_constraints:
+        sample=samples_embedded_with(one_model=True),
+        model="|".join(EMBEDDING_MODELS),
+    params:
+        models=lambda wildcards: [wildcards.model],
+        precision=config["embedding"]["precision"],

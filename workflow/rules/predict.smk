@@ -1,7 +1,6 @@
 rule classify_shard:
     input:
-        dnabert_s="results/{sample}/embeddings/{shard}.dnabert_s.h5",
-        esm2="results/{sample}/embeddings/{shard}.esm2.h5",
+        embeddings=lambda wildcards: embedding_files(wildcards.sample, wildcards.shard),
         classifier=classifier_for,
     output:
         scores="results/{sample}/scores/{shard}.tsv",
@@ -19,8 +18,7 @@ rule aggregate_sample:
         records="results/{sample}/prepare/input_records.tsv",
         chunks="results/{sample}/prepare/chunk_frames.tsv",
         scores=score_files,
-        dnabert_s=lambda wildcards: embedding_files(wildcards.sample, "dnabert_s"),
-        esm2=lambda wildcards: embedding_files(wildcards.sample, "esm2"),
+        embeddings=lambda wildcards: embedding_files(wildcards.sample),
         classifier=classifier_for,
     output:
         predictions="results/{sample}/prediction_results.txt",
@@ -46,6 +44,7 @@ rule aggregate_sample:
     benchmark:
         "logs/benchmarks/aggregate_sample/{sample}.tsv"
     params:
+        models=lambda wildcards: SAMPLE_MODELS[wildcards.sample],
         chunk_size=lambda wildcards: samples[wildcards.sample]["chunk_size"],
         chunking=lambda wildcards: samples[wildcards.sample]["chunking"],
         calling=config["calling"],

@@ -9,12 +9,11 @@ from virnucpro.damage import removing_damaged_inputs  # noqa: E402
 from virnucpro.regions import RegionSettings  # noqa: E402
 from virnucpro.report import aggregate_sample  # noqa: E402
 
-# the inputs list the shards in one order: each shard's scores beside its two embedding files
-shards = zip(
-    snakemake.input.scores,
-    zip(snakemake.input.dnabert_s, snakemake.input.esm2, strict=True),
-    strict=True,
-)
+# the inputs list the shards in one order: each shard's scores beside its embedding files
+per_shard = len(snakemake.params.models)
+embeddings = list(snakemake.input.embeddings)
+files = [embeddings[i : i + per_shard] for i in range(0, len(embeddings), per_shard)]
+shards = zip(snakemake.input.scores, files, strict=True)
 with removing_damaged_inputs():
     aggregate_sample(
         snakemake.wildcards.sample,

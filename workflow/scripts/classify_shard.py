@@ -9,8 +9,7 @@ from virnucpro.predict import classify_shard  # noqa: E402
 
 with removing_damaged_inputs():
     classify_shard(
-        snakemake.input.dnabert_s,
-        snakemake.input.esm2,
+        list(snakemake.input.embeddings),
         snakemake.input.classifier,
         snakemake.output.scores,
         threads=snakemake.threads,

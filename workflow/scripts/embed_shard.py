@@ -25,14 +25,13 @@ with removing_damaged_inputs(), gpu_lease(settings["gpus"], settings["lease_dir"
             "%.1f s into the process: Python, Snakemake's preamble and the imports done", age
         )
     torch.set_num_threads(snakemake.threads)
+    models = snakemake.params.models  # the output files' models, in their order
     embed_shard(
         snakemake.input.frames,
         snakemake.input.manifest,
         snakemake.wildcards.shard,
-        snakemake.output.dnabert_s,
-        snakemake.output.esm2,
-        snakemake.params.dnabert_s,
-        snakemake.input.esm2,
+        dict(zip(models, snakemake.output, strict=True)),
+        {model: snakemake.config["models"][model] for model in models},
         device=settings["device"],
         precision=snakemake.params.precision,
         batch_tokens=settings.get("batch_tokens"),
