@@ -139,6 +139,10 @@ def test_the_demo_runs_and_a_rerun_redoes_only_what_a_change_needs(workdir):
         assert (results / "virus.fna").read_text() == ""
     [row, _] = read_tsv(workdir / "results" / "samples.tsv")
     assert (row.virus, row.min_virus_score, row.min_virus_fraction) == ("0", "0.999", "0.5")
+    assert (row.esm2, row.dnabert_s) == (
+        "resources/demo/esm2_t4_demo.pt",
+        "resources/demo/DNABERT-S-demo",
+    )  # the models its classifier takes (NA for one it does not)
     overview = (workdir / "results" / "samples.html").read_text()  # the report's page of them
     assert "<td>demo_500</td><td>8</td><td>0</td>" in overview
     assert "best virus score &gt;= 0.999" in overview  # each sample's summary, escaped

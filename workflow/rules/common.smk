@@ -172,8 +172,11 @@ def sample_settings(sample):
         "chunk_size": row["chunk_size"],
         "chunking": row["chunking"],
         "classifier": sample_classifier(sample),
-        "esm2": config["models"]["esm2"],
-        "dnabert_s": config["models"]["dnabert_s"],
+        # the embedding models its classifier takes; NA for one it does not
+        **{
+            model: config["models"][model] if model in SAMPLE_MODELS[sample] else None
+            for model in ("esm2", "dnabert_s")
+        },
         **config["calling"],
         **{f"region_{key}": value for key, value in config["regions"].items()},
     }
