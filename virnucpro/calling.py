@@ -48,6 +48,9 @@ class CallRule:
         return text
 
 
+ORIGINAL_RULE = CallRule()  # the original's, which its own tables always follow
+
+
 def covered_bases(spans):
     """Bases covered by (start, end) spans, 1-based inclusive, sorted by start: overlapping
     chunks count their shared bases once."""

@@ -12,7 +12,7 @@ from statistics import fmean
 
 from . import __version__
 from .atomic import atomic_open
-from .calling import covered_bases
+from .calling import ORIGINAL_RULE, covered_bases
 from .h5store import read_attrs
 from .predict import check_scores
 from .regions import viral_segments
@@ -110,7 +110,7 @@ def aggregate_sample(
                     s2 = max((r.score2 for r in rows), key=float)
                     others, virus = float(s1), float(s2)
                     # the original's table keeps the original's rule whatever the config says
-                    highest.append((chunk.chunk_id, virus >= others))
+                    highest.append((chunk.chunk_id, ORIGINAL_RULE.chunk_is_virus(others, virus)))
                     is_virus = rule.chunk_is_virus(others, virus)
                     start, end = int(chunk.start), int(chunk.end)
                     scored.append(
