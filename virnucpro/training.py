@@ -1,0 +1,197 @@
+"""Fitting the VirNucPro MLP as the original train.py fitted it (SPEC §7): its split, optimiser,
+learning-rate schedule, early stopping and per-epoch test metrics, seeded so that a fit can be
+repeated exactly."""
+
+import copy
+import logging
+import random
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from .models.classifier import MLPClassifier
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 32
+LEARNING_RATE, MOMENTUM = 2e-4, 0.9
+LR_STEP_EPOCHS, LR_GAMMA = 10, 0.85
+MAX_EPOCHS = 200
+# Training stops once the test loss has not fallen below best - MIN_DELTA for PATIENCE epochs
+PATIENCE, MIN_DELTA = 5, 0.0
+
+
+def split_indices(n, seed=42, test_fraction=0.1):
+    """(train, test) indices of `n` frames, as the original split them: range(n) shuffled as
+    `random.seed(seed); random.shuffle(indices)` shuffles it, the first int(n * test_fraction)
+    of it the test set (int() rounds down, as the original's `int(total_size * 0.1)`: 10% of
+    25 frames is 2)."""
+    indices = list(range(n))
+    # A Random of its own, seeded alike, draws the same shuffle and leaves the global one be
+    random.Random(seed).shuffle(indices)
+    cut = int(n * test_fraction)
+    return indices[cut:], indices[:cut]
+
+
+def fit_classifier(
+    train_features,
+    train_labels,
+    test_features,
+    test_labels,
+    seed,
+    legacy=False,
+    max_epochs=MAX_EPOCHS,
+    log=logger.info,
+):
+    """Train an MLPClassifier on [N, input_dim] features and 0/1 labels (1 = virus) as the
+    original did, and return (the model in eval mode, history, epoch).
+
+    history holds a dict per epoch run: `epoch` (from 1), `train_loss` (the mean of its batches'
+    losses) and evaluate()'s test-set metrics, which `log` is also given as one line. Training
+    stops after max_epochs, or once the test loss has not improved for PATIENCE epochs. The
+    weights returned, and `epoch`, are those of the epoch with the lowest test loss; with
+    legacy=True they are the last epoch's, as the original's were.
+
+    It trains on the device the features are on. The initial weights and dropout draw on the
+    global generator (nn.Linear and nn.Dropout know no other) and the batch order on one of its
+    own, both seeded with `seed`; the global generator's state is restored afterwards. On the
+    CPU, the same inputs and seed give bit-identical weights.
+    """
+    device = train_features.device
+    train_set = TensorDataset(train_features.float(), _as_labels(train_labels, device))
+    if not len(train_set) or not len(test_features) or max_epochs < 1:
+        raise ValueError("fitting needs a training frame, a test frame and at least one epoch")
+    if len(train_set) % BATCH_SIZE == 1:
+        # The original fails here too: BatchNorm cannot normalise a batch of one in training
+        raise ValueError(
+            f"{len(train_set)} training frames leave a last batch of one frame, which "
+            "BatchNorm cannot train on; move a frame between the training and test sets"
+        )
+    cuda_devices = [device.index] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda_devices):
+        # Seeded one by one: torch.manual_seed would also reseed GPUs that fork_rng leaves be
+        torch.default_generator.manual_seed(seed)
+        for index in cuda_devices:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        model = _initial_model(train_features.shape[1]).to(device)
+        loader = DataLoader(
+            train_set,
+            batch_size=BATCH_SIZE,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(seed),
+        )
+        optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, LR_STEP_EPOCHS, LR_GAMMA)
+        history = []
+        best_loss = best_epoch = best_state = None
+        for epoch in range(1, max_epochs + 1):
+            train_loss = _train_epoch(model, loader, optimizer)
+            metrics = evaluate(model, test_features, test_labels)
+            history.append({"epoch": epoch, "train_loss": train_loss, **metrics})
+            log(_describe(history[-1], max_epochs))
+            # The first epoch is the best so far whatever its loss, as in the original
+            if best_loss is None or metrics["loss"] < best_loss - MIN_DELTA:
+                best_loss, best_epoch = metrics["loss"], epoch
+                # The original kept model.state_dict() uncopied (legacy): its tensors are the
+                # live weights, so restoring them below leaves the last epoch's in place.
+                best_state = model.state_dict() if legacy else copy.deepcopy(model.state_dict())
+            elif epoch - best_epoch >= PATIENCE:
+                break
+            scheduler.step()
+    model.load_state_dict(best_state)
+    return model.eval(), history, epoch if legacy else best_epoch
+
+
+def _initial_model(input_dim):
+    """An MLPClassifier initialised as the original's: Linear's default initialisation, then
+    Xavier-uniform weights for both Linear layers (their biases keep the default)."""
+    model = MLPClassifier(input_dim)
+    for layer in (model.hidden_layer, model.output_layer):
+        nn.init.xavier_uniform_(layer.weight)
+    return model
+
+
+def _train_epoch(model, loader, optimizer):
+    """One pass over the shuffled training set; the mean of its batches' losses."""
+    model.train()
+    total_loss = 0.0
+    for features, labels in loader:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(features), labels)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.item()
+    return total_loss / len(loader)
+
+
+@torch.no_grad()
+def evaluate(model, features, labels):
+    """The metrics the original logged for a labelled set, the model put in eval mode:
+    {loss, accuracy, precision, recall, f1, roc_auc}, virus (1) the positive class.
+
+    loss is the mean over batches of 32 frames, in order, of each batch's mean loss (so a short
+    last batch weighs as much as a full one), as the original computed it; early stopping
+    depends on it. Precision, recall and F1 are 0 where their denominator is, as scikit-learn's
+    are by default; the original used scikit-learn, which the package does without.
+    """
+    model.eval()
+    labels = _as_labels(labels, features.device)
+    logits = [model(batch) for batch in features.float().split(BATCH_SIZE)]
+    batch_losses = [
+        F.cross_entropy(batch_logits, batch_labels).item()
+        for batch_logits, batch_labels in zip(logits, labels.split(BATCH_SIZE), strict=True)
+    ]
+    logits = torch.cat(logits)
+    truth = labels.cpu().numpy() == 1
+    called = logits.argmax(dim=1).cpu().numpy() == 1
+    true_positives = np.sum(called & truth)
+    return {
+        "loss": sum(batch_losses) / len(batch_losses),
+        "accuracy": float(np.mean(called == truth)),
+        "precision": _ratio(true_positives, np.sum(called)),
+        "recall": _ratio(true_positives, np.sum(truth)),
+        "f1": _ratio(2 * true_positives, np.sum(called) + np.sum(truth)),
+        "roc_auc": roc_auc(truth, torch.softmax(logits, dim=1)[:, 1].cpu().numpy()),
+    }
+
+
+def roc_auc(truth, scores):
+    """Area under the ROC curve of 1-D `scores` for boolean `truth`; NaN when a class is absent.
+
+    It is the chance that a random positive outscores a random negative, a tie counting half:
+    the Mann-Whitney U statistic over n_pos * n_neg, computed from the scores' ranks (ties given
+    their mean rank). That is the area scikit-learn's roc_auc_score computes, without adding
+    scikit-learn to the package for one number.
+    """
+    truth = np.asarray(truth, dtype=bool)
+    n_positive = int(truth.sum())
+    n_negative = truth.size - n_positive
+    if not n_positive or not n_negative:
+        return float("nan")
+    _, tie_group, group_sizes = np.unique(scores, return_inverse=True, return_counts=True)
+    # The 1-based ranks of a group of equal scores run up to its cumulative size; take the mean
+    group_ranks = np.cumsum(group_sizes) - (group_sizes - 1) / 2
+    positive_rank_sum = group_ranks[tie_group][truth].sum()
+    u_statistic = positive_rank_sum - n_positive * (n_positive + 1) / 2
+    return float(u_statistic / (n_positive * n_negative))
+
+
+def _ratio(numerator, denominator):
+    return float(numerator / denominator) if denominator else 0.0
+
+
+def _as_labels(labels, device):
+    return torch.as_tensor(labels, dtype=torch.int64, device=device)
+
+
+def _describe(row, max_epochs):
+    """One log line for an epoch's history row."""
+    return (
+        f"epoch {row['epoch']}/{max_epochs}: train loss {row['train_loss']:.4f}, "
+        f"test loss {row['loss']:.4f}, accuracy {row['accuracy']:.4f}, "
+        f"precision {row['precision']:.4f}, recall {row['recall']:.4f}, F1 {row['f1']:.4f}, "
+        f"ROC-AUC {row['roc_auc']:.4f}"
+    )
