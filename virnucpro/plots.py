@@ -57,12 +57,12 @@ def plot_sample(
     lengths, scores, calls, chosen = _read_records(records_tsv, max_tracks)
     ids = [record.record_id for record in chosen]
     with rc_context(STYLE):
-        _save(_distribution(sample, scores, calls, threshold), distribution_svg)
-        _save(_length(sample, lengths, scores, calls, threshold), length_svg)
+        save_svg(_distribution(sample, scores, calls, threshold), distribution_svg)
+        save_svg(_length(sample, lengths, scores, calls, threshold), length_svg)
         tracks = _tracks(
             sample, chosen, _spans_of(chunks_tsv, ids), _regions_of(regions_tsv, ids), threshold
         )
-        _save(tracks, tracks_svg)
+        save_svg(tracks, tracks_svg)
     return ids
 
 
@@ -252,7 +252,9 @@ def _note(ax, text):
     )
 
 
-def _save(fig, path):
+def save_svg(fig, path):
+    """Write `fig` to `path` as SVG; call it inside rc_context(STYLE), whose hash salt makes the
+    same figure the same bytes."""
     with atomic_path(path) as tmp:
         # no date in the file, so that the same tables give the same bytes
         fig.savefig(tmp, format="svg", dpi=300, metadata={"Date": None})
