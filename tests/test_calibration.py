@@ -1,10 +1,11 @@
 """Isotonic calibration: a hand-computed fit, over-confident scores brought near their true
-probabilities, the map monotone and clipped and the same as scikit-learn's, its arrays through a
-real safetensors file, damaged arrays refused, and the false discovery rate of a hand example."""
+probabilities, the map monotone and clipped and the same as scikit-learn's, its arrays exactly
+through JSON, damaged arrays refused, and the false discovery rate of a hand example."""
+
+import json
 
 import numpy as np
 import pytest
-from safetensors.numpy import load_file, save_file
 from sklearn.isotonic import IsotonicRegression
 
 from virnucpro.calibration import Calibration, false_discovery_rate, fit_calibration
@@ -51,23 +52,22 @@ def test_the_map_is_monotone_clipped_and_that_of_scikit_learn():
     np.testing.assert_allclose(calibrated, fitted.predict(grid), rtol=0, atol=1e-15)
 
 
-def test_the_arrays_round_trip_exactly_through_a_safetensors_file(tmp_path):
+def test_the_arrays_round_trip_exactly_through_json():
     _, labels, scores = overconfident(2_000, seed=4)
     calibration = fit_calibration(scores, labels)
-    tensors = calibration.to_tensors()
-    assert {name: array.dtype for name, array in tensors.items()} == {
-        "calibration.scores": np.float64,
-        "calibration.probabilities": np.float64,
-    }
-    again = Calibration.from_tensors(tensors)
-    assert np.array_equal(again.scores, calibration.scores)
-    assert np.array_equal(again.probabilities, calibration.probabilities)
+    text = calibration.to_json()
+    assert set(json.loads(text)) == {"scores", "probabilities"}
+    again = Calibration.from_json(text)
+    assert again.scores.dtype == again.probabilities.dtype == np.float64
+    # bit for bit, not approximately: the header keeps no other copy of the arrays
+    assert again.scores.tobytes() == calibration.scores.tobytes()
+    assert again.probabilities.tobytes() == calibration.probabilities.tobytes()
+    assert np.array_equal(again.apply(scores), calibration.apply(scores))
 
-    save_file(tensors, tmp_path / "calibration.safetensors")
-    loaded = Calibration.from_tensors(load_file(tmp_path / "calibration.safetensors"))
-    assert np.array_equal(loaded.scores, calibration.scores)
-    assert np.array_equal(loaded.probabilities, calibration.probabilities)
-    assert np.array_equal(loaded.apply(scores), calibration.apply(scores))
+
+def test_json_that_would_mislead_is_refused():
+    with pytest.raises(ValueError, match="strictly increasing"):
+        Calibration.from_json('{"scores": [0.5, 0.1], "probabilities": [0.2, 0.3]}')
 
 
 @pytest.mark.parametrize(

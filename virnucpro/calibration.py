@@ -1,5 +1,6 @@
-"""Virus scores made probabilities: a calibration fitted on held-out labelled records, kept as two
-arrays in a safetensors file, and the false discovery rate it lets one estimate without labels.
+"""Virus scores made probabilities: a calibration fitted on held-out labelled records, kept as
+JSON in the classifier file's header, and the false discovery rate it lets one estimate without
+labels.
 
 Isotonic regression, not temperature scaling. Temperature scaling divides the logit by one
 number: it makes scores more or less confident about 0.5 but cannot move 0.5 itself, and the
@@ -15,14 +16,11 @@ of viruses included: on a sample of another composition (a metagenome of 1% viru
 probabilities, and the false discovery rate estimated from them, are off accordingly.
 """
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
-
-# The tensor names in a safetensors file; a classifier file refuses tensors not its own, so they
-# go in a file of their own beside it
-SCORES_KEY, PROBABILITIES_KEY = "calibration.scores", "calibration.probabilities"
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,15 +57,19 @@ class Calibration:
         """The calibrated virus probabilities of `scores`."""
         return np.interp(np.asarray(scores, dtype=np.float64), self.scores, self.probabilities)
 
-    def to_tensors(self):
-        """The calibration as float64 arrays to save with safetensors.numpy.save_file."""
-        return {SCORES_KEY: self.scores, PROBABILITIES_KEY: self.probabilities}
+    def to_json(self):
+        """The calibration as JSON, {"scores": [...], "probabilities": [...]}, for the header of
+        the classifier file, which refuses tensors not the classifier's own. Exact: json writes
+        a float as its shortest repr, which reads back as the same float64."""
+        return json.dumps(
+            {"scores": self.scores.tolist(), "probabilities": self.probabilities.tolist()}
+        )
 
     @classmethod
-    def from_tensors(cls, tensors):
-        """The calibration in `tensors` ({name: array or CPU tensor}, as safetensors loads a file
-        to_tensors wrote), checked like any other."""
-        return cls(np.asarray(tensors[SCORES_KEY]), np.asarray(tensors[PROBABILITIES_KEY]))
+    def from_json(cls, text):
+        """The calibration that to_json wrote as `text`, checked like any other."""
+        arrays = json.loads(text)
+        return cls(np.array(arrays["scores"]), np.array(arrays["probabilities"]))
 
 
 def fit_calibration(scores, labels):

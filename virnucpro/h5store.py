@@ -7,7 +7,7 @@ open it through `open_embeddings`, which checks both.
 """
 
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import h5py
 import numpy as np
@@ -78,6 +78,25 @@ def open_embeddings(path):
                 path, f"its 'rows' attribute says {h5.attrs.get('rows')} rows, it holds {lengths}"
             )
         yield h5
+
+
+@contextmanager
+def open_shard(paths):
+    """The embedding files of one shard (one per model, in features order), open for reading
+    once each is checked whole and all list the same frames in the same order, so that their
+    rows go side by side; DamagedFile names the first that does not."""
+    with ExitStack() as stack:
+        files = [stack.enter_context(open_embeddings(path)) for path in paths]
+        ordinals = files[0]["ordinal"][:]
+        for path, other in zip(paths[1:], files[1:], strict=True):
+            if not np.array_equal(ordinals, other["ordinal"][:]):
+                # removing one of them makes the embedding job that writes them all run again
+                raise DamagedFile(
+                    path,
+                    f"it does not list the frames of {paths[0]} in the same order: they were "
+                    "not written by one embedding job",
+                )
+        yield files
 
 
 def read_embeddings(path):

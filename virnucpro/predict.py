@@ -3,13 +3,12 @@ when they came from this classifier file, else from the stored embeddings (scori
 
 import hashlib
 import logging
-from contextlib import ExitStack
 
 import numpy as np
 
 from .atomic import atomic_open
 from .damage import DamagedFile
-from .h5store import open_embeddings
+from .h5store import open_shard
 from .tables import tsv_writer
 
 log = logging.getLogger(__name__)
@@ -36,17 +35,8 @@ def classify_shard(embedding_h5s, classifier_path, out_tsv, threads=None):
     files list the frames in one order (the embedding job writes them so). Writes ordinal,
     frame id, prediction and the two softmax scores, in input order. `threads`: the CPU threads
     for scoring here (torch's default: every core)."""
-    with ExitStack() as stack:
-        files = [stack.enter_context(open_embeddings(path)) for path in embedding_h5s]
+    with open_shard(embedding_h5s) as files:
         ordinals = files[0]["ordinal"][:]
-        for path, other in zip(embedding_h5s[1:], files[1:], strict=True):
-            if not np.array_equal(ordinals, other["ordinal"][:]):
-                # removing one of them makes the embedding job that writes them all run again
-                raise DamagedFile(
-                    path,
-                    f"it does not list the frames of {embedding_h5s[0]} in the same order: they "
-                    "were not written by one embedding job",
-                )
         frame_ids = files[0]["frame_id"].asstr()[:]
         last = files[-1]  # the file the embedding job stored its scores in
         if last.attrs.get(SCORED_WITH) == classifier_digest(classifier_path):

@@ -3,6 +3,7 @@
 file of our own. A file is checked to hold a VirNucPro MLPClassifier before its tensors are
 read, so no file can make the loader allocate more than the widest such classifier takes."""
 
+import json
 from pathlib import Path
 
 import safetensors.torch
@@ -10,12 +11,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..atomic import atomic_path
+from ..atomic import atomic_open
 from . import pickled
 from .architectures import ESM2_PRESETS, DNABertConfig
 
 HIDDEN_DIM, N_CLASSES = 512, 2
 SAFETENSORS_FORMAT = "virnucpro-mlp"
+# The keys of a safetensors classifier's header. save_classifier writes the first two; a trained
+# classifier (train_run) adds the others: its features' widths ("768,2560") and chunk size, the
+# embedding model of each kind (JSON {kind: name}), the SHA-256 of its training data, its metrics
+# on the held-out frames (JSON of evaluation.evaluate_scores), its seed, whether it was fitted in
+# the original's legacy way ("true"/"false") and, where fitted, its calibration (JSON).
+FORMAT_KEY, MODELS_KEY = "format", "models"
+WIDTHS_KEY, CHUNK_SIZE_KEY, EMBEDDING_MODELS_KEY = "widths", "chunk_size", "embedding_models"
+TRAINING_DATA_KEY, METRICS_KEY = "training_data_sha256", "metrics"
+SEED_KEY, LEGACY_KEY, CALIBRATION_KEY = "seed", "legacy", "calibration"
 # The embedding models a classifier's features come from, side by side in this order; the
 # original's classifiers take both.
 EMBEDDING_MODELS = ("dnabert_s", "esm2")
@@ -95,7 +105,7 @@ def _read_safetensors(path):
     """The state dict of a classifier save_classifier wrote, its layout checked first."""
     try:
         with safetensors.safe_open(path, framework="pt") as handle:
-            if (handle.metadata() or {}).get("format") != SAFETENSORS_FORMAT:
+            if (handle.metadata() or {}).get(FORMAT_KEY) != SAFETENSORS_FORMAT:
                 raise pickled.Refused("it is not a classifier written by virnucpro")
             names = handle.keys()
             slices = {name: handle.get_slice(name) for name in names}
@@ -143,15 +153,50 @@ def _describe(spec):
     return "absent" if spec is None else f"{spec[1]} {list(spec[0])}"
 
 
-def save_classifier(model, path, models=EMBEDDING_MODELS):
-    """Write our plain format: the state dict as safetensors, tagged with its format and the
-    embedding models whose features it takes (some of EMBEDDING_MODELS, in that order)."""
+def save_classifier(model, path, models=EMBEDDING_MODELS, metadata=None):
+    """Write our plain format: the state dict as safetensors, tagged with its format, the
+    embedding models whose features it takes (some of EMBEDDING_MODELS, in that order) and the
+    strings of `metadata` ({key: str}, structured values JSON-encoded by the caller). The same
+    model and metadata give the same bytes."""
     if list(models) != [m for m in EMBEDDING_MODELS if m in models] or not models:
         raise ValueError(f"a classifier takes some of {EMBEDDING_MODELS} in that order: {models}")
+    metadata = dict(metadata or {})
+    reserved = {FORMAT_KEY, MODELS_KEY} & metadata.keys()
+    if reserved:
+        raise ValueError(f"save_classifier writes {sorted(reserved)} itself: leave them out")
+    if not all(isinstance(value, str) for value in metadata.values()):
+        raise ValueError("a classifier's metadata are strings: JSON-encode structured values")
+    header = {FORMAT_KEY: SAFETENSORS_FORMAT, MODELS_KEY: ",".join(models)} | metadata
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    metadata = {"format": SAFETENSORS_FORMAT, "models": ",".join(models)}
-    with atomic_path(path) as tmp:
-        safetensors.torch.save_file(state, tmp, metadata=metadata)
+    with atomic_open(path, "wb") as handle:
+        handle.write(_sorted_header(safetensors.torch.save(state, metadata=header)))
+
+
+def _sorted_header(serialised):
+    """safetensors bytes with the keys of their JSON header sorted. safetensors keeps the
+    metadata in a hash map whose order changes from one call to the next, so without this a
+    classifier trained twice alike would differ in its bytes, and its digest with them."""
+    length = int.from_bytes(serialised[:8], "little")
+    header = json.loads(serialised[8 : 8 + length])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # padded as safetensors pads it: the tensors start aligned
+    return len(text).to_bytes(8, "little") + text + serialised[8 + length :]
+
+
+def classifier_metadata(path):
+    """The header of the classifier file `path` ({key: str}, the *_KEY constants), read without
+    its tensors; empty for the original's `.pth`, which has none."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return {}
+    try:
+        with safetensors.safe_open(path, framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except safetensors.SafetensorError as error:
+        raise ValueError(f"{path} is not a readable safetensors file ({error})") from None
+    if metadata.get(FORMAT_KEY) != SAFETENSORS_FORMAT:
+        raise ValueError(f"{path} is not a classifier written by virnucpro")
+    return metadata
 
 
 def classifier_models(path):
@@ -163,7 +208,7 @@ def classifier_models(path):
         return EMBEDDING_MODELS
     try:
         with safetensors.safe_open(path, framework="pt") as handle:
-            named = (handle.metadata() or {}).get("models")
+            named = (handle.metadata() or {}).get(MODELS_KEY)
     except safetensors.SafetensorError:
         return EMBEDDING_MODELS  # load_classifier names the problem where the file is read
     return tuple(named.split(",")) if named else EMBEDDING_MODELS
