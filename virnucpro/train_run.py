@@ -1,0 +1,236 @@
+"""From embedded labelled frames to a classifier file, and back to metrics: a training run's
+library layer. It reads the per-shard embedding files the prediction stages write, fits the MLP
+as training.py does, and saves it with what made it (models, widths, data digest, seed, metrics,
+calibration) in the file's header, so a classifier file says where it came from."""
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .atomic import atomic_open
+from .calibration import Calibration, fit_calibration
+from .evaluation import evaluate_scores, plot_evaluation, write_metrics
+from .h5store import open_shard
+from .models.classifier import (
+    CALIBRATION_KEY,
+    CHUNK_SIZE_KEY,
+    EMBEDDING_MODELS_KEY,
+    LEGACY_KEY,
+    METRICS_KEY,
+    SEED_KEY,
+    TRAINING_DATA_KEY,
+    WIDTHS_KEY,
+    classifier_metadata,
+    load_classifier,
+    save_classifier,
+    scores,
+)
+from .scoring import check_width, score_files
+from .tables import read_tsv, tsv_writer
+from .training import fit_classifier, split_indices
+
+log = logging.getLogger(__name__)
+
+LABEL_VALUES = {"virus": 1, "other": 0}  # the labels table's words, as evaluation's labels
+LABEL_COLUMNS = ("frame_id", "label")
+
+
+class TrainingMatrix(NamedTuple):
+    """Every frame of a training run's shards, ordered by ordinal (their input order)."""
+
+    features: np.ndarray  # [N, sum(widths)] float32: each model's vector side by side
+    labels: np.ndarray  # [N] int64: 1 virus, 0 other
+    widths: tuple  # each model's vector width, in features order
+    model_names: tuple  # each model's name (its files' `model` attribute), in features order
+    frame_ids: list
+    ordinals: np.ndarray  # [N] int64
+
+
+def read_labels(labels_tsv):
+    """{frame id: 1 (virus) or 0 (other)} of a table with columns frame_id and label, the label
+    `virus` or `other`."""
+    labels = {}
+    for line, row in enumerate(read_tsv(labels_tsv), start=2):
+        if not set(LABEL_COLUMNS) <= set(row._fields):
+            raise ValueError(f"{labels_tsv} needs the columns {LABEL_COLUMNS}: {row._fields}")
+        if row.label not in LABEL_VALUES:
+            raise ValueError(
+                f"{labels_tsv} line {line}: label {row.label!r} is not one of {list(LABEL_VALUES)}"
+            )
+        if row.frame_id in labels:
+            raise ValueError(f"{labels_tsv} line {line}: frame {row.frame_id} labelled twice")
+        labels[row.frame_id] = LABEL_VALUES[row.label]
+    return labels
+
+
+def training_matrix(shards, labels_by_frame):
+    """The TrainingMatrix of `shards` (each a list of its embedding files, one per model in
+    features order, as classify_shard takes them) labelled from `labels_by_frame` ({frame id:
+    1 or 0}), which must label every frame.
+
+    Two passes over the files: the first reads the frames, so that the second can read each
+    file's vectors straight into their rows of one matrix, which is the largest thing a training
+    run holds (13 GB per million frames of DNABERT-S and ESM-2 3B features)."""
+    if not shards:
+        raise ValueError("a training matrix needs at least one shard")
+    layout, shard_ordinals, frame_ids = None, [], []
+    for paths in shards:
+        with open_shard(paths) as files:
+            found = tuple((h5["embedding"].shape[1], str(h5.attrs["model"])) for h5 in files)
+            if layout is not None and found != layout:
+                raise ValueError(
+                    f"{', '.join(map(str, paths))} hold vectors of (width, model) {found}, those "
+                    f"of {', '.join(map(str, shards[0]))} {layout}: not one training run's shards"
+                )
+            layout = found
+            shard_ordinals.append(files[0]["ordinal"][:])
+            frame_ids.extend(files[0]["frame_id"].asstr()[:])
+    ordinals = np.concatenate(shard_ordinals)
+    if np.unique(ordinals).size != ordinals.size:
+        raise ValueError("a frame ordinal occurs twice among the shards: is a shard given twice?")
+    order = np.argsort(ordinals, kind="stable")
+    row_of = np.empty_like(order)
+    row_of[order] = np.arange(order.size)  # the matrix row of each frame as the shards list it
+    widths = tuple(width for width, _ in layout)
+    edges = np.cumsum((0,) + widths)
+    features = np.empty((ordinals.size, edges[-1]), dtype=np.float32)
+    start = 0
+    for paths, listed in zip(shards, shard_ordinals, strict=True):
+        rows = row_of[start : start + listed.size]
+        with open_shard(paths) as files:
+            for h5, left, right in zip(files, edges, edges[1:], strict=False):
+                features[rows, left:right] = h5["embedding"][:]
+        start += listed.size
+    frame_ids = [frame_ids[i] for i in order]
+    return TrainingMatrix(
+        features,
+        np.array(_looked_up(frame_ids, labels_by_frame, "label"), dtype=np.int64),
+        widths,
+        tuple(name for _, name in layout),
+        frame_ids,
+        ordinals[order],
+    )
+
+
+def _looked_up(frame_ids, by_frame, what):
+    """The value of each frame in `by_frame`, a ValueError naming frames that have none."""
+    missing = [frame_id for frame_id in frame_ids if frame_id not in by_frame]
+    if missing:
+        raise ValueError(f"{len(missing)} frames have no {what}, such as {missing[:3]}")
+    return [by_frame[frame_id] for frame_id in frame_ids]
+
+
+def training_data_sha256(labels_tsv, ordinals, frame_ids):
+    """The SHA-256 of a training run's data: its labels file's bytes and its frames' ordinals
+    and ids, each part prefixed by its length so no two inputs run together alike.
+
+    Not the vectors: hashing them would read every embedding file a second time, gigabytes,
+    and vectors recomputed on another GPU or batch size differ in their last bits, so their
+    digest would change where the data did not. The frames name what was embedded, and the
+    header's embedding_models what embedded it."""
+    digest = hashlib.sha256()
+    parts = (
+        Path(labels_tsv).read_bytes(),
+        np.asarray(ordinals, dtype="<i8").tobytes(),
+        "\n".join(frame_ids).encode(),
+    )
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "little"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def train_classifier(
+    shards, labels_tsv, models, chunk_size, seed, legacy, out_path, history_tsv, metrics_tsv
+):
+    """Fit a classifier of the `models`' features (some of EMBEDDING_MODELS, in that order, one
+    per file of each shard) on the frames of `shards` labelled by `labels_tsv` (read_labels),
+    and write it to `out_path` (.safetensors), its per-epoch history to `history_tsv` and its
+    held-out metrics to `metrics_tsv`.
+
+    The frames are split by training.split_indices with `seed`, which also seeds the fit; on the
+    CPU the same inputs and seed give a byte-identical file. The header records the metadata
+    keys of models.classifier. The calibration is fitted on the held-out split's scores, as the
+    only frames the fit did not see (the training frames' scores are over-confident); an
+    evaluation set of its own can refit it later. Returns the held-out metrics."""
+    models = tuple(models)
+    matrix = training_matrix(shards, read_labels(labels_tsv))
+    if len(models) != len(matrix.widths):
+        raise ValueError(f"{len(matrix.widths)} embedding files a shard for models {models}")
+    train, test = split_indices(len(matrix.labels), seed)
+    features, labels = torch.from_numpy(matrix.features), torch.from_numpy(matrix.labels)
+    model, history, epoch = fit_classifier(
+        features[train], labels[train], features[test], labels[test], seed=seed, legacy=legacy
+    )
+    log.info("kept the weights of epoch %d of %d", epoch, len(history))
+    held_out_labels = matrix.labels[test]
+    held_out_scores = scores(model, features[test])[:, 1].numpy()
+    metrics = evaluate_scores(held_out_labels, held_out_scores)
+    metadata = {
+        WIDTHS_KEY: ",".join(map(str, matrix.widths)),
+        CHUNK_SIZE_KEY: str(chunk_size),
+        EMBEDDING_MODELS_KEY: json.dumps(dict(zip(models, matrix.model_names, strict=True))),
+        TRAINING_DATA_KEY: training_data_sha256(labels_tsv, matrix.ordinals, matrix.frame_ids),
+        METRICS_KEY: json.dumps(metrics, allow_nan=False),
+        SEED_KEY: str(seed),
+        LEGACY_KEY: json.dumps(bool(legacy)),
+    }
+    if 0 < held_out_labels.sum() < held_out_labels.size:
+        calibration = fit_calibration(held_out_scores, held_out_labels)
+        metadata[CALIBRATION_KEY] = calibration.to_json()
+    else:
+        log.warning(
+            "no calibration: the %d held-out frames are of one class; fit one on an evaluation set",
+            held_out_labels.size,
+        )
+    save_classifier(model, out_path, models, metadata)
+    _write_history(history, history_tsv)
+    write_metrics(metrics, metrics_tsv)
+    return metrics
+
+
+def _write_history(history, tsv_path):
+    """fit_classifier's history, a row per epoch; NA where a metric is undefined (ROC-AUC of a
+    held-out split of one class), as write_metrics writes it."""
+    columns = tuple(history[0])
+    with atomic_open(tsv_path) as handle:
+        writer = tsv_writer(handle)
+        writer.writerow(columns)
+        for row in history:
+            writer.writerow("NA" if np.isnan(row[name]) else row[name] for name in columns)
+
+
+def evaluate_classifier(shards, labels_tsv, classifier_path, metrics_tsv, figure_svg, lengths=None):
+    """Score the frames of `shards` (each a list of embedding files, one per model of the
+    classifier, in features order) with the classifier file, and write the metrics of the
+    scores at 0.5 against `labels_tsv` (read_labels) to `metrics_tsv` and their figure to
+    `figure_svg`, with the calibrated scores beside them where the classifier holds a
+    calibration. `lengths` ({frame id: bases}) adds metrics by length. Returns the metrics."""
+    model = load_classifier(classifier_path)
+    frame_ids, virus_scores = [], []
+    for paths in shards:
+        with open_shard(paths) as files:
+            check_width(model, [h5["embedding"].shape[1] for h5 in files], classifier_path, paths)
+            virus_scores.append(score_files(model, [h5["embedding"] for h5 in files])[:, 1])
+            frame_ids.extend(files[0]["frame_id"].asstr()[:])
+    labels = _looked_up(frame_ids, read_labels(labels_tsv), "label")
+    virus_scores = np.concatenate(virus_scores)
+    if lengths is not None:
+        lengths = _looked_up(frame_ids, lengths, "length")
+    metrics = evaluate_scores(labels, virus_scores, lengths=lengths)
+    write_metrics(metrics, metrics_tsv)
+    calibration = classifier_metadata(classifier_path).get(CALIBRATION_KEY)
+    calibrated = None if calibration is None else Calibration.from_json(calibration)
+    plot_evaluation(
+        labels,
+        virus_scores,
+        figure_svg,
+        f"{Path(classifier_path).name} on {len(labels)} frames",
+        calibrated=None if calibrated is None else calibrated.apply(virus_scores),
+    )
+    return metrics
