@@ -161,7 +161,10 @@ def train_classifier(
     models = tuple(models)
     matrix = training_matrix(shards, read_labels(labels_tsv))
     if len(models) != len(matrix.widths):
-        raise ValueError(f"{len(matrix.widths)} embedding files a shard for models {models}")
+        raise ValueError(
+            f"a shard gives {len(matrix.widths)} embedding files for the models {models}: give "
+            "one per model, in the models' order"
+        )
     train, test = split_indices(len(matrix.labels), seed)
     features, labels = torch.from_numpy(matrix.features), torch.from_numpy(matrix.labels)
     model, history, epoch = fit_classifier(
