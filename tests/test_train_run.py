@@ -22,7 +22,10 @@ from virnucpro.models.classifier import (
 )
 from virnucpro.tables import read_tsv
 from virnucpro.train_run import (
+    TrainingSet,
     evaluate_classifier,
+    in_spec_order,
+    sets_matrix,
     read_labels,
     train_classifier,
     training_matrix,
@@ -66,7 +69,8 @@ def labels_tsv(shards, tmp_path_factory):
 def train(shards, labels_tsv, out, models=BOTH, seed=SEED, name="classifier"):
     """train_classifier's outputs in `out`: (classifier, history, metrics) paths."""
     paths = (out / f"{name}.safetensors", out / f"{name}.history.tsv", out / f"{name}.metrics.tsv")
-    train_classifier(shards[models], labels_tsv, models, 500, seed, False, *paths)
+    sets = [TrainingSet(shards[models], labels_tsv, "virus", "demo.fa")]
+    train_classifier(sets, models, 500, seed, False, *paths)
     return paths
 
 
@@ -184,7 +188,7 @@ def test_evaluation_writes_metrics_and_a_figure(trained, shards, labels_tsv, tmp
     metrics_tsv, figure = tmp_path / "metrics.tsv", tmp_path / "figure.svg"
     lengths = {f: 300 + 10 * i for i, f in enumerate(read_labels(labels_tsv))}
     metrics = evaluate_classifier(
-        shards[BOTH], labels_tsv, trained[BOTH][0], metrics_tsv, figure, lengths=lengths
+        [(shards[BOTH], labels_tsv)], trained[BOTH][0], metrics_tsv, figure, lengths=lengths
     )
     assert metrics["n"] == 23 and metrics["positives"] == 12
     table = {(row.scope, row.metric): row.value for row in read_tsv(metrics_tsv)}
@@ -198,13 +202,13 @@ def test_a_classifier_of_dnabert_s_features_reads_those_files_alone(
 ):
     classifier = trained[DNABERT_S][0]
     metrics = evaluate_classifier(
-        shards[DNABERT_S], labels_tsv, classifier, tmp_path / "m.tsv", tmp_path / "f.svg"
+        [(shards[DNABERT_S], labels_tsv)], classifier, tmp_path / "m.tsv", tmp_path / "f.svg"
     )
     assert metrics["n"] == 23
     esm2 = shards[BOTH][0][1]
     with pytest.raises(ValueError, match=f"takes 48 features, .*64 \\({esm2}\\)"):
         evaluate_classifier(
-            shards[BOTH], labels_tsv, classifier, tmp_path / "m.tsv", tmp_path / "f.svg"
+            [(shards[BOTH], labels_tsv)], classifier, tmp_path / "m.tsv", tmp_path / "f.svg"
         )
 
 
@@ -221,3 +225,26 @@ def test_metadata_are_strings_beside_format_and_models(tmp_path, demo_models):
     with pytest.raises(ValueError, match="writes \\['models'\\] itself"):
         save_classifier(MLPClassifier(4), path, metadata={"models": "esm2"})
     assert classifier_metadata(demo_models["classifier_500"]) == {}  # the original's .pth
+
+
+def test_sets_are_taken_virus_first_then_by_fasta_path():
+    sets = [
+        TrainingSet([], "o.tsv", "other", "b.fa"),
+        TrainingSet([], "v2.tsv", "virus", "z.fa"),
+        TrainingSet([], "o1.tsv", "other", "a.fa"),
+        TrainingSet([], "v1.tsv", "virus", "c.fa"),
+    ]
+    assert [s.labels_tsv for s in in_spec_order(sets)] == ["v1.tsv", "v2.tsv", "o1.tsv", "o.tsv"]
+
+
+def test_sets_numbering_frames_from_zero_each_make_one_matrix(shards, labels_tsv):
+    """Two sets whose ordinals both start at 0 (here the same shards twice): one set alone is
+    refused a repeated ordinal, two sets are concatenated in the order given."""
+    one = training_matrix(shards[BOTH], read_labels(labels_tsv))
+    both = sets_matrix([TrainingSet(shards[BOTH], labels_tsv, "virus", "a.fa")] * 2)
+    assert both.features.shape == (2 * len(one.labels), one.features.shape[1])
+    np.testing.assert_array_equal(both.features[len(one.labels) :], one.features)
+    np.testing.assert_array_equal(both.ordinals, np.concatenate([one.ordinals] * 2))
+    assert both.frame_ids == one.frame_ids * 2
+    with pytest.raises(ValueError, match="ordinal occurs twice"):
+        training_matrix(shards[BOTH] * 2, read_labels(labels_tsv))

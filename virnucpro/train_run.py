@@ -40,6 +40,23 @@ LABEL_VALUES = {"virus": 1, "other": 0}  # the labels table's words, as evaluati
 LABEL_COLUMNS = ("frame_id", "label")
 
 
+class TrainingSet(NamedTuple):
+    """One labelled set of a training run: its shards (each a list of its embedding files, one
+    per model in features order) and its labels table (read_labels). `label` (the set's
+    sheet label, virus or other) and `fasta` (its input) place it in SPEC order."""
+
+    shards: list
+    labels_tsv: str
+    label: str
+    fasta: str
+
+
+def in_spec_order(sets):
+    """The TrainingSets in the order the original concatenated its data (SPEC §7): virus sets
+    first, then the others, each sorted by their FASTA path."""
+    return sorted(sets, key=lambda s: (s.label != "virus", str(s.fasta)))
+
+
 class TrainingMatrix(NamedTuple):
     """Every frame of a training run's shards, ordered by ordinal (their input order)."""
 
@@ -117,6 +134,26 @@ def training_matrix(shards, labels_by_frame):
     )
 
 
+def sets_matrix(sets):
+    """The TrainingMatrix of several TrainingSets, each set's frames in ordinal order and the
+    sets one after the other as given: each set numbers its frames from 0, so the ordinals
+    repeat across sets and are unique only within one."""
+    if not sets:
+        raise ValueError("a training run needs at least one labelled set")
+    parts = [training_matrix(s.shards, read_labels(s.labels_tsv)) for s in sets]
+    layouts = {(part.widths, part.model_names) for part in parts}
+    if len(layouts) > 1:
+        raise ValueError(f"the sets hold vectors of different (widths, models): {sorted(layouts)}")
+    return TrainingMatrix(
+        np.concatenate([part.features for part in parts]),
+        np.concatenate([part.labels for part in parts]),
+        parts[0].widths,
+        parts[0].model_names,
+        [frame_id for part in parts for frame_id in part.frame_ids],
+        np.concatenate([part.ordinals for part in parts]),
+    )
+
+
 def _looked_up(frame_ids, by_frame, what):
     """The value of each frame in `by_frame`, a ValueError naming frames that have none."""
     missing = [frame_id for frame_id in frame_ids if frame_id not in by_frame]
@@ -125,9 +162,10 @@ def _looked_up(frame_ids, by_frame, what):
     return [by_frame[frame_id] for frame_id in frame_ids]
 
 
-def training_data_sha256(labels_tsv, ordinals, frame_ids):
-    """The SHA-256 of a training run's data: its labels file's bytes and its frames' ordinals
-    and ids, each part prefixed by its length so no two inputs run together alike.
+def training_data_sha256(labels_tsvs, ordinals, frame_ids):
+    """The SHA-256 of a training run's data: its labels files' bytes (in the order of its sets)
+    and its frames' ordinals and ids, each part prefixed by its length so no two inputs run
+    together alike.
 
     Not the vectors: hashing them would read every embedding file a second time, gigabytes,
     and vectors recomputed on another GPU or batch size differ in their last bits, so their
@@ -135,7 +173,7 @@ def training_data_sha256(labels_tsv, ordinals, frame_ids):
     header's embedding_models what embedded it."""
     digest = hashlib.sha256()
     parts = (
-        Path(labels_tsv).read_bytes(),
+        *(Path(labels_tsv).read_bytes() for labels_tsv in labels_tsvs),
         np.asarray(ordinals, dtype="<i8").tobytes(),
         "\n".join(frame_ids).encode(),
     )
@@ -146,11 +184,11 @@ def training_data_sha256(labels_tsv, ordinals, frame_ids):
 
 
 def train_classifier(
-    shards, labels_tsv, models, chunk_size, seed, legacy, out_path, history_tsv, metrics_tsv
+    sets, models, chunk_size, seed, legacy, out_path, history_tsv, metrics_tsv
 ):
     """Fit a classifier of the `models`' features (some of EMBEDDING_MODELS, in that order, one
-    per file of each shard) on the frames of `shards` labelled by `labels_tsv` (read_labels),
-    and write it to `out_path` (.safetensors), its per-epoch history to `history_tsv` and its
+    per file of each shard) on the frames of `sets` (TrainingSets, taken in_spec_order), and
+    write it to `out_path` (.safetensors), its per-epoch history to `history_tsv` and its
     held-out metrics to `metrics_tsv`.
 
     The frames are split by training.split_indices with `seed`, which also seeds the fit; on the
@@ -159,7 +197,8 @@ def train_classifier(
     only frames the fit did not see (the training frames' scores are over-confident); an
     evaluation set of its own can refit it later. Returns the held-out metrics."""
     models = tuple(models)
-    matrix = training_matrix(shards, read_labels(labels_tsv))
+    sets = in_spec_order(sets)
+    matrix = sets_matrix(sets)
     if len(models) != len(matrix.widths):
         raise ValueError(
             f"a shard gives {len(matrix.widths)} embedding files for the models {models}: give "
@@ -178,7 +217,8 @@ def train_classifier(
         WIDTHS_KEY: ",".join(map(str, matrix.widths)),
         CHUNK_SIZE_KEY: str(chunk_size),
         EMBEDDING_MODELS_KEY: json.dumps(dict(zip(models, matrix.model_names, strict=True))),
-        TRAINING_DATA_KEY: training_data_sha256(labels_tsv, matrix.ordinals, matrix.frame_ids),
+        TRAINING_DATA_KEY: training_data_sha256(
+            [s.labels_tsv for s in sets], matrix.ordinals, matrix.frame_ids),
         METRICS_KEY: json.dumps(metrics, allow_nan=False),
         SEED_KEY: str(seed),
         LEGACY_KEY: json.dumps(bool(legacy)),
@@ -208,20 +248,25 @@ def _write_history(history, tsv_path):
             writer.writerow("NA" if np.isnan(row[name]) else row[name] for name in columns)
 
 
-def evaluate_classifier(shards, labels_tsv, classifier_path, metrics_tsv, figure_svg, lengths=None):
-    """Score the frames of `shards` (each a list of embedding files, one per model of the
-    classifier, in features order) with the classifier file, and write the metrics of the
-    scores at 0.5 against `labels_tsv` (read_labels) to `metrics_tsv` and their figure to
-    `figure_svg`, with the calibrated scores beside them where the classifier holds a
-    calibration. `lengths` ({frame id: bases}) adds metrics by length. Returns the metrics."""
+def evaluate_classifier(sets, classifier_path, metrics_tsv, figure_svg, lengths=None):
+    """Score the frames of `sets` (TrainingSets, or any pairs of shards and labels table: each
+    shard a list of embedding files, one per model of the classifier, in features order) with
+    the classifier file, and write the metrics of the scores at 0.5 against each set's labels
+    (read_labels) to `metrics_tsv` and their figure to `figure_svg`, with the calibrated scores
+    beside them where the classifier holds a calibration. `lengths` ({frame id: bases}, the
+    frame ids of all sets) adds metrics by length. Returns the metrics."""
     model = load_classifier(classifier_path)
-    frame_ids, virus_scores = [], []
-    for paths in shards:
-        with open_shard(paths) as files:
-            check_width(model, [h5["embedding"].shape[1] for h5 in files], classifier_path, paths)
-            virus_scores.append(score_files(model, [h5["embedding"] for h5 in files])[:, 1])
-            frame_ids.extend(files[0]["frame_id"].asstr()[:])
-    labels = _looked_up(frame_ids, read_labels(labels_tsv), "label")
+    frame_ids, labels, virus_scores = [], [], []
+    for shards, labels_tsv, *_ in sets:
+        set_frames = []
+        for paths in shards:
+            with open_shard(paths) as files:
+                widths = [h5["embedding"].shape[1] for h5 in files]
+                check_width(model, widths, classifier_path, paths)
+                virus_scores.append(score_files(model, [h5["embedding"] for h5 in files])[:, 1])
+                set_frames.extend(files[0]["frame_id"].asstr()[:])
+        labels += _looked_up(set_frames, read_labels(labels_tsv), "label")
+        frame_ids += set_frames
     virus_scores = np.concatenate(virus_scores)
     if lengths is not None:
         lengths = _looked_up(frame_ids, lengths, "length")

@@ -5,8 +5,12 @@ from typing import NamedTuple
 
 from Bio import SeqIO
 
+from .atomic import atomic_open
+from .chunking import chunk_spans
 from .compressed import format_of, open_text
+from .fasta import read_records, write_unwrapped
 from .frames import kept_frames
+from .tables import tsv_writer
 
 # The ambiguity codes whose presence makes the original skip a chunk whole. Other letters (U,
 # X, gaps) do not: their codons are dropped at translation as at prediction.
@@ -42,13 +46,18 @@ def training_frames(chunks, translations):
 
     A chunk holding any AMBIGUOUS_BASES keeps no frame. Otherwise a frame is kept when it is
     stop-free (as at prediction) and its protein is a substring of some CDS translation of the
-    record the chunk was cut from: the chunk id up to its first `_chunk_`. Chunks of a record
+    record the chunk was cut from: the chunk id up to its first `_chunk_`. With `translations`
+    None (no annotation) every stop-free frame is kept. Chunks of a record
     are expected together, as chunking writes them; any order is correct, only slower.
     """
     record_id, proteome = None, ""
     for chunk_id, sequence in chunks:
         chunk = sequence.upper()
         if not AMBIGUOUS_BASES.isdisjoint(chunk):
+            continue
+        if translations is None:
+            for frame in kept_frames(chunk):
+                yield TrainingFrame(chunk_id + frame.name, frame.nucleotide, frame.protein)
             continue
         source = chunk_id.partition(CHUNK_MARK)[0]
         if source != record_id:
@@ -59,3 +68,35 @@ def training_frames(chunks, translations):
         for frame in kept_frames(chunk):
             if frame.protein in proteome:
                 yield TrainingFrame(chunk_id + frame.name, frame.nucleotide, frame.protein)
+
+
+def select_training_set(
+    fasta, genbank, label, chunk_size, nucleotide_fa, protein_faa, labels_tsv
+):
+    """The training frames of one labelled set: every record of `fasta` cut into chunks of
+    `chunk_size` (overlap chunking, as the workflow shards it), the frames kept by
+    training_frames with the CDS translations of `genbank` (None: no annotation), written as
+    the prediction's frame FASTA files (translate_frames) and a labels table (frame_id, label:
+    `label` for every frame, train_run.read_labels). Returns the number of frames."""
+    translations = None if genbank is None else cds_translations(genbank)
+    chunks = (
+        (f"{record.id}{CHUNK_MARK}{k}", record.sequence[start:end])
+        for record in read_records(fasta)
+        for k, (start, end) in enumerate(chunk_spans(len(record.sequence), chunk_size), start=1)
+    )
+    n_frames = 0
+    with (
+        atomic_open(nucleotide_fa) as nucleotide_out,
+        atomic_open(protein_faa) as protein_out,
+        atomic_open(labels_tsv) as labels_out,
+    ):
+        labels = tsv_writer(labels_out)
+        labels.writerow(("frame_id", "label"))
+        for frame in training_frames(chunks, translations):
+            write_unwrapped(nucleotide_out, frame.id, frame.nucleotide)
+            write_unwrapped(protein_out, frame.id, frame.protein)
+            labels.writerow((frame.id, label))
+            n_frames += 1
+    if n_frames == 0:
+        raise ValueError(f"{fasta} gives no training frame: nothing to train or evaluate on")
+    return n_frames

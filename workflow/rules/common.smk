@@ -69,21 +69,59 @@ if config["embedding"]["gpus"] and "gpu" not in workflow.global_resources:
 samples = read_sample_sheet(config["samples"], SCHEMAS / "samples.schema.yaml")
 
 
+def read_training_sheet():
+    """{pseudo-sample `training/{set}`: row} of the training sheet; none without one. Each set
+    is embedded as a sample of its own (results/training/{set}/), by the prediction's rules."""
+    sheet = config["training"]["sheet"]
+    if sheet is None:
+        return {}
+    if "training" in samples:
+        raise InputError(
+            "the sample `training` would share results/training/ with the training run: "
+            "rename it in the sample sheet"
+        )
+    rows = read_sample_sheet(
+        sheet,
+        SCHEMAS / "training.schema.yaml",
+        key="set",
+        files=("fasta", "genbank"),
+        config_key="training.sheet",
+        sheet="training sheet",
+    )
+    # cut as the prediction cuts a sample of this chunk size (virnucpro.training_frames)
+    chunking = {"chunk_size": config["training"]["chunk_size"], "chunking": "overlap"}
+    return {f"training/{name}": {**row, **chunking} for name, row in rows.items()}
+
+
+training_sets = read_training_sheet()
+
+
+def training_sets_of(role):
+    """The pseudo-samples of the training sets of one role (train or evaluate)."""
+    return [name for name, row in training_sets.items() if row["role"] == role]
+
+
 def shard_names(sample):
-    """The shards of a sample: from its own input and settings alone (virnucpro.sizing), so
-    they stay the same when other samples, the GPUs or the executor change."""
+    """The shards of a sample or training set: from its own input and settings alone
+    (virnucpro.sizing), so they stay the same when other samples, the GPUs or the executor
+    change."""
     count = config["embedding"]["shards"]
     if count == "auto":
-        row = samples[sample]
+        row = samples.get(sample) or training_sets[sample]
         count = shards_for_sample(row["fasta"], row["chunk_size"], row["chunking"])
     return [shard_name(i) for i in range(count)]
 
 
-SHARDS = {sample: shard_names(sample) for sample in samples}
+SHARDS = {sample: shard_names(sample) for sample in [*samples, *training_sets]}
+
+
+def names_pattern(names):
+    """A wildcard pattern matching exactly `names`, or nothing."""
+    return "|".join(map(re.escape, names)) or "(?!)"  # (?!): matches no name
 
 
 wildcard_constraints:
-    sample="|".join(samples) or "no-samples",
+    sample=names_pattern([*samples, *training_sets]),
     shard="shard_[0-9]{4}",
 
 
@@ -105,7 +143,7 @@ def classifier_for(wildcards):
 
 
 # The classifier each sample's embedding jobs score their frames with while the vectors are in
-# memory (virnucpro.embed). Read by the job, not an input or param of it, so that another
+# memory (virnucpro.embed); a training set's jobs score nothing. Read by the job, not an input or param of it, so that another
 # classifier makes Snakemake re-score the stored embeddings instead of recomputing them.
 config["embedding"]["scoring_classifier"] = {
     sample: sample_classifier(sample) for sample in samples
@@ -127,18 +165,18 @@ def dnabert_s_files():
 
 
 # The embedding models each sample's classifier takes: a classifier of DNABERT-S features alone
-# runs no ESM-2 job. Read from the classifier's header when the run is planned.
+# runs no ESM-2 job. Read from the classifier's header when the run is planned. A training set
+# is embedded with the models the classifier is trained on.
 SAMPLE_MODELS = {
     sample: classifier_models(sample_classifier(sample)) for sample in samples
-}
+} | {name: tuple(config["training"]["models"]) for name in training_sets}
 
 
 def samples_embedded_with(one_model):
     """A wildcard pattern of the samples whose classifier takes one model, or both."""
-    chosen = [
-        s for s, models in SAMPLE_MODELS.items() if (len(models) == 1) == one_model
-    ]
-    return "|".join(map(re.escape, chosen)) or "(?!)"  # (?!): matches no sample
+    return names_pattern(
+        [s for s, models in SAMPLE_MODELS.items() if (len(models) == 1) == one_model]
+    )
 
 
 def model_files(model):

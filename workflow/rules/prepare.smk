@@ -9,6 +9,8 @@ rule chunk_sequences:
         "logs/chunk_sequences/{sample}.log",
     benchmark:
         "logs/benchmarks/chunk_sequences/{sample}.tsv"
+    wildcard_constraints:
+        sample=names_pattern(samples),  # a training set's frames: select_training_frames
     params:
         chunk_size=lambda wildcards: samples[wildcards.sample]["chunk_size"],
         mode=lambda wildcards: samples[wildcards.sample]["chunking"],
@@ -28,6 +30,8 @@ rule translate_frames:
         "logs/translate_frames/{sample}.log",
     benchmark:
         "logs/benchmarks/translate_frames/{sample}.tsv"
+    wildcard_constraints:
+        sample=names_pattern(samples),
     # worker processes; Snakemake lowers this to --cores, set-threads in a profile overrides it
     threads: 8
     script:

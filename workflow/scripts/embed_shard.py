@@ -35,5 +35,6 @@ with removing_damaged_inputs(), gpu_lease(settings["gpus"], settings["lease_dir"
         device=settings["device"],
         precision=snakemake.params.precision,
         batch_tokens=settings.get("batch_tokens"),
-        classifier_path=settings["scoring_classifier"][snakemake.wildcards.sample],
+        # a training set has no classifier to score with
+        classifier_path=settings["scoring_classifier"].get(snakemake.wildcards.sample),
     )

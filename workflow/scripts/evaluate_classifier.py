@@ -1,0 +1,17 @@
+from virnucpro.lifeline import end_with_snakemake
+from virnucpro.logs import log_to
+
+log_to(snakemake.log[0])
+end_with_snakemake()
+
+import torch  # noqa: E402 - after the log is open
+
+from virnucpro.train_run import TrainingSet, evaluate_classifier  # noqa: E402
+
+torch.set_num_threads(snakemake.threads)
+evaluate_classifier(
+    [TrainingSet(**fields) for fields in snakemake.params.sets],
+    snakemake.input.classifier,
+    snakemake.output.metrics,
+    snakemake.output.figure,
+)

@@ -1,0 +1,17 @@
+from virnucpro.lifeline import end_with_snakemake
+from virnucpro.logs import log_to
+
+log_to(snakemake.log[0])
+end_with_snakemake()
+
+from virnucpro.training_frames import select_training_set  # noqa: E402 - after the log is open
+
+select_training_set(
+    snakemake.input.fasta,
+    snakemake.input.get("genbank"),
+    snakemake.params.label,
+    snakemake.params.chunk_size,
+    snakemake.output.nucleotide,
+    snakemake.output.protein,
+    snakemake.output.labels,
+)
