@@ -19,7 +19,7 @@ def snakemake(cwd, *args, check=True, env=None):
 
 def planned(cwd, *args):
     """(rule, first output) of every job a dry run plans."""
-    text = snakemake(cwd, *DEMO, *args, "--dry-run", "--cores", "2").stdout
+    text = snakemake(cwd, *args, *DEMO, "--dry-run", "--cores", "2").stdout  # targets first
     return re.findall(r"^rule (\w+):\n(?:    .*\n)*?    output: ([^,\s]+)", text, re.M)
 
 

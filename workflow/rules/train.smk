@@ -2,10 +2,10 @@
 # embedded as the pseudo-sample training/{set}, by the prediction's shard and embedding rules.
 
 
-def training_genbank(name):
-    """The set's GenBank file as a list: none where the sheet gives none."""
-    genbank = training_sets[name].get("genbank")
-    return [] if genbank is None else [genbank]
+def training_set_input(wildcards):
+    """The set's FASTA, and its GenBank file where the sheet gives one."""
+    row = training_sets[f"training/{wildcards.set}"]
+    return {key: row[key] for key in ("fasta", "genbank") if key in row}
 
 
 def training_set_params(role):
@@ -44,8 +44,7 @@ localrules:
 
 rule select_training_frames:
     input:
-        fasta=lambda wildcards: training_sets[f"training/{wildcards.set}"]["fasta"],
-        genbank=lambda wildcards: training_genbank(f"training/{wildcards.set}"),
+        unpack(training_set_input),
     output:
         nucleotide=intermediate("results/training/{set}/prepare/identified_nucleotide.fa"),
         protein=intermediate("results/training/{set}/prepare/identified_protein.faa"),
