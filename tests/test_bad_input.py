@@ -27,6 +27,7 @@ from conftest import DATA, DVF, REPO
 from stages import run_sample
 from workflow_runs import DEMO, set_config, snakemake
 
+TRAINING_SCHEMA = REPO / "workflow" / "schemas" / "training.schema.yaml"
 SHEET_SCHEMA = REPO / "workflow" / "schemas" / "samples.schema.yaml"
 CONFIG_SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 DEMO_FA = DATA / "demo.fa"
@@ -382,6 +383,25 @@ def test_a_sheet_saved_by_excel_reads_with_defaults(tmp_path):
     assert read_sample_sheet(sheet, SHEET_SCHEMA) == {
         "s1": {"sample": "s1", "fasta": str(fa), "chunk_size": 500, "chunking": "overlap"}
     }
+
+
+def test_a_bad_training_sheet_names_the_set_column_and_missing_genbank(tmp_path):
+    fa = write(tmp_path / "good.fa", fasta(REAL[:1]))
+    text = (
+        "set\tfasta\tlabel\trole\tgenbank\n"
+        f"v\t{fa}\tvirus\ttrain\t{tmp_path / 'no.gb'}\n"
+        f"v\t{fa}\tphage\ttrain\t\n"
+    )
+    sheet = write(tmp_path / "training.tsv", text)
+    with pytest.raises(InputError) as error:
+        read_sample_sheet(
+            sheet, TRAINING_SCHEMA, key="set", files=("fasta", "genbank"), sheet="training sheet"
+        )
+    message = str(error.value)
+    assert message.startswith(f"training sheet {sheet}:")
+    assert "line 2 (set 'v'), column genbank: " in message and "does not exist" in message
+    assert "line 3 (set 'v'), column label: 'phage' is not one of" in message
+    assert "line 3 (set 'v'), column set: 'v' is listed on line 2 too" in message
 
 
 CONFIGS = {

@@ -25,8 +25,8 @@ from virnucpro.train_run import (
     TrainingSet,
     evaluate_classifier,
     in_spec_order,
-    sets_matrix,
     read_labels,
+    sets_matrix,
     train_classifier,
     training_matrix,
 )

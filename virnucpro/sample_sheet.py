@@ -51,13 +51,15 @@ def read_sample_sheet(
     except UnicodeDecodeError as error:
         found.append(f"is not UTF-8 text ({error.reason}); save it as UTF-8 text")
     except OSError as error:
-        found.append(f"cannot be read ({error.strerror}); set `{config_key}:` in the config to its path")
+        found.append(
+            f"cannot be read ({error.strerror}); set `{config_key}:` in the config to its path"
+        )
     if found:
         more = f"\n  and {len(found) - _SHOWN} more" if len(found) > _SHOWN else ""
         shown = "\n  ".join(found[:_SHOWN])
         raise InputError(
-            f"{sheet} {path}:\n  {shown}{more}\nCorrect the "
-            f"sheet: tab-separated, a header line, one row per {key}; its columns are {', '.join(columns)} (config/README.md)."
+            f"{sheet} {path}:\n  {shown}{more}\nCorrect the sheet: tab-separated, a header "
+            f"line, one row per {key}; its columns are {', '.join(columns)} (config/README.md)."
         )
     return rows_by_name
 

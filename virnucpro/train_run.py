@@ -183,9 +183,7 @@ def training_data_sha256(labels_tsvs, ordinals, frame_ids):
     return digest.hexdigest()
 
 
-def train_classifier(
-    sets, models, chunk_size, seed, legacy, out_path, history_tsv, metrics_tsv
-):
+def train_classifier(sets, models, chunk_size, seed, legacy, out_path, history_tsv, metrics_tsv):
     """Fit a classifier of the `models`' features (some of EMBEDDING_MODELS, in that order, one
     per file of each shard) on the frames of `sets` (TrainingSets, taken in_spec_order), and
     write it to `out_path` (.safetensors), its per-epoch history to `history_tsv` and its
@@ -218,7 +216,8 @@ def train_classifier(
         CHUNK_SIZE_KEY: str(chunk_size),
         EMBEDDING_MODELS_KEY: json.dumps(dict(zip(models, matrix.model_names, strict=True))),
         TRAINING_DATA_KEY: training_data_sha256(
-            [s.labels_tsv for s in sets], matrix.ordinals, matrix.frame_ids),
+            [s.labels_tsv for s in sets], matrix.ordinals, matrix.frame_ids
+        ),
         METRICS_KEY: json.dumps(metrics, allow_nan=False),
         SEED_KEY: str(seed),
         LEGACY_KEY: json.dumps(bool(legacy)),

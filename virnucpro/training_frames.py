@@ -70,9 +70,7 @@ def training_frames(chunks, translations):
                 yield TrainingFrame(chunk_id + frame.name, frame.nucleotide, frame.protein)
 
 
-def select_training_set(
-    fasta, genbank, label, chunk_size, nucleotide_fa, protein_faa, labels_tsv
-):
+def select_training_set(fasta, genbank, label, chunk_size, nucleotide_fa, protein_faa, labels_tsv):
     """The training frames of one labelled set: every record of `fasta` cut into chunks of
     `chunk_size` (overlap chunking, as the workflow shards it), the frames kept by
     training_frames with the CDS translations of `genbank` (None: no annotation), written as

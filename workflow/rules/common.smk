@@ -71,7 +71,8 @@ samples = read_sample_sheet(config["samples"], SCHEMAS / "samples.schema.yaml")
 
 def read_training_sheet():
     """{pseudo-sample `training/{set}`: row} of the training sheet; none without one. Each set
-    is embedded as a sample of its own (results/training/{set}/), by the prediction's rules."""
+    is embedded as a sample of its own (results/training/{set}/), by the prediction's rules.
+    """
     sheet = config["training"]["sheet"]
     if sheet is None:
         return {}

@@ -10,7 +10,8 @@ def training_set_input(wildcards):
 
 def training_set_params(role):
     """train_run.TrainingSet fields of each set of a role: its embedding files shard by shard
-    (each shard's in features order), its labels table, its label and FASTA (SPEC order)."""
+    (each shard's in features order), its labels table, its label and FASTA (SPEC order).
+    """
     per_shard = len(config["training"]["models"])
     sets = []
     for name in training_sets_of(role):
@@ -46,7 +47,9 @@ rule select_training_frames:
     input:
         unpack(training_set_input),
     output:
-        nucleotide=intermediate("results/training/{set}/prepare/identified_nucleotide.fa"),
+        nucleotide=intermediate(
+            "results/training/{set}/prepare/identified_nucleotide.fa"
+        ),
         protein=intermediate("results/training/{set}/prepare/identified_protein.faa"),
         labels="results/training/{set}/labels.tsv",
     log:
