@@ -242,3 +242,42 @@ def final_outputs():
     results = expand("results/{sample}/{name}", sample=samples, name=SAMPLE_RESULTS)
     embeddings = [path for sample in samples for path in embedding_files(sample)]
     return results + embeddings + ["results/samples.tsv"]
+
+
+# The training run (train.smk)
+
+
+def training_set_input(wildcards):
+    """The set's FASTA, and its GenBank file where the sheet gives one."""
+    row = training_sets[f"training/{wildcards.set}"]
+    return {key: row[key] for key in ("fasta", "genbank") if key in row}
+
+
+def training_set_params(role):
+    """train_run.TrainingSet fields of each set of a role: its embedding files shard by shard
+    (each shard's in features order), its labels table, its label and FASTA (SPEC order).
+    """
+    per_shard = len(config["training"]["models"])
+    sets = []
+    for name in training_sets_of(role):
+        files = embedding_files(name)
+        sets.append(
+            {
+                "shards": [
+                    files[i : i + per_shard] for i in range(0, len(files), per_shard)
+                ],
+                "labels_tsv": f"results/{name}/labels.tsv",
+                "label": training_sets[name]["label"],
+                "fasta": training_sets[name]["fasta"],
+            }
+        )
+    return sets
+
+
+def training_inputs(role):
+    """The embedding files and labels tables of the sets of a role."""
+    sets = training_set_params(role)
+    return {
+        "embeddings": [path for s in sets for shard in s["shards"] for path in shard],
+        "labels": [s["labels_tsv"] for s in sets],
+    }
