@@ -63,7 +63,7 @@ def demo_run(tmp_path_factory, demo_models):
 
 @pytest.fixture
 def workdir(tmp_path):
-    """A copy of the workflow (workflow/, config/, profiles/, demo input) to run Snakemake in."""
+    """A copy of the workflow (workflow/, config/, profiles/, demo inputs) to run Snakemake in."""
     for name in ("workflow", "config", "profiles", "environment.yml"):
         source = REPO / name
         if source.is_dir():
@@ -72,4 +72,6 @@ def workdir(tmp_path):
             shutil.copy(source, tmp_path / name)
     (tmp_path / "tests" / "data").mkdir(parents=True)
     shutil.copy(REPO / "tests" / "data" / "demo.fa", tmp_path / "tests" / "data" / "demo.fa")
+    # the demo training's labelled fragments (config/demo/training.tsv)
+    shutil.copytree(REPO / "tests" / "data" / "dvf", tmp_path / "tests" / "data" / "dvf")
     return tmp_path

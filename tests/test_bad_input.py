@@ -324,9 +324,9 @@ SHEETS = {
     ),
     "comma-separated": ("sample,fasta\ns1,{fa}\n", ["separated by commas; use tabs"]),
     "bad-chunk-size": (
-        "sample\tfasta\tchunk_size\ns1\t{fa}\t500\ns2\t{fa}\t400\ns3\t{fa}\t500bp\n",
+        "sample\tfasta\tchunk_size\ns1\t{fa}\t500\ns2\t{fa}\t20\ns3\t{fa}\t500bp\n",
         [
-            "line 3 (sample 's2'), column chunk_size: 400 is not one of [300, 500]",
+            "line 3 (sample 's2'), column chunk_size: 20 is less than the minimum of 30",
             "line 4 (sample 's3'), column chunk_size: '500bp' is not of type 'integer'",
             "chunk length in bp",
         ],
@@ -365,7 +365,7 @@ def test_a_bad_sample_sheet_names_the_sheet_row_and_column(tmp_path, monkeypatch
         read_sample_sheet(sheet, SHEET_SCHEMA)
     message = str(error.value)
     assert message.startswith(f"sample sheet {sheet}:")
-    assert "its columns are sample, fasta, chunk_size, chunking" in message  # the fix
+    assert "its columns are sample, fasta, chunk_size, chunking, classifier" in message  # the fix
     for needle in needles:
         assert needle in message
 
@@ -444,12 +444,23 @@ def test_a_bad_config_value_names_the_key_what_is_allowed_and_what_it_means(conf
             "\t500\t",
             "\t400\t",
             [
-                "sample sheet config/demo/samples.tsv:",
-                "line 2 (sample 'demo_500'), column chunk_size: 400 is not one of [300, 500]",
+                "sample demo_500: no published classifier is for 400 bp chunks",
+                "give the sample a `classifier` column in the sample sheet",
+            ],
+        ),
+        (
+            "config/demo/config.yaml",
+            "  classifier_500: resources/demo/500_model.pth",
+            "  classifier_500: results/training/classifier.safetensors\n"
+            "training:\n  sheet: config/demo/training.tsv",
+            [
+                "sample demo_500 is cut into 500 bp chunks, but its classifier "
+                "results/training/classifier.safetensors is for 300 bp chunks",
+                "set the sample's chunk_size to 300",
             ],
         ),
     ],
-    ids=["config", "sample-sheet"],
+    ids=["config", "sample-sheet", "classifier-chunk-size"],
 )
 def test_snakemake_stops_before_running_with_the_error_as_written(workdir, path, old, new, needles):
     text = (workdir / path).read_text()

@@ -20,6 +20,7 @@ from virnucpro.models.classifier import (
     save_classifier,
     scores,
 )
+from virnucpro.scoring import check_width
 from virnucpro.tables import read_tsv
 from virnucpro.train_run import (
     TrainingSet,
@@ -248,3 +249,20 @@ def test_sets_numbering_frames_from_zero_each_make_one_matrix(shards, labels_tsv
     assert both.frame_ids == one.frame_ids * 2
     with pytest.raises(ValueError, match="ordinal occurs twice"):
         training_matrix(shards[BOTH] * 2, read_labels(labels_tsv))
+
+
+def test_a_trained_classifier_refuses_features_of_other_widths(trained, caplog):
+    """Its header's widths are checked one by one: the sum alone would take the models' widths
+    swapped, as a classifier of other models of the same total width would be."""
+    path = trained[BOTH][0]
+    model = load_classifier(path)
+    widths = [int(w) for w in classifier_metadata(path)["widths"].split(",")]
+    names = list(json.loads(classifier_metadata(path)["embedding_models"]).values())
+    files = ["a.dnabert_s.h5", "a.esm2.h5"]
+    check_width(model, widths, path, files, names)  # its own models: accepted
+    with pytest.raises(ValueError, match=r"was trained on features of .* point models\.esm2"):
+        check_width(model, widths[::-1], path, files)
+    with pytest.raises(ValueError, match="does not belong to these models"):
+        check_width(model, [widths[0], widths[1] + 1], path, files)
+    check_width(model, widths, path, files, ["moved-dnabert", names[1]])
+    assert "the same models if only their files were renamed" in caplog.text

@@ -1,61 +1,59 @@
-"""The train and evaluate targets on real labelled fragments (DeepVirFinder's validation set)
-with the demo models: the sets embedded by the prediction's shard jobs, a classifier trained
-and evaluated, then used to predict the demo samples; and a classifier of DNABERT-S features
-alone planned without ESM-2 jobs."""
+"""The demo's training run (config/demo/training.yaml, as the README runs it): a classifier
+trained on real labelled fragments with the demo's encoders, evaluated on others, and the 300 bp
+demo sample called with it; the same seed trains the same file again; a classifier of DNABERT-S
+features alone plans no ESM-2 job; a training target without a training sheet stops at once."""
 
+import hashlib
 import xml.etree.ElementTree as ET
 
-from Bio import SeqIO
-
+from virnucpro.classifier_choice import TRAINED_CLASSIFIER
 from virnucpro.models.classifier import classifier_metadata, classifier_models
 from virnucpro.tables import read_tsv
 
-from conftest import DVF
-from workflow_runs import DEMO, planned, snakemake
+from workflow_runs import DEMO, TRAINING_DEMO, planned, snakemake
 
 
-def write_sets(workdir):
-    """A training sheet of 20 + 20 fragments to train on and 10 + 10 to evaluate on."""
-    rows = ["set\tfasta\tlabel\trole"]
-    for source, label in (("virus_val.fa", "virus"), ("host_val.fa", "other")):
-        records = list(SeqIO.parse(DVF / source, "fasta"))
-        for role, part in (("train", records[:20]), ("evaluate", records[20:30])):
-            name = f"{label}_{role}"
-            SeqIO.write(part, workdir / f"{name}.fa", "fasta")
-            rows.append(f"{name}\t{name}.fa\t{label}\t{role}")
-    (workdir / "training.tsv").write_text("\n".join(rows) + "\n")
+def sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def training_config(workdir, *models):
-    """The demo config with a `training:` section over write_sets' sheet."""
-    write_sets(workdir)
-    demo = workdir / "config" / "demo" / "config.yaml"
-    listed = ", ".join(models)
-    demo.write_text(
-        demo.read_text() + f"training:\n  sheet: training.tsv\n  seed: 2\n  models: [{listed}]\n"
-    )
-
-
-def test_train_evaluate_then_predict_with_the_trained_classifier(workdir):
-    training_config(workdir, "dnabert_s", "esm2")
-    snakemake(workdir, "train", "evaluate", *DEMO, "--cores", "4")
-    classifier = workdir / "results" / "training" / "classifier.safetensors"
+def test_the_demo_trains_evaluates_and_predicts_with_its_classifier(workdir):
+    snakemake(workdir, "train", "evaluate", "all", *TRAINING_DEMO, "--cores", "2")
+    classifier = workdir / TRAINED_CLASSIFIER
     metadata = classifier_metadata(classifier)
-    assert metadata["chunk_size"] == "300" and metadata["seed"] == "2"
+    assert metadata["chunk_size"] == "300" and metadata["seed"] == "42"
     assert classifier_models(classifier) == ("dnabert_s", "esm2")
-    assert {row.metric for row in read_tsv(workdir / "results/training/metrics.tsv")} >= {"n"}
+    held_out = {row.metric: float(row.value) for row in read_tsv(classifier.parent / "metrics.tsv")}
+    assert held_out["n"] > 100 and 0 <= held_out["roc_auc"] <= 1
     evaluation = workdir / "results" / "training" / "evaluation"
-    assert {row.metric for row in read_tsv(evaluation / "metrics.tsv")} >= {"n"}
+    assert {row.metric for row in read_tsv(evaluation / "metrics.tsv")} >= {"n", "roc_auc"}
     assert ET.parse(evaluation / "evaluation.svg").getroot().tag.endswith("svg")
-    demo = workdir / "config" / "demo" / "config.yaml"
-    demo.write_text(demo.read_text().replace("resources/demo/300_model.pth", str(classifier)))
-    snakemake(workdir, *DEMO, "--cores", "4")
-    assert (workdir / "results" / "samples.tsv").exists()
+    by_sample = {row.sample: row for row in read_tsv(workdir / "results" / "samples.tsv")}
+    assert by_sample["demo_300_legacy"].classifier == TRAINED_CLASSIFIER
+    assert by_sample["demo_500"].classifier == "resources/demo/500_model.pth"
+    assert int(by_sample["demo_300_legacy"].records) == 8
+
+    # the same data and seed give the same file, byte for byte
+    first = sha256(classifier)
+    snakemake(workdir, "train", *TRAINING_DEMO, "--cores", "2", "--forcerun", "train_classifier")
+    assert sha256(classifier) == first
 
 
 def test_a_classifier_of_dnabert_s_features_plans_no_esm2_job(workdir):
-    training_config(workdir, "dnabert_s")
-    plan = planned(workdir, "train")
+    (workdir / "dnabert_s.yaml").write_text("training:\n  models: [dnabert_s]\n")
+    plan = planned(workdir, "train", "all", config=[*TRAINING_DEMO, "dnabert_s.yaml"])
     assert any(rule == "train_classifier" for rule, _ in plan)
-    assert [out for _, out in plan if out.endswith(".esm2.h5")] == []
-    assert any(out.endswith(".dnabert_s.h5") for _, out in plan)
+    # both models only for the sample with the published classifier; the training sets and
+    # the sample called with the trained classifier: DNABERT-S alone
+    assert {out.split("/")[1] for rule, out in plan if rule == "embed_shard"} == {"demo_500"}
+    one_model = [out for rule, out in plan if rule == "embed_shard_one_model"]
+    assert one_model and all(out.endswith(".dnabert_s.h5") for out in one_model)
+    assert {out.split("/")[1] for out in one_model} == {"training", "demo_300_legacy"}
+
+
+def test_a_training_target_without_a_training_sheet_stops_at_once(workdir):
+    result = snakemake(workdir, "train", *DEMO, "--dry-run", check=False)
+    assert result.returncode != 0
+    assert "the config names no training sheet (training.sheet): the train step needs one" in (
+        result.stdout + result.stderr
+    )

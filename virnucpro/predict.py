@@ -68,7 +68,8 @@ def _score_stored(classifier_path, files, threads):
         torch.set_num_threads(threads)
     model = load_classifier(classifier_path)
     widths = [h5["embedding"].shape[1] for h5 in files]
-    check_width(model, widths, classifier_path, [h5.filename for h5 in files])
+    names = [str(h5.attrs["model"]) for h5 in files]
+    check_width(model, widths, classifier_path, [h5.filename for h5 in files], names)
     return score_files(model, [h5["embedding"] for h5 in files])
 
 

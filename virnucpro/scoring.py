@@ -4,24 +4,51 @@ files (`score_files`) or as the last model's vectors arrive in the embedding job
 (`StreamingScorer`). Both score the same blocks with the same code, so a shard's scores do not
 depend on which of them computed it."""
 
+import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
-from .models.classifier import scores
+from .models.classifier import EMBEDDING_MODELS_KEY, WIDTHS_KEY, classifier_metadata, scores
+
+log = logging.getLogger(__name__)
 
 BLOCK_ROWS = 32768  # frames scored at a time: 0.4 GB of features at 3328 wide
 
 
-def check_width(model, widths, classifier_path, files):
+def check_width(model, widths, classifier_path, files, names=None):
     """ValueError unless the classifier takes the models' features side by side: `widths`,
-    each model's vector width, and `files`, its embedding file, in features order."""
+    each model's vector width, and `files`, its embedding file, in features order. A trained
+    classifier's header also gives each model's width, which must match one by one, and name
+    (train_run): a different one among `names` (the files' models, where known) is logged, not
+    refused, as the name is the checkpoint's file or folder name, which a move changes."""
+    given = " + ".join(f"{w} ({f})" for w, f in zip(widths, files, strict=True))
     if model.input_dim != sum(widths):
-        given = " + ".join(f"{w} ({f})" for w, f in zip(widths, files, strict=True))
         raise ValueError(
             f"{classifier_path} takes {model.input_dim} features, but the embeddings give "
             f"{given} = {sum(widths)}: the classifier does not belong to these models"
+        )
+    header = classifier_metadata(classifier_path)
+    if WIDTHS_KEY not in header:
+        return  # the original's classifiers, and ours saved without training metadata
+    trained = [int(width) for width in header[WIDTHS_KEY].split(",")]
+    trained_on = list(json.loads(header[EMBEDDING_MODELS_KEY]).values())
+    described = ", ".join(f"{n} ({w} wide)" for n, w in zip(trained_on, trained, strict=True))
+    if trained != list(widths):
+        raise ValueError(
+            f"{classifier_path} was trained on features of {described}, but the embeddings "
+            f"give {given}: point models.esm2 and models.dnabert_s at the checkpoints it was "
+            "trained with, or train a classifier on these models"
+        )
+    if names is not None and list(names) != trained_on:
+        log.warning(
+            "%s was trained on features of %s; these are of %s, of the same widths: the same "
+            "models if only their files were renamed",
+            classifier_path,
+            described,
+            ", ".join(names),
         )
 
 

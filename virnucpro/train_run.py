@@ -183,7 +183,9 @@ def training_data_sha256(labels_tsvs, ordinals, frame_ids):
     return digest.hexdigest()
 
 
-def train_classifier(sets, models, chunk_size, seed, legacy, out_path, history_tsv, metrics_tsv):
+def train_classifier(
+    sets, models, chunk_size, seed, legacy, out_path, history_tsv, metrics_tsv, device="cpu"
+):
     """Fit a classifier of the `models`' features (some of EMBEDDING_MODELS, in that order, one
     per file of each shard) on the frames of `sets` (TrainingSets, taken in_spec_order), and
     write it to `out_path` (.safetensors), its per-epoch history to `history_tsv` and its
@@ -193,7 +195,8 @@ def train_classifier(sets, models, chunk_size, seed, legacy, out_path, history_t
     CPU the same inputs and seed give a byte-identical file. The header records the metadata
     keys of models.classifier. The calibration is fitted on the held-out split's scores, as the
     only frames the fit did not see (the training frames' scores are over-confident); an
-    evaluation set of its own can refit it later. Returns the held-out metrics."""
+    evaluation set of its own can refit it later. It trains on `device` (a GPU: the batches of
+    32 frames are too small to keep the CPU's cores busy). Returns the held-out metrics."""
     models = tuple(models)
     sets = in_spec_order(sets)
     matrix = sets_matrix(sets)
@@ -203,13 +206,15 @@ def train_classifier(sets, models, chunk_size, seed, legacy, out_path, history_t
             "one per model, in the models' order"
         )
     train, test = split_indices(len(matrix.labels), seed)
-    features, labels = torch.from_numpy(matrix.features), torch.from_numpy(matrix.labels)
+    features = torch.from_numpy(matrix.features).to(device)
+    labels = torch.from_numpy(matrix.labels).to(device)
     model, history, epoch = fit_classifier(
         features[train], labels[train], features[test], labels[test], seed=seed, legacy=legacy
     )
     log.info("kept the weights of epoch %d of %d", epoch, len(history))
+    model = model.cpu()
     held_out_labels = matrix.labels[test]
-    held_out_scores = scores(model, features[test])[:, 1].numpy()
+    held_out_scores = scores(model, features[test].cpu())[:, 1].numpy()
     metrics = evaluate_scores(held_out_labels, held_out_scores)
     metadata = {
         WIDTHS_KEY: ",".join(map(str, matrix.widths)),
@@ -261,7 +266,8 @@ def evaluate_classifier(sets, classifier_path, metrics_tsv, figure_svg, lengths=
         for paths in shards:
             with open_shard(paths) as files:
                 widths = [h5["embedding"].shape[1] for h5 in files]
-                check_width(model, widths, classifier_path, paths)
+                names = [str(h5.attrs["model"]) for h5 in files]
+                check_width(model, widths, classifier_path, paths, names)
                 virus_scores.append(score_files(model, [h5["embedding"] for h5 in files])[:, 1])
                 set_frames.extend(files[0]["frame_id"].asstr()[:])
         labels += _looked_up(set_frames, read_labels(labels_tsv), "label")

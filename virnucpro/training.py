@@ -4,11 +4,13 @@ repeated exactly."""
 
 import copy
 import logging
+import math
 import random
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -135,7 +137,7 @@ def evaluate(model, features, labels):
     loss is the mean over batches of 32 frames, in order, of each batch's mean loss (so a short
     last batch weighs as much as a full one), as the original computed it; early stopping
     depends on it. Precision, recall and F1 are 0 where their denominator is, as scikit-learn's
-    are by default; the original used scikit-learn, which the package does without.
+    are by default.
     """
     model.eval()
     labels = _as_labels(labels, features.device)
@@ -159,24 +161,10 @@ def evaluate(model, features, labels):
 
 
 def roc_auc(truth, scores):
-    """Area under the ROC curve of 1-D `scores` for boolean `truth`; NaN when a class is absent.
-
-    It is the chance that a random positive outscores a random negative, a tie counting half:
-    the Mann-Whitney U statistic over n_pos * n_neg, computed from the scores' ranks (ties given
-    their mean rank). That is the area scikit-learn's roc_auc_score computes, without adding
-    scikit-learn to the package for one number.
-    """
+    """Area under the ROC curve of 1-D `scores` for boolean `truth`; NaN when a class is
+    absent, where the original's scikit-learn call would have raised and ended its training."""
     truth = np.asarray(truth, dtype=bool)
-    n_positive = int(truth.sum())
-    n_negative = truth.size - n_positive
-    if not n_positive or not n_negative:
-        return float("nan")
-    _, tie_group, group_sizes = np.unique(scores, return_inverse=True, return_counts=True)
-    # The 1-based ranks of a group of equal scores run up to its cumulative size; take the mean
-    group_ranks = np.cumsum(group_sizes) - (group_sizes - 1) / 2
-    positive_rank_sum = group_ranks[tie_group][truth].sum()
-    u_statistic = positive_rank_sum - n_positive * (n_positive + 1) / 2
-    return float(u_statistic / (n_positive * n_negative))
+    return float(roc_auc_score(truth, scores)) if 0 < truth.sum() < truth.size else math.nan
 
 
 def _ratio(numerator, denominator):

@@ -6,7 +6,13 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from virnucpro.calling import CallRule
-from virnucpro.models.classifier import EMBEDDING_MODELS, classifier_models
+from virnucpro.classifier_choice import (
+    TRAINED_CLASSIFIER,
+    check_chunk_size,
+    planned_models,
+    sample_classifier as classifier_of_row,
+)
+from virnucpro.models.classifier import EMBEDDING_MODELS
 from virnucpro.errors import InputError
 from virnucpro.lifeline import SNAKEMAKE_PID
 from virnucpro.sample_sheet import read_sample_sheet
@@ -136,7 +142,17 @@ def sample_fasta(wildcards):
 
 
 def sample_classifier(sample):
-    return config["models"][f"classifier_{samples[sample]['chunk_size']}"]
+    return classifier_of_row(sample, samples[sample], config["models"])
+
+
+def check_sample_classifiers():
+    """Each sample's classifier is for its chunk size, as far as the header tells."""
+    for sample, row in samples.items():
+        classifier = sample_classifier(sample)
+        check_chunk_size(sample, row["chunk_size"], classifier, config["training"])
+
+
+check_sample_classifiers()
 
 
 def classifier_for(wildcards):
@@ -166,10 +182,12 @@ def dnabert_s_files():
 
 
 # The embedding models each sample's classifier takes: a classifier of DNABERT-S features alone
-# runs no ESM-2 job. Read from the classifier's header when the run is planned. A training set
-# is embedded with the models the classifier is trained on.
+# runs no ESM-2 job. Read from the classifier's header when the run is planned (or, for the
+# classifier the run trains, from the training config). A training set is embedded with the
+# models the classifier is trained on.
 SAMPLE_MODELS = {
-    sample: classifier_models(sample_classifier(sample)) for sample in samples
+    sample: planned_models(sample_classifier(sample), config["training"])
+    for sample in samples
 } | {name: tuple(config["training"]["models"]) for name in training_sets}
 
 
@@ -275,9 +293,26 @@ def training_set_params(role):
 
 
 def training_inputs(role):
-    """The embedding files and labels tables of the sets of a role."""
-    sets = training_set_params(role)
-    return {
-        "embeddings": [path for s in sets for shard in s["shards"] for path in shard],
-        "labels": [s["labels_tsv"] for s in sets],
-    }
+    """An input function: the embedding files and labels tables of the sets of a role, once it
+    is checked that the training sheet has such sets (called only when the target needs them).
+    """
+
+    def inputs(wildcards):
+        if not training_sets_of(role):
+            why = (
+                f"the training sheet {config['training']['sheet']} has no set of role {role}"
+                if training_sets
+                else "the config names no training sheet (training.sheet)"
+            )
+            raise InputError(
+                f"{why}: the {role} step needs one (config/README.md, Training)"
+            )
+        sets = training_set_params(role)
+        return {
+            "embeddings": [
+                path for s in sets for shard in s["shards"] for path in shard
+            ],
+            "labels": [s["labels_tsv"] for s in sets],
+        }
+
+    return inputs

@@ -31,9 +31,9 @@ rule select_training_frames:
 
 rule train_classifier:
     input:
-        **training_inputs("train"),
+        unpack(training_inputs("train")),
     output:
-        classifier="results/training/classifier.safetensors",
+        classifier=TRAINED_CLASSIFIER,
         history="results/training/history.tsv",
         metrics="results/training/metrics.tsv",
     log:
@@ -41,6 +41,8 @@ rule train_classifier:
     benchmark:
         "logs/benchmarks/train_classifier.tsv"
     threads: 8
+    resources:
+        gpu=1,  # where there is one (embedding.device): the fit is a GPU's work
     params:
         sets=training_set_params("train"),
         models=config["training"]["models"],
@@ -53,8 +55,8 @@ rule train_classifier:
 
 rule evaluate_classifier:
     input:
-        **training_inputs("evaluate"),
-        classifier="results/training/classifier.safetensors",
+        unpack(training_inputs("evaluate")),
+        classifier=TRAINED_CLASSIFIER,
     output:
         metrics="results/training/evaluation/metrics.tsv",
         figure="results/training/evaluation/evaluation.svg",
