@@ -1,7 +1,7 @@
 """The train and evaluate targets on real labelled fragments (DeepVirFinder's validation set)
 with the demo models: the sets embedded by the prediction's shard jobs, a classifier trained
-and evaluated, then used to predict the demo samples; and a classifier of DNABERT-S features
-alone planned without ESM-2 jobs."""
+and evaluated, then used to predict the demo samples, with its calibration's probabilities;
+and a classifier of DNABERT-S features alone planned without ESM-2 jobs."""
 
 import xml.etree.ElementTree as ET
 
@@ -51,6 +51,12 @@ def test_train_evaluate_then_predict_with_the_trained_classifier(workdir):
     demo.write_text(demo.read_text().replace("resources/demo/300_model.pth", str(classifier)))
     snakemake(workdir, *DEMO, "--cores", "4")
     assert (workdir / "results" / "samples.tsv").exists()
+    # the trained classifier's calibration gives probabilities; the demo's .pth has none
+    assert "calibration" in metadata
+    trained, original = (workdir / "results" / s for s in ("demo_300_legacy", "demo_500"))
+    assert all(r.virus_probability != "NA" for r in read_tsv(trained / "records.tsv"))
+    assert all(r.estimated_fdr == "NA" for r in read_tsv(original / "records.tsv"))
+    assert "estimated false discovery rate of the" in (trained / "summary.txt").read_text()
 
 
 def test_a_classifier_of_dnabert_s_features_plans_no_esm2_job(workdir):
