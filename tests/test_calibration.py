@@ -1,6 +1,7 @@
 """Isotonic calibration: a hand-computed fit, over-confident scores brought near their true
 probabilities, the map monotone and clipped and the same as scikit-learn's, its arrays exactly
-through JSON, damaged arrays refused, and the false discovery rate of a hand example."""
+through JSON, damaged arrays refused, and the false discovery rate of a hand example and at
+every record."""
 
 import json
 
@@ -8,7 +9,12 @@ import numpy as np
 import pytest
 from sklearn.isotonic import IsotonicRegression
 
-from virnucpro.calibration import Calibration, false_discovery_rate, fit_calibration
+from virnucpro.calibration import (
+    Calibration,
+    false_discovery_rate,
+    false_discovery_rates,
+    fit_calibration,
+)
 
 
 def overconfident(size, seed):
@@ -105,3 +111,13 @@ def test_the_false_discovery_rate_of_a_hand_example():
     assert false_discovery_rate(calibrated, 0.8) == pytest.approx(0.35 / 3)
     assert false_discovery_rate(calibrated, 0.5) == pytest.approx((0.05 + 0.1 + 0.2 + 0.4) / 4)
     assert false_discovery_rate(calibrated, 0.99) is None
+
+
+def test_the_false_discovery_rate_at_every_record_is_that_of_a_threshold_there():
+    rng = np.random.default_rng(5)
+    calibrated = np.concatenate([rng.uniform(size=300), [0.5, 0.5, 0.5, 0.0, 1.0, np.nan]])
+    rng.shuffle(calibrated)
+    known = calibrated[~np.isnan(calibrated)]
+    expected = [np.nan if np.isnan(p) else false_discovery_rate(known, p) for p in calibrated]
+    np.testing.assert_allclose(false_discovery_rates(calibrated), expected, rtol=0, atol=1e-12)
+    assert false_discovery_rates([]).shape == (0,)

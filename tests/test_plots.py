@@ -26,8 +26,8 @@ def write_sample(directory, records):
             call, numbers = "unscored", ("NA",) * 4
         record_rows.append(
             (record_id, 500 * len(scores), len(scores), len(scored), len(viral), *numbers)
-            + (len(regions), call, "" if scored else "no stop-free frame")
-        )
+            + ("NA", "NA", len(regions), call, "" if scored else "no stop-free frame")
+        )  # NA NA: a virus probability and FDR need a calibrated classifier
         for k, s in enumerate(scores, 1):
             chunk = (f"{record_id}_chunk_{k}", record_id, 500 * k - 499, 500 * k, 500)
             if s is None:

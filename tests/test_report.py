@@ -1,13 +1,18 @@
-"""The aggregation stage on hand-written inputs: the original's two files byte for byte, and a
-row for every record and every chunk."""
+"""The aggregation stage on hand-written inputs: the original's two files byte for byte, a row
+for every record and every chunk, and each record's calibrated virus probability and estimated
+false discovery rate where the classifier holds a calibration."""
 
 import numpy as np
+import pytest
 
+from virnucpro.calibration import Calibration
 from virnucpro.calling import CallRule
 from virnucpro.h5store import embedding_writer
+from virnucpro.models.classifier import CALIBRATION_KEY, MLPClassifier, save_classifier
 from virnucpro.predict import SCORE_COLUMNS
 from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample
+from virnucpro.tables import read_tsv
 
 from stages import sample_outputs, table
 
@@ -108,6 +113,8 @@ def test_aggregation_writes_the_original_formats_and_every_record(tmp_path):
             "virus_bases",
             "best_virus_score",
             "mean_chunk_virus_score",
+            "virus_probability",
+            "estimated_fdr",
             "regions",
             "call",
             "reason",
@@ -116,9 +123,13 @@ def test_aggregation_writes_the_original_formats_and_every_record(tmp_path):
         # virus score (0.6): the original's chunk rule applied to all of a record's frames.
         # Its chunks all claim bases 1-500 here, so their viral bases are 500; the mean of the
         # chunks' best virus scores is (3 x 0.6 + 0.5 + 6 x 0.3) / 10
-        ["A", "5000", "11", "10", "4", "0.400000", "500", "0.6", "0.410000", "0", "others", ""],
-        ["B", "2", "1", "0", "0", "NA", "0", "NA", "NA", "0", "unscored", "shorter than one codon"],
-        ["C", "0", "0", "0", "0", "NA", "0", "NA", "NA", "0", "unscored", "empty sequence"],
+        # The .pth classifier has no calibration: no virus probability, no estimated FDR
+        ["A", "5000", "11", "10", "4", "0.400000", "500", "0.6", "0.410000"]
+        + ["NA", "NA", "0", "others", ""],
+        ["B", "2", "1", "0", "0", "NA", "0", "NA", "NA", "NA", "NA", "0", "unscored"]
+        + ["shorter than one codon"],
+        ["C", "0", "0", "0", "0", "NA", "0", "NA", "NA", "NA", "NA", "0", "unscored"]
+        + ["empty sequence"],
         [
             "D",
             "400",
@@ -129,6 +140,8 @@ def test_aggregation_writes_the_original_formats_and_every_record(tmp_path):
             "400",
             "0.99999994",
             "1.000000",
+            "NA",
+            "NA",
             "0",
             "virus",
             "",
@@ -143,3 +156,124 @@ def test_aggregation_writes_the_original_formats_and_every_record(tmp_path):
     assert (
         "calls: virus when best virus score >= best others score (the original's rule)\n" in summary
     )
+    assert "estimated_fdr: NA, as the classifier has no calibration" in summary
+
+
+# Clipped below 0.2 and above 0.8, so that records of different scores tie in probability
+CALIBRATION = Calibration([0.2, 0.5, 0.8], [0.05, 0.3, 0.9])
+
+
+def classifier(path, calibration=None):
+    """A real classifier file, untrained, holding `calibration` where given."""
+    metadata = {} if calibration is None else {CALIBRATION_KEY: calibration.to_json()}
+    save_classifier(MLPClassifier(4).eval(), path, metadata=metadata)
+    return path
+
+
+def aggregate(directory, classifier_path, records):
+    """Aggregate `records`, {record_id: [each chunk's virus score, None for a chunk without a
+    frame]}, chunks of 300 bp with one frame; the paths of the outputs by name."""
+    directory.mkdir()
+    record_rows, chunk_rows, score_rows = [], [], []
+    for record_id, chunk_scores in records.items():
+        reason = "" if chunk_scores else "empty sequence"
+        record_rows.append((record_id, 300 * len(chunk_scores), len(chunk_scores), reason))
+        for k, virus in enumerate(chunk_scores, 1):
+            chunk_id = f"{record_id}_chunk_{k}"
+            frames, reason = ("F1", "") if virus is not None else ("", "no stop-free frame")
+            chunk_rows.append((chunk_id, record_id, 300 * k - 299, 300 * k, 300, frames, reason))
+            if virus is not None:
+                others, virus = np.float32(1 - virus), np.float32(virus)
+                call = "virus" if virus > others else "others"
+                score_rows.append((len(score_rows), f"{chunk_id}F1", call, others, virus))
+    header = ("record_id", "length", "chunks", "reason")
+    chunk_header = ("chunk_id", "record_id", "start", "end", "length", "frames", "reason")
+    outputs = sample_outputs(directory)
+    aggregate_sample(
+        "s",
+        table(directory / "input_records.tsv", header, record_rows),
+        table(directory / "chunk_frames.tsv", chunk_header, chunk_rows),
+        [
+            (
+                table(directory / "scores.tsv", SCORE_COLUMNS, score_rows),
+                [embedding_file(directory / "s.h5", len(score_rows))],
+            )
+        ],
+        outputs,
+        {"classifier": classifier_path, "chunk_size": 300, "chunking": "overlap"},
+        CallRule(),
+        RegionSettings(),
+    )
+    return {path.name: path for path in vars(outputs).values()}
+
+
+@pytest.fixture
+def records():
+    """Reads of random scores, ties of score and of calibrated probability, records of several
+    chunks, and records without a score."""
+    rng = np.random.default_rng(3)
+    reads = {f"read_{i}": [score] for i, score in enumerate(rng.uniform(size=40))}
+    return reads | {
+        "tie_a": [0.65],
+        "tie_b": [0.65],
+        "low_a": [0.1],  # both clipped to 0.05
+        "low_b": [0.15],
+        "long": [0.3, None, 0.7, 0.55],  # its best, 0.7, is what is calibrated
+        "frameless": [None, None],
+        "empty": [],
+    }
+
+
+def test_a_calibrated_classifier_gives_probabilities_and_estimated_fdrs(records, tmp_path):
+    out = aggregate(tmp_path / "run", classifier(tmp_path / "c.safetensors", CALIBRATION), records)
+    rows = list(read_tsv(out["records.tsv"]))
+    assert [row.record_id for row in rows] == list(records)
+    scored = [row for row in rows if row.call != "unscored"]
+    assert {row.record_id for row in rows} - {row.record_id for row in scored} == {
+        "frameless",
+        "empty",
+    }
+    for row in rows:
+        if row.call == "unscored":
+            assert (row.virus_probability, row.estimated_fdr) == ("NA", "NA")
+    by_id = {row.record_id: row for row in rows}
+    assert by_id["long"].best_virus_score == str(np.float32(0.7))
+    probabilities = [float(row.virus_probability) for row in scored]
+    expected = CALIBRATION.apply([float(row.best_virus_score) for row in scored])
+    np.testing.assert_allclose(probabilities, expected, rtol=0, atol=1e-12)
+    # brute force: the mean of 1 - q over every scored record of q >= p
+    brute = [np.mean([1 - q for q in probabilities if q >= p]) for p in probabilities]
+    fdrs = [float(row.estimated_fdr) for row in scored]
+    np.testing.assert_allclose(fdrs, brute, rtol=0, atol=1e-12)
+    assert by_id["low_a"].estimated_fdr == by_id["low_b"].estimated_fdr  # ties: all are called
+    called = [p for p, row in zip(probabilities, scored, strict=True) if row.call == "virus"]
+    assert 0 < len(called) < len(scored)
+    summary = out["summary.txt"].read_text()
+    assert (
+        f"estimated false discovery rate of the {len(called)} virus calls: "
+        f"{np.mean([1 - p for p in called]):.4f} (the mean of 1 - virus_probability over them)"
+    ) in summary
+
+
+@pytest.mark.parametrize("uncalibrated", ["500_model.pth", "untrained.safetensors"])
+def test_without_a_calibration_the_columns_are_na_and_the_rest_unchanged(
+    records, uncalibrated, tmp_path
+):
+    calibrated = aggregate(
+        tmp_path / "calibrated", classifier(tmp_path / "c.safetensors", CALIBRATION), records
+    )
+    path = tmp_path / uncalibrated
+    if path.suffix == ".safetensors":
+        classifier(path)
+    plain = aggregate(tmp_path / "plain", path, records)  # the .pth is never opened
+    the_rest = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv")
+    for name in (*the_rest, "regions.tsv"):
+        assert plain[name].read_bytes() == calibrated[name].read_bytes()
+    for row, calibrated_row in zip(
+        read_tsv(plain["records.tsv"]), read_tsv(calibrated["records.tsv"]), strict=True
+    ):
+        assert (row.virus_probability, row.estimated_fdr) == ("NA", "NA")
+        assert row._replace(virus_probability="", estimated_fdr="") == calibrated_row._replace(
+            virus_probability="", estimated_fdr=""
+        )
+    assert "the classifier has no calibration" in plain["summary.txt"].read_text()

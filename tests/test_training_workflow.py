@@ -1,6 +1,6 @@
 """The demo's training run (config/demo/training.yaml, as the README runs it): a classifier
 trained on real labelled fragments with the demo's encoders, evaluated on others, and the 300 bp
-demo sample called with it; the same seed trains the same file again; a classifier of DNABERT-S
+demo sample called with it, with its calibration's probabilities; the same seed trains the same file again; a classifier of DNABERT-S
 features alone plans no ESM-2 job; a training target without a training sheet stops at once."""
 
 import hashlib
@@ -32,6 +32,12 @@ def test_the_demo_trains_evaluates_and_predicts_with_its_classifier(workdir):
     assert by_sample["demo_300_legacy"].classifier == TRAINED_CLASSIFIER
     assert by_sample["demo_500"].classifier == "resources/demo/500_model.pth"
     assert int(by_sample["demo_300_legacy"].records) == 8
+    # the trained classifier's calibration gives probabilities; the demo's .pth has none
+    assert "calibration" in metadata
+    trained, original = (workdir / "results" / s for s in ("demo_300_legacy", "demo_500"))
+    assert all(r.virus_probability != "NA" for r in read_tsv(trained / "records.tsv"))
+    assert all(r.estimated_fdr == "NA" for r in read_tsv(original / "records.tsv"))
+    assert "estimated false discovery rate of the" in (trained / "summary.txt").read_text()
 
     # the same data and seed give the same file, byte for byte
     first = sha256(classifier)

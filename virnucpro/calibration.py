@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
+from .models.classifier import CALIBRATION_KEY, classifier_metadata
+
 
 @dataclass(frozen=True, eq=False)
 class Calibration:
@@ -72,6 +74,13 @@ class Calibration:
         return cls(np.array(arrays["scores"]), np.array(arrays["probabilities"]))
 
 
+def classifier_calibration(path):
+    """The calibration the classifier file `path` holds, None where it holds none (the
+    original's `.pth`, one saved untrained or whose held-out frames were of one class)."""
+    text = classifier_metadata(path).get(CALIBRATION_KEY)
+    return None if text is None else Calibration.from_json(text)
+
+
 def fit_calibration(scores, labels):
     """The isotonic calibration of the virus `scores` of held-out records to their `labels`
     (1 = virus). Held out: the classifier scores the records it was trained on over-confidently,
@@ -95,3 +104,19 @@ def false_discovery_rate(calibrated_scores, threshold):
     probabilities = np.asarray(calibrated_scores, dtype=np.float64)
     called = probabilities[probabilities >= threshold]
     return float(np.mean(1 - called)) if called.size else None
+
+
+def false_discovery_rates(calibrated_scores):
+    """false_discovery_rate(calibrated_scores, p) for each p of `calibrated_scores`, NaN for
+    NaN: the estimated false discovery rate of a threshold set at each record, a q-value's
+    analogue. One sort and suffix sums: O(n log n) where a threshold at each record would take
+    O(n^2), and a sample can have millions."""
+    probabilities = np.asarray(calibrated_scores, dtype=np.float64)
+    known = ~np.isnan(probabilities)
+    ascending = np.sort(probabilities[known])
+    false_at_or_above = np.cumsum((1 - ascending)[::-1])[::-1]
+    # the first of ties: a threshold at p calls every record of p
+    first = np.searchsorted(ascending, probabilities[known], side="left")
+    rates = np.full(probabilities.shape, np.nan)
+    rates[known] = false_at_or_above[first] / (ascending.size - first)
+    return rates

@@ -2,16 +2,24 @@
 the original's two result files plus a call for every record and every chunk, and the viral
 regions of long records."""
 
+import csv
 import heapq
 import itertools
 import logging
+import math
+import tempfile
+from array import array
 from collections import Counter
 from dataclasses import dataclass
 from operator import attrgetter
+from pathlib import Path
 from statistics import fmean
+
+import numpy as np
 
 from . import __version__
 from .atomic import atomic_open
+from .calibration import classifier_calibration, false_discovery_rates
 from .calling import ORIGINAL_RULE, covered_bases
 from .h5store import read_attrs
 from .predict import check_scores
@@ -42,11 +50,15 @@ RECORD_COLUMNS = (
     "virus_bases",
     "best_virus_score",
     "mean_chunk_virus_score",
+    "virus_probability",
+    "estimated_fdr",
     "regions",
     "call",
     "reason",
 )
-_CALL = RECORD_COLUMNS.index("call")
+_BEST, _PROBABILITY, _FDR, _CALL = map(
+    RECORD_COLUMNS.index, ("best_virus_score", "virus_probability", "estimated_fdr", "call")
+)
 REGION_COLUMNS = (
     "region_id",
     "record_id",
@@ -74,8 +86,10 @@ def aggregate_sample(
     """`shards`: the scores table and the embedding files of each shard, which are checked
     whole (and a damaged one named) before anything is written; `outputs`: the paths
     .predictions, .highestscore, .records, .chunks, .regions and .summary; `settings` names what
-    the calls were made with: {classifier, chunk_size, chunking}; `rule`: a calling.CallRule;
+    the calls were made with: {classifier, chunk_size, chunking}, the classifier's calibration
+    (where it holds one) giving each record's virus probability; `rule`: a calling.CallRule;
     `region_settings`: a regions.RegionSettings."""
+    calibration = classifier_calibration(settings["classifier"])
     models = {}
     for scores_tsv, embedding_h5s in shards:
         attrs = [read_attrs(h5) for h5 in embedding_h5s]
@@ -84,16 +98,19 @@ def aggregate_sample(
     scores = heapq.merge(*(read_tsv(p) for p, _ in shards), key=lambda r: int(r.ordinal))
     chunk_rows = read_tsv(chunk_frames_tsv)
     highest, totals = [], Counter()
+    best_scores, called_virus = array("d"), array("b")  # of each record, for its probability
     with (
         atomic_open(outputs.predictions) as predictions_out,
         atomic_open(outputs.records) as records_out,
+        _spare_file(outputs.records) as unranked,
         atomic_open(outputs.chunks) as chunks_out,
         atomic_open(outputs.regions) as regions_out,
     ):
         predictions_out.write("Sequence_ID\tPrediction\tscore1\tscore2\n")
-        records, chunks = tsv_writer(records_out), tsv_writer(chunks_out)
+        # record rows wait in `unranked` until every record's probability is known
+        records, chunks = tsv_writer(unranked), tsv_writer(chunks_out)
         regions = tsv_writer(regions_out)
-        records.writerow(RECORD_COLUMNS)
+        tsv_writer(records_out).writerow(RECORD_COLUMNS)
         chunks.writerow(CHUNK_COLUMNS)
         regions.writerow(REGION_COLUMNS)
         for record in read_tsv(input_records_tsv):
@@ -126,6 +143,8 @@ def aggregate_sample(
                 regions.writerows(found)
             row = _record_row(record, scored, reasons, len(found), rule)
             records.writerow(row)
+            best_scores.append(math.nan if row[_BEST] == "NA" else float(row[_BEST]))
+            called_virus.append(row[_CALL] == "virus")
             totals["records"] += 1
             totals["chunks"] += int(record.chunks)
             totals["chunks_scored"] += len(scored)
@@ -134,11 +153,23 @@ def aggregate_sample(
         leftover = next(scores, None)
         if leftover is not None or next(chunk_rows, None) is not None:
             raise ValueError(f"scores or chunks of {sample} do not match its input records")
+        probabilities = _probabilities(calibration, best_scores)
+        _write_ranked(unranked, records_out, probabilities)
+    virus_calls = probabilities[np.asarray(called_virus, dtype=bool)]
     with atomic_open(outputs.highestscore) as handle:
         table = tsv_writer(handle)
         table.writerow(("Modified_ID", "Is_Virus"))
         table.writerows(sorted(highest))  # pandas' groupby order: chunk ids sorted as text
-    _write_summary(outputs.summary, sample, totals, models, settings, rule, region_settings)
+    _write_summary(
+        outputs.summary,
+        sample,
+        totals,
+        models,
+        settings,
+        rule,
+        region_settings,
+        None if calibration is None else virus_calls,
+    )
     log.info(
         "%s: %d records, %d called virus, %d regions",
         sample,
@@ -163,11 +194,44 @@ class _ScoredChunk:
     is_virus: bool
 
 
+def _spare_file(beside):
+    """A nameless temporary file in the folder of the output `beside`, which has room for what
+    the output holds (a /tmp may not), gone when closed or its process killed."""
+    folder = Path(beside).parent
+    return tempfile.TemporaryFile("w+", newline="", encoding="utf-8", dir=folder)
+
+
+def _probabilities(calibration, best_scores):
+    """The calibrated virus probability of each record's best score; NaN where it has no score
+    or the classifier no calibration."""
+    if calibration is None:
+        return np.full(len(best_scores), np.nan)
+    return calibration.apply(best_scores)  # NaN stays NaN
+
+
+def _write_ranked(unranked, records_out, probabilities):
+    """Copy the record rows of `unranked` to `records_out` with each one's virus probability
+    and estimated FDR, which needs the probabilities of all records."""
+    rates = false_discovery_rates(probabilities)
+    unranked.seek(0)
+    out = tsv_writer(records_out)
+    rows = csv.reader(unranked, delimiter="\t")
+    for row, probability, rate in zip(rows, probabilities, rates, strict=True):
+        row[_PROBABILITY], row[_FDR] = _exact(probability), _exact(rate)
+        out.writerow(row)
+
+
+def _exact(value):
+    """A float as its shortest text that reads back as itself; NA for NaN."""
+    return "NA" if math.isnan(value) else repr(float(value))
+
+
 def _record_row(record, scored, reasons, region_count, rule):
-    """A record's row of RECORD_COLUMNS: the scores its call reads, and the call."""
+    """A record's row of RECORD_COLUMNS: the scores its call reads, and the call. Its virus
+    probability and estimated FDR are NA until _write_ranked."""
     if not scored:
         reason = "; ".join(dict.fromkeys(reasons)) or record.reason
-        summary = (0, "NA", 0, "NA", "NA", region_count, "unscored", reason)
+        summary = (0, "NA", 0, "NA", "NA", "NA", "NA", region_count, "unscored", reason)
         return (record.record_id, record.length, record.chunks, 0, *summary)
     best_others = max(scored, key=attrgetter("others_score"))
     best_virus = max(scored, key=attrgetter("virus_score"))
@@ -188,6 +252,8 @@ def _record_row(record, scored, reasons, region_count, rule):
         bases,
         best_virus.virus,
         f"{mean:.6f}",
+        "NA",
+        "NA",
         region_count,
         call,
         "",
@@ -227,8 +293,11 @@ def _frame_scores(chunk, scores):
     return rows
 
 
-def _write_summary(path, sample, totals, models, settings, rule, region_settings):
-    """`models`: the attributes of the embedding files, one per model path."""
+def _write_summary(
+    path, sample, totals, models, settings, rule, region_settings, virus_probabilities
+):
+    """`models`: the attributes of the embedding files, one per model path;
+    `virus_probabilities`: those of the records called virus, None without a calibration."""
     lines = [
         f"virnucpro {__version__}: sample {sample}",
         f"records: {totals['records']} ({totals['call_virus']} virus, {totals['call_others']} "
@@ -238,6 +307,7 @@ def _write_summary(path, sample, totals, models, settings, rule, region_settings
         f"chunks of {settings['chunk_size']} bp, chunking {settings['chunking']}",
         f"classifier: {settings['classifier']}",
         f"calls: {rule.describe()}",
+        _calls_fdr(virus_probabilities),
         f"regions: records of {region_settings.min_chunks} or more scored chunks, cut at change "
         f"points (penalty {region_settings.penalty:g}), segments of mean chunk score >= "
         f"{rule.region_threshold:g}",
@@ -252,3 +322,19 @@ def _write_summary(path, sample, totals, models, settings, rule, region_settings
         ]
     with atomic_open(path) as handle:
         handle.write("\n".join(lines) + "\n")
+
+
+def _calls_fdr(virus_probabilities):
+    """The summary's line on the false discovery rate of the virus calls."""
+    if virus_probabilities is None:
+        return (
+            "virus_probability and estimated_fdr: NA, as the classifier has no calibration "
+            "(the original's classifiers have none; one that virnucpro trains has)"
+        )
+    rate = f"{np.mean(1 - virus_probabilities):.4f}" if virus_probabilities.size else "NA"
+    return (
+        f"estimated false discovery rate of the {virus_probabilities.size} virus calls: {rate} "
+        "(the mean of 1 - virus_probability over them), as far as the held-out labelled frames "
+        "the classifier's calibration was fitted on resemble this sample's, their share of "
+        "viruses included"
+    )

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_open
-from .calibration import Calibration, fit_calibration
+from .calibration import classifier_calibration, fit_calibration
 from .evaluation import evaluate_scores, plot_evaluation, write_metrics
 from .h5store import open_shard
 from .models.classifier import (
@@ -25,7 +25,6 @@ from .models.classifier import (
     SEED_KEY,
     TRAINING_DATA_KEY,
     WIDTHS_KEY,
-    classifier_metadata,
     load_classifier,
     save_classifier,
     scores,
@@ -277,8 +276,7 @@ def evaluate_classifier(sets, classifier_path, metrics_tsv, figure_svg, lengths=
         lengths = _looked_up(frame_ids, lengths, "length")
     metrics = evaluate_scores(labels, virus_scores, lengths=lengths)
     write_metrics(metrics, metrics_tsv)
-    calibration = classifier_metadata(classifier_path).get(CALIBRATION_KEY)
-    calibrated = None if calibration is None else Calibration.from_json(calibration)
+    calibrated = classifier_calibration(classifier_path)
     plot_evaluation(
         labels,
         virus_scores,
