@@ -1,7 +1,8 @@
 """The demo's training run (config/demo/training.yaml, as the README runs it): a classifier
 trained on real labelled fragments with the demo's encoders, evaluated on others, and the 300 bp
-demo sample called with it, with its calibration's probabilities; the same seed trains the same file again; a classifier of DNABERT-S
-features alone plans no ESM-2 job; a training target without a training sheet stops at once."""
+demo sample called with it, with its calibration's probabilities; the same seed trains the same
+file again; a classifier of DNABERT-S features alone plans no ESM-2 job; a training target
+without a training sheet stops at once."""
 
 import hashlib
 import xml.etree.ElementTree as ET
