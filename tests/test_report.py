@@ -8,7 +8,8 @@ import pytest
 from virnucpro.calibration import Calibration
 from virnucpro.calling import CallRule
 from virnucpro.h5store import embedding_writer
-from virnucpro.models.classifier import CALIBRATION_KEY, MLPClassifier, save_classifier
+from virnucpro.models.classifier import MLPClassifier, save_classifier
+from virnucpro.models.classifier_header import CALIBRATION_KEY
 from virnucpro.predict import SCORE_COLUMNS
 from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample

@@ -12,7 +12,8 @@ import torch
 from virnucpro import scoring
 from virnucpro.embed import embed_shard
 from virnucpro.h5store import embedding_writer, open_embeddings, read_attrs, read_embeddings
-from virnucpro.models.classifier import MLPClassifier, classifier_models, save_classifier, scores
+from virnucpro.models.classifier import MLPClassifier, save_classifier, scores
+from virnucpro.models.classifier_header import classifier_models
 from virnucpro.predict import SCORED_WITH, classifier_digest, classify_shard
 from virnucpro.random_checkpoints import write_pickled_classifier
 

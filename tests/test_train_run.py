@@ -12,14 +12,8 @@ import torch
 
 from virnucpro.calibration import Calibration, fit_calibration
 from virnucpro.h5store import read_embeddings
-from virnucpro.models.classifier import (
-    MLPClassifier,
-    classifier_metadata,
-    classifier_models,
-    load_classifier,
-    save_classifier,
-    scores,
-)
+from virnucpro.models.classifier import MLPClassifier, load_classifier, save_classifier, scores
+from virnucpro.models.classifier_header import classifier_metadata, classifier_models
 from virnucpro.scoring import check_width
 from virnucpro.tables import read_tsv
 from virnucpro.train_run import (

@@ -8,7 +8,7 @@ import hashlib
 import xml.etree.ElementTree as ET
 
 from virnucpro.classifier_choice import TRAINED_CLASSIFIER
-from virnucpro.models.classifier import classifier_metadata, classifier_models
+from virnucpro.models.classifier_header import classifier_metadata, classifier_models
 from virnucpro.tables import read_tsv
 
 from workflow_runs import DEMO, TRAINING_DEMO, planned, snakemake

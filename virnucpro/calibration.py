@@ -20,9 +20,8 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
 
-from .models.classifier import CALIBRATION_KEY, classifier_metadata
+from .models.classifier_header import CALIBRATION_KEY, classifier_metadata
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,6 +84,9 @@ def fit_calibration(scores, labels):
     """The isotonic calibration of the virus `scores` of held-out records to their `labels`
     (1 = virus). Held out: the classifier scores the records it was trained on over-confidently,
     and a calibration fitted on them would keep that."""
+    # imported here: the aggregation reads calibrations, and need not load scikit-learn for it
+    from sklearn.isotonic import IsotonicRegression
+
     labels = np.asarray(labels)
     if not np.isin(labels, (0, 1)).all():
         raise ValueError("labels must be 1 (virus) or 0 (not a virus)")

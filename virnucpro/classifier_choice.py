@@ -6,7 +6,7 @@ judged by the training config, as its file is not there yet."""
 from pathlib import Path
 
 from .errors import InputError
-from .models.classifier import CHUNK_SIZE_KEY, classifier_metadata, classifier_models
+from .models.classifier_header import CHUNK_SIZE_KEY, classifier_metadata, classifier_models
 
 # where the train target writes its classifier (workflow/rules/train.smk)
 TRAINED_CLASSIFIER = "results/training/classifier.safetensors"

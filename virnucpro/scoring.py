@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from .models.classifier import EMBEDDING_MODELS_KEY, WIDTHS_KEY, classifier_metadata, scores
+from .models.classifier import scores
+from .models.classifier_header import EMBEDDING_MODELS_KEY, WIDTHS_KEY, classifier_metadata
 
 log = logging.getLogger(__name__)
 

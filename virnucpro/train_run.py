@@ -16,7 +16,8 @@ from .atomic import atomic_open
 from .calibration import classifier_calibration, fit_calibration
 from .evaluation import evaluate_scores, plot_evaluation, write_metrics
 from .h5store import open_shard
-from .models.classifier import (
+from .models.classifier import load_classifier, save_classifier, scores
+from .models.classifier_header import (
     CALIBRATION_KEY,
     CHUNK_SIZE_KEY,
     EMBEDDING_MODELS_KEY,
@@ -25,9 +26,6 @@ from .models.classifier import (
     SEED_KEY,
     TRAINING_DATA_KEY,
     WIDTHS_KEY,
-    load_classifier,
-    save_classifier,
-    scores,
 )
 from .scoring import check_width, score_files
 from .tables import read_tsv, tsv_writer

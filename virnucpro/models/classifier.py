@@ -14,21 +14,9 @@ from torch import nn
 from ..atomic import atomic_open
 from . import pickled
 from .architectures import ESM2_PRESETS, DNABertConfig
+from .classifier_header import EMBEDDING_MODELS, FORMAT_KEY, MODELS_KEY, SAFETENSORS_FORMAT
 
 HIDDEN_DIM, N_CLASSES = 512, 2
-SAFETENSORS_FORMAT = "virnucpro-mlp"
-# The keys of a safetensors classifier's header. save_classifier writes the first two; a trained
-# classifier (train_run) adds the others: its features' widths ("768,2560") and chunk size, the
-# embedding model of each kind (JSON {kind: name}), the SHA-256 of its training data, its metrics
-# on the held-out frames (JSON of evaluation.evaluate_scores), its seed, whether it was fitted in
-# the original's legacy way ("true"/"false") and, where fitted, its calibration (JSON).
-FORMAT_KEY, MODELS_KEY = "format", "models"
-WIDTHS_KEY, CHUNK_SIZE_KEY, EMBEDDING_MODELS_KEY = "widths", "chunk_size", "embedding_models"
-TRAINING_DATA_KEY, METRICS_KEY = "training_data_sha256", "metrics"
-SEED_KEY, LEGACY_KEY, CALIBRATION_KEY = "seed", "legacy", "calibration"
-# The embedding models a classifier's features come from, side by side in this order; the
-# original's classifiers take both.
-EMBEDDING_MODELS = ("dnabert_s", "esm2")
 
 
 class MLPClassifier(nn.Module):
@@ -181,37 +169,6 @@ def _sorted_header(serialised):
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)  # padded as safetensors pads it: the tensors start aligned
     return len(text).to_bytes(8, "little") + text + serialised[8 + length :]
-
-
-def classifier_metadata(path):
-    """The header of the classifier file `path` ({key: str}, the *_KEY constants), read without
-    its tensors; empty for the original's `.pth`, which has none."""
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        return {}
-    try:
-        with safetensors.safe_open(path, framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except safetensors.SafetensorError as error:
-        raise ValueError(f"{path} is not a readable safetensors file ({error})") from None
-    if metadata.get(FORMAT_KEY) != SAFETENSORS_FORMAT:
-        raise ValueError(f"{path} is not a classifier written by virnucpro")
-    return metadata
-
-
-def classifier_models(path):
-    """The embedding models whose features the classifier file `path` takes, from its header
-    alone: ours say; the original's `.pth` take both, as does a file not there yet (the
-    published ones, which the workflow downloads)."""
-    path = Path(path)
-    if path.suffix != ".safetensors" or not path.exists():
-        return EMBEDDING_MODELS
-    try:
-        with safetensors.safe_open(path, framework="pt") as handle:
-            named = (handle.metadata() or {}).get(MODELS_KEY)
-    except safetensors.SafetensorError:
-        return EMBEDDING_MODELS  # load_classifier names the problem where the file is read
-    return tuple(named.split(",")) if named else EMBEDDING_MODELS
 
 
 @torch.no_grad()

@@ -12,7 +12,7 @@ from virnucpro.classifier_choice import (
     planned_models,
     sample_classifier as classifier_of_row,
 )
-from virnucpro.models.classifier import EMBEDDING_MODELS
+from virnucpro.models.classifier_header import EMBEDDING_MODELS
 from virnucpro.errors import InputError
 from virnucpro.lifeline import SNAKEMAKE_PID
 from virnucpro.sample_sheet import read_sample_sheet
