@@ -25,7 +25,7 @@ def test_the_demo_trains_evaluates_and_predicts_with_its_classifier(workdir):
     assert metadata["chunk_size"] == "300" and metadata["seed"] == "42"
     assert classifier_models(classifier) == ("dnabert_s", "esm2")
     held_out = {row.metric: float(row.value) for row in read_tsv(classifier.parent / "metrics.tsv")}
-    assert held_out["n"] > 100 and 0 <= held_out["roc_auc"] <= 1
+    assert held_out["n"] > 50 and 0 <= held_out["roc_auc"] <= 1
     evaluation = workdir / "results" / "training" / "evaluation"
     assert {row.metric for row in read_tsv(evaluation / "metrics.tsv")} >= {"n", "roc_auc"}
     assert ET.parse(evaluation / "evaluation.svg").getroot().tag.endswith("svg")
