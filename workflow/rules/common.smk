@@ -281,3 +281,58 @@ def training_inputs(role):
         "embeddings": [path for s in sets for shard in s["shards"] for path in shard],
         "labels": [s["labels_tsv"] for s in sets],
     }
+
+
+# The classifiers `evaluate` measures on the evaluate sets, by their {classifier} name in
+# results/training/evaluation/: the one trained here, and each of training.compare_with.
+TRAINED, TRAINED_CLASSIFIER = "trained", "results/training/classifier.safetensors"
+
+
+def evaluated_classifiers():
+    """{name: {"path", "models"}} of the classifiers to evaluate: `trained`, and each of
+    training.compare_with named by its file stem, with the embedding models it takes. Refused
+    at plan time where two share a name, or where one takes a model the evaluate sets are not
+    embedded with."""
+    embedded = tuple(config["training"]["models"])
+    classifiers = {TRAINED: {"path": TRAINED_CLASSIFIER, "models": embedded}}
+    for path in config["training"]["compare_with"]:
+        name, models = Path(path).stem, classifier_models(path)
+        if name in classifiers:
+            raise InputError(
+                f"training.compare_with: {path} would be evaluated as {name!r}, as is "
+                f"{classifiers[name]['path']}: each classifier is named by its file stem in "
+                "results/training/evaluation/, so give each a file name of its own"
+            )
+        missing = [model for model in models if model not in embedded]
+        if missing:
+            raise InputError(
+                f"training.compare_with: {path} takes the features of {list(models)}, the "
+                f"evaluate sets are embedded with training.models {list(embedded)}: add "
+                f"{missing} to training.models to evaluate it"
+            )
+        classifiers[name] = {"path": path, "models": models}
+    return classifiers
+
+
+EVALUATED = evaluated_classifiers()
+
+
+def evaluation_sets(classifier):
+    """training_set_params of the evaluate sets, each shard's files cut to those of the
+    classifier's models, in its features order."""
+    embedded = config["training"]["models"]
+    kept = [embedded.index(model) for model in EVALUATED[classifier]["models"]]
+    sets = training_set_params("evaluate")
+    for s in sets:
+        s["shards"] = [[shard[i] for i in kept] for shard in s["shards"]]
+    return sets
+
+
+def evaluation_inputs(wildcards):
+    """The classifier, and the embedding files and labels tables of the evaluate sets it reads."""
+    sets = evaluation_sets(wildcards.classifier)
+    return {
+        "classifier": EVALUATED[wildcards.classifier]["path"],
+        "embeddings": [path for s in sets for shard in s["shards"] for path in shard],
+        "labels": [s["labels_tsv"] for s in sets],
+    }
