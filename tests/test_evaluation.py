@@ -1,5 +1,6 @@
-"""Evaluation metrics on hand-computed examples, overall and by length bin, their tidy table, and
-the three-panel figure: well-formed SVG, its panels, the same bytes on a rerun."""
+"""Evaluation metrics on hand-computed examples, overall and by length bin, their tidy table and
+the table of several classifiers, and the three-panel figure: well-formed SVG, its panels, the
+same bytes on a rerun."""
 
 import json
 import math
@@ -8,7 +9,14 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from virnucpro.evaluation import COUNTS, RATES, evaluate_scores, plot_evaluation, write_metrics
+from virnucpro.evaluation import (
+    COUNTS,
+    RATES,
+    evaluate_scores,
+    plot_evaluation,
+    tabulate_evaluations,
+    write_metrics,
+)
 from virnucpro.tables import read_tsv
 
 # Ranked by score: 0.9+ 0.8+ 0.7+ 0.5- 0.4+ 0.3- 0.2- 0.1- (+ virus, - other), given shuffled.
@@ -111,6 +119,21 @@ def test_the_metrics_table_has_a_row_per_scope_and_metric(tmp_path):
     assert table["all", "tp"] == "3"
     assert table["length [0, 300)", "roc_auc"] == "NA"  # lengths 100, 200: others only
     assert table["length [500, inf)", "n"] == "4"
+
+
+def test_the_classifiers_table_has_each_ones_overall_metrics(tmp_path):
+    one, other = tmp_path / "one.tsv", tmp_path / "other.tsv"
+    write_metrics(evaluate_scores(LABELS, SCORES, lengths=[100] * 8), one)
+    write_metrics(evaluate_scores(LABELS, [0.1] * 8), other)  # none called: no precision
+    table = tmp_path / "classifiers.tsv"
+    tabulate_evaluations({"trained": "c.safetensors", "old": "300_model.pth"}, [one, other], table)
+    rows = list(read_tsv(table))
+    assert rows[0]._fields == ("classifier", "path", "threshold", *COUNTS, *RATES)
+    assert [row[:6] for row in rows] == [
+        ("trained", "c.safetensors", "0.5", "8", "4", "3"),
+        ("old", "300_model.pth", "0.5", "8", "4", "0"),
+    ]
+    assert (rows[0].f1, rows[1].precision, rows[1].recall) == ("0.75", "NA", "0.0")
 
 
 def svg_texts(path):

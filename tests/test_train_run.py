@@ -181,13 +181,19 @@ def test_a_changed_label_changes_the_digest(trained, shards, labels_tsv, tmp_pat
 
 def test_evaluation_writes_metrics_and_a_figure(trained, shards, labels_tsv, tmp_path):
     metrics_tsv, figure = tmp_path / "metrics.tsv", tmp_path / "figure.svg"
-    lengths = {f: 300 + 10 * i for i, f in enumerate(read_labels(labels_tsv))}
+    header, *rows = labels_tsv.read_text().splitlines()
+    lengths = ["length"] + [100] * 3 + [300] * (len(rows) - 3)  # 3 frames of short chunks
+    with_lengths = tmp_path / "labels.tsv"
+    with_lengths.write_text(
+        "".join(f"{row}\t{n}\n" for row, n in zip([header, *rows], lengths, strict=True))
+    )
     metrics = evaluate_classifier(
-        [(shards[BOTH], labels_tsv)], trained[BOTH][0], metrics_tsv, figure, lengths=lengths
+        [(shards[BOTH], with_lengths)], trained[BOTH][0], metrics_tsv, figure, by_length=True
     )
     assert metrics["n"] == 23 and metrics["positives"] == 12
     table = {(row.scope, row.metric): row.value for row in read_tsv(metrics_tsv)}
     assert table[("all", "n")] == "23" and table[("length [300, 500)", "n")] == "20"
+    assert table[("length [0, 300)", "n")] == "3"
     assert ET.parse(figure).getroot().tag == "{http://www.w3.org/2000/svg}svg"
     assert "calibrated" in figure.read_text()  # the classifier holds a calibration
 

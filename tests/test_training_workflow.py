@@ -1,17 +1,25 @@
 """The demo's training run (config/demo/training.yaml, as the README runs it): a classifier
-trained on real labelled fragments with the demo's encoders, evaluated on others, and the 300 bp
-demo sample called with it, with its calibration's probabilities; the same seed trains the same
-file again; a classifier of DNABERT-S features alone plans no ESM-2 job; a training target
-without a training sheet stops at once."""
+trained on real labelled fragments with the demo's encoders, evaluated on others beside the
+demo's stand-in for the published one, and the 300 bp demo sample called with it, with its
+calibration's probabilities; the same seed trains the same file again. At plan time: a
+classifier of DNABERT-S features alone plans no ESM-2 job; a classifier to compare reads only
+its models' files, and one that needs a model the sets are not embedded with is refused; a
+training target without a training sheet stops at once."""
 
 import hashlib
+import re
 import xml.etree.ElementTree as ET
 
 from virnucpro.classifier_choice import TRAINED_CLASSIFIER
+from virnucpro.evaluation import RATES
+from virnucpro.models.classifier import MLPClassifier, save_classifier
 from virnucpro.models.classifier_header import classifier_metadata, classifier_models
 from virnucpro.tables import read_tsv
 
 from workflow_runs import DEMO, TRAINING_DEMO, planned, snakemake
+
+
+DEMO_300 = "resources/demo/300_model.pth"  # the demo's stand-in for the published one
 
 
 def sha256(path):
@@ -27,8 +35,22 @@ def test_the_demo_trains_evaluates_and_predicts_with_its_classifier(workdir):
     held_out = {row.metric: float(row.value) for row in read_tsv(classifier.parent / "metrics.tsv")}
     assert held_out["n"] > 50 and 0 <= held_out["roc_auc"] <= 1
     evaluation = workdir / "results" / "training" / "evaluation"
-    assert {row.metric for row in read_tsv(evaluation / "metrics.tsv")} >= {"n", "roc_auc"}
-    assert ET.parse(evaluation / "evaluation.svg").getroot().tag.endswith("svg")
+    table = list(read_tsv(evaluation / "classifiers.tsv"))
+    assert [(row.classifier, row.path) for row in table] == [
+        ("trained", TRAINED_CLASSIFIER),
+        ("300_model", DEMO_300),
+    ]
+    for row in table:
+        assert all(0 <= float(getattr(row, rate)) <= 1 for rate in RATES), row
+        metrics = {
+            (m.scope, m.metric): m.value
+            for m in read_tsv(evaluation / row.classifier / "metrics.tsv")
+        }
+        assert metrics["all", "n"] == row.n != "0"
+        # the fragments are 3 kb: every chunk is of 300 bp
+        assert metrics["length [300, 500)", "n"] == row.n
+        figure = evaluation / row.classifier / "evaluation.svg"
+        assert ET.parse(figure).getroot().tag.endswith("svg")
     by_sample = {row.sample: row for row in read_tsv(workdir / "results" / "samples.tsv")}
     assert by_sample["demo_300_legacy"].classifier == TRAINED_CLASSIFIER
     assert by_sample["demo_500"].classifier == "resources/demo/500_model.pth"
@@ -47,7 +69,8 @@ def test_the_demo_trains_evaluates_and_predicts_with_its_classifier(workdir):
 
 
 def test_a_classifier_of_dnabert_s_features_plans_no_esm2_job(workdir):
-    (workdir / "dnabert_s.yaml").write_text("training:\n  models: [dnabert_s]\n")
+    # the demo's published-format classifier takes both models: none to compare with here
+    (workdir / "dnabert_s.yaml").write_text("training:\n  models: [dnabert_s]\n  compare_with: []\n")
     plan = planned(workdir, "train", "all", config=[*TRAINING_DEMO, "dnabert_s.yaml"])
     assert any(rule == "train_classifier" for rule, _ in plan)
     # both models only for the sample with the published classifier; the training sets and
@@ -64,3 +87,37 @@ def test_a_training_target_without_a_training_sheet_stops_at_once(workdir):
     assert "the config names no training sheet (training.sheet): the train step needs one" in (
         result.stdout + result.stderr
     )
+
+
+def test_a_classifier_to_compare_reads_only_its_models_files(workdir):
+    save_classifier(MLPClassifier(4), workdir / "dnabert_s_only.safetensors", ("dnabert_s",))
+    (workdir / "compare.yaml").write_text(
+        f"training:\n  compare_with: [{DEMO_300}, dnabert_s_only.safetensors]\n"
+    )
+    plan = snakemake(workdir, "evaluate", *TRAINING_DEMO, "compare.yaml", "--dry-run").stdout
+    jobs = re.findall(
+        r"^rule evaluate_classifier:\n    input: (.*)\n    output: [^,]*evaluation/([^/]+)/",
+        plan,
+        re.M,
+    )
+    # the models of the embedding files, shard_NNNN.{model}.h5, each job reads
+    models = {
+        name: {p.split(".")[-2] for p in re.findall(r"\S+\.h5", files)} for files, name in jobs
+    }
+    assert models == {
+        "trained": {"dnabert_s", "esm2"},
+        "300_model": {"dnabert_s", "esm2"},
+        "dnabert_s_only": {"dnabert_s"},
+    }
+
+
+def test_a_classifier_to_compare_on_models_not_embedded_is_refused_at_plan_time(workdir):
+    (workdir / "dnabert_s.yaml").write_text("training:\n  models: [dnabert_s]\n")
+    config = [*TRAINING_DEMO, "dnabert_s.yaml"]
+    result = snakemake(workdir, "evaluate", *config, "--dry-run", check=False)
+    assert result.returncode != 0
+    for needle in (
+        f"training.compare_with: {DEMO_300} takes the features of ['dnabert_s', 'esm2']",
+        "add ['esm2'] to training.models",
+    ):
+        assert needle in result.stdout + result.stderr

@@ -26,7 +26,7 @@ from sklearn.metrics import (
 
 from .atomic import atomic_open
 from .plots import STYLE, save_svg
-from .tables import tsv_writer
+from .tables import read_tsv, tsv_writer
 
 # [low, high) in bases; 300 and 500 bp are the chunk sizes of the two classifiers
 LENGTH_BINS = (0, 300, 500, 1000, 5000, math.inf)
@@ -115,6 +115,19 @@ def write_metrics(metrics, tsv_path):
         for scope, values in scopes:
             for name in COUNTS + RATES:
                 writer.writerow((scope, name, "NA" if values[name] is None else values[name]))
+
+
+def tabulate_evaluations(classifiers, metrics_tsvs, tsv_path):
+    """Write one row per classifier ({name: path}, in the order of `metrics_tsvs`, the
+    write_metrics tables of their evaluations): its name and path, the threshold, and its
+    overall COUNTS (the confusion matrix at the threshold among them) and RATES as written."""
+    columns = ("threshold", *COUNTS, *RATES)
+    with atomic_open(tsv_path) as handle:
+        writer = tsv_writer(handle)
+        writer.writerow(("classifier", "path", *columns))
+        for (name, path), metrics_tsv in zip(classifiers.items(), metrics_tsvs, strict=True):
+            overall = {row.metric: row.value for row in read_tsv(metrics_tsv) if row.scope == "all"}
+            writer.writerow((name, path, *(overall[column] for column in columns)))
 
 
 def _scope(length_bin):

@@ -82,6 +82,17 @@ def read_labels(labels_tsv):
     return labels
 
 
+def read_lengths(labels_tsv):
+    """{frame id: the length in bases of the chunk it was read from} of a labels table's
+    `length` column, which select_training_set writes."""
+    lengths = {}
+    for row in read_tsv(labels_tsv):
+        if "length" not in row._fields:
+            raise ValueError(f"{labels_tsv} has no length column: {row._fields}")
+        lengths[row.frame_id] = int(row.length)
+    return lengths
+
+
 def training_matrix(shards, labels_by_frame):
     """The TrainingMatrix of `shards` (each a list of its embedding files, one per model in
     features order, as classify_shard takes them) labelled from `labels_by_frame` ({frame id:
@@ -249,15 +260,15 @@ def _write_history(history, tsv_path):
             writer.writerow("NA" if np.isnan(row[name]) else row[name] for name in columns)
 
 
-def evaluate_classifier(sets, classifier_path, metrics_tsv, figure_svg, lengths=None):
+def evaluate_classifier(sets, classifier_path, metrics_tsv, figure_svg, by_length=False):
     """Score the frames of `sets` (TrainingSets, or any pairs of shards and labels table: each
     shard a list of embedding files, one per model of the classifier, in features order) with
     the classifier file, and write the metrics of the scores at 0.5 against each set's labels
     (read_labels) to `metrics_tsv` and their figure to `figure_svg`, with the calibrated scores
-    beside them where the classifier holds a calibration. `lengths` ({frame id: bases}, the
-    frame ids of all sets) adds metrics by length. Returns the metrics."""
+    beside them where the classifier holds a calibration. `by_length` adds metrics by the
+    length of the frames' chunks, each set's read_lengths. Returns the metrics."""
     model = load_classifier(classifier_path)
-    frame_ids, labels, virus_scores = [], [], []
+    labels, lengths, virus_scores = [], [], []
     for shards, labels_tsv, *_ in sets:
         set_frames = []
         for paths in shards:
@@ -268,11 +279,10 @@ def evaluate_classifier(sets, classifier_path, metrics_tsv, figure_svg, lengths=
                 virus_scores.append(score_files(model, [h5["embedding"] for h5 in files])[:, 1])
                 set_frames.extend(files[0]["frame_id"].asstr()[:])
         labels += _looked_up(set_frames, read_labels(labels_tsv), "label")
-        frame_ids += set_frames
+        if by_length:  # per set: two sets may hold frames of one id
+            lengths += _looked_up(set_frames, read_lengths(labels_tsv), "length")
     virus_scores = np.concatenate(virus_scores)
-    if lengths is not None:
-        lengths = _looked_up(frame_ids, lengths, "length")
-    metrics = evaluate_scores(labels, virus_scores, lengths=lengths)
+    metrics = evaluate_scores(labels, virus_scores, lengths=lengths if by_length else None)
     write_metrics(metrics, metrics_tsv)
     calibrated = classifier_calibration(classifier_path)
     plot_evaluation(

@@ -75,13 +75,9 @@ def select_training_set(fasta, genbank, label, chunk_size, nucleotide_fa, protei
     `chunk_size` (overlap chunking, as the workflow shards it), the frames kept by
     training_frames with the CDS translations of `genbank` (None: no annotation), written as
     the prediction's frame FASTA files (translate_frames) and a labels table (frame_id, label:
-    `label` for every frame, train_run.read_labels). Returns the number of frames."""
+    `label` for every frame, train_run.read_labels; length: the bases of the frame's chunk,
+    train_run.read_lengths). Returns the number of frames."""
     translations = None if genbank is None else cds_translations(genbank)
-    chunks = (
-        (f"{record.id}{CHUNK_MARK}{k}", record.sequence[start:end])
-        for record in read_records(fasta)
-        for k, (start, end) in enumerate(chunk_spans(len(record.sequence), chunk_size), start=1)
-    )
     n_frames = 0
     with (
         atomic_open(nucleotide_fa) as nucleotide_out,
@@ -89,12 +85,20 @@ def select_training_set(fasta, genbank, label, chunk_size, nucleotide_fa, protei
         atomic_open(labels_tsv) as labels_out,
     ):
         labels = tsv_writer(labels_out)
-        labels.writerow(("frame_id", "label"))
-        for frame in training_frames(chunks, translations):
-            write_unwrapped(nucleotide_out, frame.id, frame.nucleotide)
-            write_unwrapped(protein_out, frame.id, frame.protein)
-            labels.writerow((frame.id, label))
-            n_frames += 1
+        labels.writerow(("frame_id", "label", "length"))
+        for record in read_records(fasta):
+            spans = chunk_spans(len(record.sequence), chunk_size)
+            chunks = [
+                (f"{record.id}{CHUNK_MARK}{k}", record.sequence[start:end])
+                for k, (start, end) in enumerate(spans, start=1)
+            ]
+            # overlap chunking cuts a record into chunks of one length, the record's where shorter
+            length = min(len(record.sequence), chunk_size)
+            for frame in training_frames(chunks, translations):
+                write_unwrapped(nucleotide_out, frame.id, frame.nucleotide)
+                write_unwrapped(protein_out, frame.id, frame.protein)
+                labels.writerow((frame.id, label, length))
+                n_frames += 1
     if n_frames == 0:
         raise ValueError(f"{fasta} gives no training frame: nothing to train or evaluate on")
     return n_frames

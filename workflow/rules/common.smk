@@ -12,7 +12,7 @@ from virnucpro.classifier_choice import (
     planned_models,
     sample_classifier as classifier_of_row,
 )
-from virnucpro.models.classifier_header import EMBEDDING_MODELS
+from virnucpro.models.classifier_header import EMBEDDING_MODELS, classifier_models
 from virnucpro.errors import InputError
 from virnucpro.lifeline import SNAKEMAKE_PID
 from virnucpro.sample_sheet import read_sample_sheet
@@ -293,26 +293,77 @@ def training_set_params(role):
 
 
 def training_inputs(role):
-    """An input function: the embedding files and labels tables of the sets of a role, once it
-    is checked that the training sheet has such sets (called only when the target needs them).
-    """
+    """An input function: the embedding files and labels tables of the sets of a role."""
+    return lambda wildcards: set_files(checked_sets(role))
 
-    def inputs(wildcards):
-        if not training_sets_of(role):
-            why = (
-                f"the training sheet {config['training']['sheet']} has no set of role {role}"
-                if training_sets
-                else "the config names no training sheet (training.sheet)"
-            )
+
+def checked_sets(role):
+    """training_set_params of a role, once it is checked that the training sheet has sets of
+    it: called by input functions, so only when a target needs them."""
+    if not training_sets_of(role):
+        why = (
+            f"the training sheet {config['training']['sheet']} has no set of role {role}"
+            if training_sets
+            else "the config names no training sheet (training.sheet)"
+        )
+        raise InputError(f"{why}: the {role} step needs one (config/README.md, Training)")
+    return training_set_params(role)
+
+
+def set_files(sets):
+    """The embedding files and labels tables of training_set_params' sets."""
+    return {
+        "embeddings": [path for s in sets for shard in s["shards"] for path in shard],
+        "labels": [s["labels_tsv"] for s in sets],
+    }
+
+
+# The classifiers `evaluate` measures on the evaluate sets, by their {classifier} name in
+# results/training/evaluation/: the one trained here, and each of training.compare_with.
+TRAINED = "trained"
+
+
+def evaluated_classifiers():
+    """{name: {"path", "models"}} of the classifiers to evaluate: `trained`, and each of
+    training.compare_with named by its file stem, with the embedding models it takes. Refused
+    at plan time where two share a name, or where one takes a model the evaluate sets are not
+    embedded with."""
+    embedded = tuple(config["training"]["models"])
+    classifiers = {TRAINED: {"path": TRAINED_CLASSIFIER, "models": embedded}}
+    for path in config["training"]["compare_with"]:
+        name, models = Path(path).stem, classifier_models(path)
+        if name in classifiers:
             raise InputError(
-                f"{why}: the {role} step needs one (config/README.md, Training)"
+                f"training.compare_with: {path} would be evaluated as {name!r}, as is "
+                f"{classifiers[name]['path']}: each classifier is named by its file stem in "
+                "results/training/evaluation/, so give each a file name of its own"
             )
-        sets = training_set_params(role)
-        return {
-            "embeddings": [
-                path for s in sets for shard in s["shards"] for path in shard
-            ],
-            "labels": [s["labels_tsv"] for s in sets],
-        }
+        missing = [model for model in models if model not in embedded]
+        if missing:
+            raise InputError(
+                f"training.compare_with: {path} takes the features of {list(models)}, the "
+                f"evaluate sets are embedded with training.models {list(embedded)}: add "
+                f"{missing} to training.models to evaluate it"
+            )
+        classifiers[name] = {"path": path, "models": models}
+    return classifiers
 
-    return inputs
+
+EVALUATED = evaluated_classifiers()
+
+
+def evaluation_sets(classifier):
+    """training_set_params of the evaluate sets, each shard's files cut to those of the
+    classifier's models, in its features order."""
+    embedded = config["training"]["models"]
+    kept = [embedded.index(model) for model in EVALUATED[classifier]["models"]]
+    sets = checked_sets("evaluate")
+    for s in sets:
+        s["shards"] = [[shard[i] for i in kept] for shard in s["shards"]]
+    return sets
+
+
+def evaluation_inputs(wildcards):
+    """The classifier, and the embedding files and labels tables of the evaluate sets it reads."""
+    sets = evaluation_sets(wildcards.classifier)
+    return {"classifier": EVALUATED[wildcards.classifier]["path"], **set_files(sets)}

@@ -34,8 +34,20 @@ rule train_classifier:
         unpack(training_inputs("train")),
     output:
         classifier=TRAINED_CLASSIFIER,
-        history="results/training/history.tsv",
-        metrics="results/training/metrics.tsv",
+        history=report(
+            "results/training/history.tsv",
+            caption="../report/training_history.rst",
+            category="Training",
+            subcategory="training run",
+            labels={"classifier": TRAINED, "result": "loss and metrics by epoch"},
+        ),
+        metrics=report(
+            "results/training/metrics.tsv",
+            caption="../report/training_metrics.rst",
+            category="Training",
+            subcategory="training run",
+            labels={"classifier": TRAINED, "result": "metrics on the held-out frames"},
+        ),
     log:
         "logs/train_classifier.log",
     benchmark:
@@ -55,20 +67,60 @@ rule train_classifier:
 
 rule evaluate_classifier:
     input:
-        unpack(training_inputs("evaluate")),
-        classifier=TRAINED_CLASSIFIER,
+        unpack(evaluation_inputs),
     output:
-        metrics="results/training/evaluation/metrics.tsv",
-        figure="results/training/evaluation/evaluation.svg",
+        metrics=report(
+            "results/training/evaluation/{classifier}/metrics.tsv",
+            caption="../report/evaluation_metrics.rst",
+            category="Training",
+            subcategory="{classifier}",
+            labels={
+                "classifier": "{classifier}",
+                "result": "metrics overall and by length",
+            },
+        ),
+        figure=report(
+            "results/training/evaluation/{classifier}/evaluation.svg",
+            caption="../report/evaluation_figure.rst",
+            category="Training",
+            subcategory="{classifier}",
+            labels={"classifier": "{classifier}", "result": "ROC, PR and reliability"},
+        ),
     log:
-        "logs/evaluate_classifier.log",
+        "logs/evaluate_classifier/{classifier}.log",
     benchmark:
-        "logs/benchmarks/evaluate_classifier.tsv"
+        "logs/benchmarks/evaluate_classifier/{classifier}.tsv"
+    wildcard_constraints:
+        classifier=names_pattern(EVALUATED),
     threads: 8
     params:
-        sets=training_set_params("evaluate"),
+        sets=lambda wildcards: evaluation_sets(wildcards.classifier),
     script:
         "../scripts/evaluate_classifier.py"
+
+
+rule tabulate_evaluation:
+    input:
+        metrics=expand(
+            "results/training/evaluation/{classifier}/metrics.tsv",
+            classifier=EVALUATED,
+        ),
+    output:
+        table=report(
+            "results/training/evaluation/classifiers.tsv",
+            caption="../report/classifiers.rst",
+            category="Training",
+            subcategory="all classifiers",
+            labels={"classifier": "all", "result": "overall metrics of each"},
+        ),
+    log:
+        "logs/tabulate_evaluation.log",
+    benchmark:
+        "logs/benchmarks/tabulate_evaluation.tsv"
+    params:
+        classifiers={name: c["path"] for name, c in EVALUATED.items()},
+    script:
+        "../scripts/tabulate_evaluation.py"
 
 
 # targets, as `all` is the prediction's
@@ -79,4 +131,9 @@ rule train:
 
 rule evaluate:
     input:
-        rules.evaluate_classifier.output,
+        rules.tabulate_evaluation.output,
+        expand(
+            "results/training/evaluation/{classifier}/{name}",
+            classifier=EVALUATED,
+            name=("metrics.tsv", "evaluation.svg"),
+        ),

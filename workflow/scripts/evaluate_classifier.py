@@ -14,4 +14,5 @@ evaluate_classifier(
     snakemake.input.classifier,
     snakemake.output.metrics,
     snakemake.output.figure,
+    by_length=True,
 )

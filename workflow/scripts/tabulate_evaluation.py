@@ -1,0 +1,9 @@
+from virnucpro.lifeline import end_with_snakemake
+from virnucpro.logs import log_to
+
+log_to(snakemake.log[0])
+end_with_snakemake()
+
+from virnucpro.evaluation import tabulate_evaluations  # noqa: E402 - after the log is open
+
+tabulate_evaluations(snakemake.params.classifiers, snakemake.input.metrics, snakemake.output.table)
