@@ -18,7 +18,6 @@ from virnucpro.tables import read_tsv
 
 from workflow_runs import DEMO, TRAINING_DEMO, planned, snakemake
 
-
 DEMO_300 = "resources/demo/300_model.pth"  # the demo's stand-in for the published one
 
 
@@ -70,7 +69,9 @@ def test_the_demo_trains_evaluates_and_predicts_with_its_classifier(workdir):
 
 def test_a_classifier_of_dnabert_s_features_plans_no_esm2_job(workdir):
     # the demo's published-format classifier takes both models: none to compare with here
-    (workdir / "dnabert_s.yaml").write_text("training:\n  models: [dnabert_s]\n  compare_with: []\n")
+    (workdir / "dnabert_s.yaml").write_text(
+        "training:\n  models: [dnabert_s]\n  compare_with: []\n"
+    )
     plan = planned(workdir, "train", "all", config=[*TRAINING_DEMO, "dnabert_s.yaml"])
     assert any(rule == "train_classifier" for rule, _ in plan)
     # both models only for the sample with the published classifier; the training sets and
