@@ -256,10 +256,13 @@ SAMPLE_RESULTS = (
 def final_outputs():
     """Every sample's results and the table of all samples, the per-shard embeddings
     included: a shard file that goes missing is then remade, with only what depends on it.
+    With a training sheet of evaluate sets, the evaluation too (training is done where a
+    sample's classifier is the one trained, as its input).
     """
     results = expand("results/{sample}/{name}", sample=samples, name=SAMPLE_RESULTS)
     embeddings = [path for sample in samples for path in embedding_files(sample)]
-    return results + embeddings + ["results/samples.tsv"]
+    evaluation = evaluation_outputs() if training_sets_of("evaluate") else []
+    return results + embeddings + ["results/samples.tsv"] + evaluation
 
 
 # The training run (train.smk)
@@ -350,6 +353,18 @@ def evaluated_classifiers():
 
 
 EVALUATED = evaluated_classifiers()
+
+
+def evaluation_outputs():
+    """What `evaluate` makes: each classifier's metrics and figure, and their table."""
+    return [
+        "results/training/evaluation/classifiers.tsv",
+        *expand(
+            "results/training/evaluation/{classifier}/{name}",
+            classifier=EVALUATED,
+            name=("metrics.tsv", "evaluation.svg"),
+        ),
+    ]
 
 
 def evaluation_sets(classifier):

@@ -123,7 +123,7 @@ rule tabulate_evaluation:
         "../scripts/tabulate_evaluation.py"
 
 
-# targets, as `all` is the prediction's
+# targets; `all` also evaluates where the training sheet has evaluate sets
 rule train:
     input:
         rules.train_classifier.output,
@@ -131,9 +131,4 @@ rule train:
 
 rule evaluate:
     input:
-        rules.tabulate_evaluation.output,
-        expand(
-            "results/training/evaluation/{classifier}/{name}",
-            classifier=EVALUATED,
-            name=("metrics.tsv", "evaluation.svg"),
-        ),
+        evaluation_outputs(),
