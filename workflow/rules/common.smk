@@ -309,7 +309,9 @@ def checked_sets(role):
             if training_sets
             else "the config names no training sheet (training.sheet)"
         )
-        raise InputError(f"{why}: the {role} step needs one (config/README.md, Training)")
+        raise InputError(
+            f"{why}: the {role} step needs one (config/README.md, Training)"
+        )
     return training_set_params(role)
 
 
