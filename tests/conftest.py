@@ -13,8 +13,10 @@ from stages import run_sample
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
-# 200 real labelled 3 kb RefSeq fragments (DeepVirFinder's validation set: 100 viral, 100 host)
+# real labelled 3 kb RefSeq fragments from DeepVirFinder (tests/data/README.md); the tests read
+# its validation set (100 viral, 100 host), the demo's training the others
 DVF = DATA / "dvf"
+DVF_VALIDATION = (DVF / "host_val.fa", DVF / "virus_val.fa")
 # The published DNABERT-S config.json and tokenizer.json (the weights are built at random)
 REAL_DNABERT_S = DATA / "dnabert-s"
 

@@ -23,7 +23,7 @@ from virnucpro.sharding import shard_frames
 from virnucpro.sizing import estimated_esm2_tokens
 from virnucpro.tables import read_tsv
 
-from conftest import DATA, DVF, REPO
+from conftest import DATA, DVF_VALIDATION, REPO
 from stages import run_sample
 from workflow_runs import DEMO, set_config, snakemake
 
@@ -207,7 +207,7 @@ def test_a_5_mb_record_is_cut_whole(tmp_path):
 
 
 def test_100000_reads_are_all_listed(tmp_path):
-    genomes = [sequence for path in sorted(DVF.glob("*.fa")) for _, sequence in _pairs(path)]
+    genomes = [sequence for path in DVF_VALIDATION for _, sequence in _pairs(path)]
     rng = random.Random(100)
     reads = []
     for n in range(100_000):
@@ -304,7 +304,7 @@ def test_the_shard_estimate_reads_every_compression(tmp_path, fmt):
     """The estimate scales the text per compressed byte of the file's start to its size."""
     reads = [
         (f"{rid}_{start}", genome[start : start + 150])
-        for path in sorted(DVF.glob("*.fa"))
+        for path in DVF_VALIDATION
         for rid, genome in _pairs(path)
         for start in range(0, len(genome) - 150, 150)
     ]

@@ -7,15 +7,13 @@ import pytest
 from virnucpro import prepare
 from virnucpro.prepare import chunk_sample, translate_sample
 
-from conftest import DVF
+from conftest import DVF_VALIDATION
 from reference import original
-
-DVF_FILES = sorted(DVF.glob("*.fa"))
 
 
 @pytest.mark.parametrize("workers", [1, 3])
 @pytest.mark.parametrize("chunk_size", [300, 500])
-@pytest.mark.parametrize("fasta", DVF_FILES, ids=[p.stem for p in DVF_FILES])
+@pytest.mark.parametrize("fasta", DVF_VALIDATION, ids=[p.stem for p in DVF_VALIDATION])
 def test_legacy_outputs_are_identical_to_the_original(
     tmp_path, monkeypatch, fasta, chunk_size, workers
 ):

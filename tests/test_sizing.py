@@ -10,7 +10,7 @@ from virnucpro.fasta import read_records
 from virnucpro.prepare import chunk_sample, translate_sample
 from virnucpro.sizing import TOKENS_PER_SHARD, estimated_esm2_tokens, shard_count
 
-from conftest import DVF
+from conftest import DVF, DVF_VALIDATION
 
 
 def exact_esm2_tokens(fasta, chunk_size, tmp_path):
@@ -26,7 +26,7 @@ def exact_esm2_tokens(fasta, chunk_size, tmp_path):
 def real_reads():
     """150 bp reads tiled over the real fragments, in random order as a sequencer gives them:
     (id, sequence)."""
-    genomes = [r.sequence for path in sorted(DVF.glob("*.fa")) for r in read_records(path)]
+    genomes = [r.sequence for path in DVF_VALIDATION for r in read_records(path)]
     tiled = [
         (f"r{g}_{start}", genome[start : start + 150])
         for g, genome in enumerate(genomes)
