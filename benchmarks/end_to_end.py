@@ -146,10 +146,11 @@ def job_times(run):
     """{rule: [(wildcards, seconds)]} from the Snakemake benchmark files."""
     times, root = defaultdict(list), run / "logs" / "benchmarks"
     for path in sorted(root.rglob("*.tsv")):
-        rule = path.relative_to(root).parts[0].removesuffix(".tsv")  # a rule of no wildcards
+        first, *rest = path.relative_to(root).parts
+        rule = first.removesuffix(".tsv")  # a file of its own: a rule of no wildcards
         with open(path) as handle:
             seconds = float(next(csv.DictReader(handle, delimiter="\t"))["s"])
-        times[rule].append((str(path.relative_to(root / rule)), round(seconds, 2)))
+        times[rule].append(("/".join(rest) or ".", round(seconds, 2)))
     return times
 
 

@@ -195,12 +195,13 @@ def test_an_embedding_job_keeps_the_gpu_busy(esm2_3b, tmp_path):
         np.testing.assert_array_equal(protein["scores"][:], recomputed)
 
 
-def test_a_fit_on_the_gpu_repeats_itself_and_follows_the_cpu_fit():
+def test_a_fit_on_the_gpu_repeats_itself_and_learns_as_the_cpu_fit_does():
     """The classifier trains on the GPU where a job has one: the same seed gives the same
-    weights there, and they stay within float tolerance of the CPU fit's (3 epochs of 2,000
-    frames at 3,328 features, the published width; only the matrix kernels' summation order
-    differs)."""
-    from virnucpro.training import fit_classifier
+    weights there, byte for byte. Its dropout masks come from the GPU's generator, not the
+    CPU's, so its weights are not the CPU fit's; its loss curve is, within 2% (3 epochs of
+    2,000 frames at 3,328 features, the published width), and its metrics of one model are
+    the CPU's within float tolerance."""
+    from virnucpro.training import evaluate, fit_classifier
 
     generator = torch.Generator().manual_seed(0)
     features = torch.randn(2_250, 768 + 2560, generator=generator)
@@ -211,14 +212,17 @@ def test_a_fit_on_the_gpu_repeats_itself_and_follows_the_cpu_fit():
         data = [
             t.to(device) for t in (features[train], labels[train], features[test], labels[test])
         ]
-        model, history, _ = fit_classifier(*data, seed=5, max_epochs=3)
-        return {k: v.cpu() for k, v in model.state_dict().items()}, history
+        return fit_classifier(*data, seed=5, max_epochs=3)[:2]
 
-    (gpu, gpu_history), (again, _), (cpu, cpu_history) = fit(CUDA), fit(CUDA), fit("cpu")
-    assert all(torch.equal(gpu[name], again[name]) for name in gpu)
-    for name in cpu:
-        if cpu[name].is_floating_point():
-            torch.testing.assert_close(gpu[name], cpu[name], rtol=1e-4, atol=1e-4)
+    (gpu, gpu_history), (again, _), (_, cpu_history) = fit(CUDA), fit(CUDA), fit("cpu")
+    gpu_state, again_state = gpu.state_dict(), again.state_dict()
+    assert all(torch.equal(gpu_state[name], again_state[name]) for name in gpu_state)
+    print(
+        f"test loss by epoch, GPU {[round(r['loss'], 5) for r in gpu_history]}, CPU "
+        f"{[round(r['loss'], 5) for r in cpu_history]}"
+    )
     for row, cpu_row in zip(gpu_history, cpu_history, strict=True):
-        assert row["loss"] == pytest.approx(cpu_row["loss"], rel=1e-4)
-    print(f"GPU fit: test loss by epoch {[round(r['loss'], 6) for r in gpu_history]}")
+        assert row["loss"] == pytest.approx(cpu_row["loss"], rel=0.02)
+    on_gpu = evaluate(gpu, features[test].to(CUDA), labels[test].to(CUDA))
+    on_cpu = evaluate(gpu.cpu(), features[test], labels[test])
+    assert on_gpu == pytest.approx(on_cpu, rel=1e-5)
