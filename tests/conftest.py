@@ -63,17 +63,22 @@ def demo_run(tmp_path_factory, demo_models):
     return run_sample(DATA / "demo.fa", demo_models, tmp_path_factory.mktemp("run"), shards=3)
 
 
-@pytest.fixture
-def workdir(tmp_path):
-    """A copy of the workflow (workflow/, config/, profiles/, demo inputs) to run Snakemake in."""
+def copy_workflow(directory):
+    """A copy of the workflow (workflow/, config/, profiles/, demo inputs) in `directory`."""
     for name in ("workflow", "config", "profiles", "environment.yml"):
         source = REPO / name
         if source.is_dir():
-            shutil.copytree(source, tmp_path / name)
+            shutil.copytree(source, directory / name)
         else:
-            shutil.copy(source, tmp_path / name)
-    (tmp_path / "tests" / "data").mkdir(parents=True)
-    shutil.copy(REPO / "tests" / "data" / "demo.fa", tmp_path / "tests" / "data" / "demo.fa")
+            shutil.copy(source, directory / name)
+    (directory / "tests" / "data").mkdir(parents=True)
+    shutil.copy(REPO / "tests" / "data" / "demo.fa", directory / "tests" / "data" / "demo.fa")
     # the demo training's labelled fragments (config/demo/training.tsv)
-    shutil.copytree(REPO / "tests" / "data" / "dvf", tmp_path / "tests" / "data" / "dvf")
-    return tmp_path
+    shutil.copytree(REPO / "tests" / "data" / "dvf", directory / "tests" / "data" / "dvf")
+    return directory
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A copy of the workflow to run Snakemake in."""
+    return copy_workflow(tmp_path)

@@ -2,21 +2,32 @@
 finished, adding another sample, changing the GPUs or moving the run to the SLURM profile
 plans nothing for it."""
 
+import shutil
+
 import pytest
 
 from virnucpro.models.classifier import MLPClassifier, save_classifier
 from virnucpro.sizing import shard_count
 
+from conftest import copy_workflow
 from workflow_runs import DEMO, planned, set_config, snakemake
 
 
+@pytest.fixture(scope="module")
+def demo_finished(tmp_path_factory):
+    """The demo run to the end with `shards: auto`, as a user runs it: once for the module."""
+    run = copy_workflow(tmp_path_factory.mktemp("finished"))
+    set_config(run, shards="auto")
+    snakemake(run, *DEMO, "--cores", "2")
+    assert planned(run) == []
+    return run
+
+
 @pytest.fixture
-def finished(workdir):
-    """The demo run to the end with `shards: auto`, as a user runs it."""
-    set_config(workdir, shards="auto")
-    snakemake(workdir, *DEMO, "--cores", "2")
-    assert planned(workdir) == []
-    return workdir
+def finished(demo_finished, tmp_path):
+    """A copy of the finished demo for one test to change: its files' times and Snakemake's
+    records of them kept (copytree copies with copy2), so it is as finished as the original."""
+    return shutil.copytree(demo_finished, tmp_path / "finished", symlinks=True)
 
 
 def test_adding_a_larger_sample_plans_only_that_sample(finished):
