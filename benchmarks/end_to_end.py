@@ -124,13 +124,15 @@ def prepare(args, sample):
     return run
 
 
-def run_workflow(run, cold):
-    """The README's command in `run`; returns (wall seconds, GPU busy per GPU)."""
-    for stale in ("results", "logs", ".snakemake"):
+def run_workflow(run, cold, *targets, fresh=True):
+    """The README's command in `run` (for `targets`, or `all`), from nothing unless not `fresh`
+    (then resuming what is there); returns (wall seconds, GPU busy per GPU)."""
+    for stale in ("results", "logs", ".snakemake") if fresh else ():
         shutil.rmtree(run / stale, ignore_errors=True)
     if cold:
         shutil.rmtree(run / "resources", ignore_errors=True)
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow/Snakefile")]
+    command = [sys.executable, "-m", "snakemake", *targets]
+    command += ["--snakefile", str(REPO / "workflow/Snakefile")]
     command += ["--directory", str(run), "--profile", str(REPO / "profiles/local")]
     with GpuSampler(gpu_indices()) as sampler:
         started = time.perf_counter()

@@ -18,14 +18,12 @@ being GPU time; the training's epochs; the held-out and evaluation metrics of bo
 
 import argparse
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
 import yaml
-from end_to_end import job_times
+from end_to_end import job_times, run_workflow
 from full_models import full_models
 from record import save
 
@@ -65,19 +63,6 @@ def prepare(args):
     }
     (run / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     return run
-
-
-def run_workflow(run):
-    command = [sys.executable, "-m", "snakemake", "train", "evaluate"]
-    command += ["--snakefile", str(REPO / "workflow/Snakefile"), "--directory", str(run)]
-    command += ["--profile", str(REPO / "profiles/local")]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    (run / "snakemake.log").write_text(done.stdout + done.stderr)
-    if done.returncode != 0:
-        raise RuntimeError(f"the workflow failed:\n{(done.stdout + done.stderr)[-6000:]}")
-    return wall
 
 
 def training_sets(run, role):
@@ -152,7 +137,8 @@ def main():
     args = parser.parse_args()
     args.genomes = args.genomes.resolve()
     run = prepare(args)
-    wall = run_workflow(run)
+    # resumed where a run stopped: the whole takes longer than one device call may
+    wall, gpu_busy = run_workflow(run, False, "train", "evaluate", fresh=False)
     times = job_times(run)
     frames = {
         name: sum(1 for _ in read_tsv(run / "results" / "training" / name / "labels.tsv"))
@@ -174,6 +160,7 @@ def main():
         frames=frames,
         train_frames=sum(frames[s] for s, (_, _, role) in SETS.items() if role == "train"),
         workflow_wall_s=round(wall, 1),
+        gpu_busy=gpu_busy,
         job_seconds=times,
         embedding_gpu_s=round(
             sum(s for rule in times if rule.startswith("embed_shard") for _, s in times[rule]), 1

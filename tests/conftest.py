@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from virnucpro.demo import build_demo_models
 from virnucpro.models.dnabert_s import DNABertConfig
@@ -55,6 +56,15 @@ def demo_models(tmp_path_factory):
         paths["esm2"], paths["dnabert_s"], [paths["classifier_300"], paths["classifier_500"]]
     )
     return paths
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one CPU thread for a module's tests, and as it was after them."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

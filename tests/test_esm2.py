@@ -23,7 +23,8 @@ AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 # Past 1024 residues the original attends over the whole protein and averages residues 1..1024;
 # 2100 is past fair-esm's 2048-token batches, so the reference computes it in a batch of its own
 LENGTHS = [1, 2, 3, 9, 30, 166, 167, 511, 1022, 1023, 1024, 1025, 1100, 1500, 2100]
-SHAPES = [(1, 32, 2), (3, 96, 6), (2, 320, 20), (2, 160, 4)]  # layers, width, heads
+# layers, width, heads; (1, 1280, 20): one layer of ESM-2 650M's width and heads
+SHAPES = [(1, 32, 2), (3, 96, 6), (2, 320, 20), (2, 160, 4), (1, 1280, 20)]
 
 
 def proteins(seed):

@@ -33,13 +33,8 @@ SEED, OTHER_SEED, ONE_CLASS_SEED = 2, 3, 42
 BOTH, DNABERT_S = ("dnabert_s", "esm2"), ("dnabert_s",)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The fits are tiny: one thread runs them faster than several contending ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# the fits are tiny: one thread runs them faster than several contending ones
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

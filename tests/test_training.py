@@ -28,13 +28,8 @@ SEED, BEST_EPOCH = 2, 21
 WEIGHTS_TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The fits are tiny: one thread runs them faster than several contending ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# the fits are tiny: one thread runs them faster than several contending ones
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
