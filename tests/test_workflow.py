@@ -7,6 +7,8 @@ import subprocess
 import sys
 import tomllib
 
+import yaml
+
 from virnucpro.random_checkpoints import write_pickled_classifier
 from virnucpro.tables import read_tsv
 
@@ -160,3 +162,26 @@ def test_rules_run_in_the_one_environment():
     or by environment.yml (README, Set-up), and the rules run in it."""
     for rules in (REPO / "workflow" / "rules").glob("*.smk"):
         assert "conda:" not in rules.read_text(), rules
+
+
+def gpu_rules():
+    """The rules that take a GPU (`gpu=1` in their resources, or a `use rule` of one)."""
+    text = "\n".join(path.read_text() for path in sorted((REPO / "workflow").rglob("*.smk")))
+    found = set()
+    for block in re.split(r"^(?=rule |use rule )", text, flags=re.M):
+        if block.startswith("rule ") and "        gpu=1," in block:
+            found.add(re.match(r"rule (\w+):", block)[1])
+        elif block.startswith("use rule "):
+            parent, child = re.match(r"use rule (\w+) as (\w+)", block).groups()
+            if parent in found:
+                found.add(child)
+    return found
+
+
+def test_the_slurm_profile_asks_a_gpu_for_every_rule_that_takes_one():
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    rules = gpu_rules()
+    assert {"embed_shard", "embed_shard_one_model", "train_classifier"} <= rules
+    for rule in rules:
+        resources = profile["set-resources"].get(rule, {})
+        assert resources.get("gpu") == 1 and resources.get("slurm_partition") == "gpu", rule
