@@ -117,6 +117,7 @@ def test_the_classifier_file_says_what_made_it(trained, shards, labels_tsv, mode
     assert metadata["widths"] == ",".join(map(str, widths))
     assert metadata["chunk_size"] == "500"
     assert metadata["seed"] == str(SEED) and metadata["legacy"] == "false"
+    assert metadata["random_encoders"] == "true"  # the demo's models
     names = {"dnabert_s": "DNABERT-S-demo", "esm2": "esm2_t4_demo"}
     assert json.loads(metadata["embedding_models"]) == {m: names[m] for m in models}
     # the same frames and labels whatever the models: the same digest

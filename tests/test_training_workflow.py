@@ -30,6 +30,7 @@ def test_the_demo_trains_evaluates_and_predicts_with_its_classifier(workdir):
     classifier = workdir / TRAINED_CLASSIFIER
     metadata = classifier_metadata(classifier)
     assert metadata["chunk_size"] == "300" and metadata["seed"] == "42"
+    assert metadata["random_encoders"] == "true"  # said plainly, as the figures' titles say it
     assert classifier_models(classifier) == ("dnabert_s", "esm2")
     held_out = {row.metric: float(row.value) for row in read_tsv(classifier.parent / "metrics.tsv")}
     assert held_out["n"] > 50 and 0 <= held_out["roc_auc"] <= 1
@@ -50,6 +51,7 @@ def test_the_demo_trains_evaluates_and_predicts_with_its_classifier(workdir):
         assert metrics["length [300, 500)", "n"] == row.n
         figure = evaluation / row.classifier / "evaluation.svg"
         assert ET.parse(figure).getroot().tag.endswith("svg")
+        assert "RANDOM encoders: the metrics mean nothing" in figure.read_text()
     by_sample = {row.sample: row for row in read_tsv(workdir / "results" / "samples.tsv")}
     assert by_sample["demo_300_legacy"].classifier == TRAINED_CLASSIFIER
     assert by_sample["demo_500"].classifier == "resources/demo/500_model.pth"

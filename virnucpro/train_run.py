@@ -15,7 +15,7 @@ import torch
 from .atomic import atomic_open
 from .calibration import classifier_calibration, fit_calibration
 from .evaluation import evaluate_scores, plot_evaluation, write_metrics
-from .h5store import open_shard
+from .h5store import open_shard, read_attrs
 from .models.classifier import load_classifier, save_classifier, scores
 from .models.classifier_header import (
     CALIBRATION_KEY,
@@ -23,6 +23,7 @@ from .models.classifier_header import (
     EMBEDDING_MODELS_KEY,
     LEGACY_KEY,
     METRICS_KEY,
+    RANDOM_ENCODERS_KEY,
     SEED_KEY,
     TRAINING_DATA_KEY,
     WIDTHS_KEY,
@@ -33,6 +34,10 @@ from .training import fit_classifier, split_indices
 
 log = logging.getLogger(__name__)
 
+RANDOM_ENCODERS = (
+    "the embedding models have RANDOM weights (a demo or test checkpoint): the classifier "
+    "learns what random features keep, and its metrics say nothing of the published models"
+)
 LABEL_VALUES = {"virus": 1, "other": 0}  # the labels table's words, as evaluation's labels
 LABEL_COLUMNS = ("frame_id", "label")
 
@@ -213,6 +218,9 @@ def train_classifier(
             f"a shard gives {len(matrix.widths)} embedding files for the models {models}: give "
             "one per model, in the models' order"
         )
+    random = _random_encoders(sets)
+    if random:
+        log.warning(RANDOM_ENCODERS)
     train, test = split_indices(len(matrix.labels), seed)
     features = torch.from_numpy(matrix.features).to(device)
     labels = torch.from_numpy(matrix.labels).to(device)
@@ -234,6 +242,7 @@ def train_classifier(
         METRICS_KEY: json.dumps(metrics, allow_nan=False),
         SEED_KEY: str(seed),
         LEGACY_KEY: json.dumps(bool(legacy)),
+        RANDOM_ENCODERS_KEY: json.dumps(random),
     }
     if 0 < held_out_labels.sum() < held_out_labels.size:
         calibration = fit_calibration(held_out_scores, held_out_labels)
@@ -247,6 +256,17 @@ def train_classifier(
     _write_history(history, history_tsv)
     write_metrics(metrics, metrics_tsv)
     return metrics
+
+
+def _random_encoders(sets):
+    """Whether the sets were embedded by models of random weights (a demo or test checkpoint),
+    as their embedding files say."""
+    return any(
+        bool(read_attrs(path)["random_weights"])
+        for s in sets
+        for paths in s.shards
+        for path in paths
+    )
 
 
 def _write_history(history, tsv_path):
@@ -268,13 +288,14 @@ def evaluate_classifier(sets, classifier_path, metrics_tsv, figure_svg, by_lengt
     beside them where the classifier holds a calibration. `by_length` adds metrics by the
     length of the frames' chunks, each set's read_lengths. Returns the metrics."""
     model = load_classifier(classifier_path)
-    labels, lengths, virus_scores = [], [], []
+    labels, lengths, virus_scores, random = [], [], [], False
     for shards, labels_tsv, *_ in sets:
         set_frames = []
         for paths in shards:
             with open_shard(paths) as files:
                 widths = [h5["embedding"].shape[1] for h5 in files]
                 names = [str(h5.attrs["model"]) for h5 in files]
+                random |= any(bool(h5.attrs["random_weights"]) for h5 in files)
                 check_width(model, widths, classifier_path, paths, names)
                 virus_scores.append(score_files(model, [h5["embedding"] for h5 in files])[:, 1])
                 set_frames.extend(files[0]["frame_id"].asstr()[:])
@@ -285,11 +306,14 @@ def evaluate_classifier(sets, classifier_path, metrics_tsv, figure_svg, by_lengt
     metrics = evaluate_scores(labels, virus_scores, lengths=lengths if by_length else None)
     write_metrics(metrics, metrics_tsv)
     calibrated = classifier_calibration(classifier_path)
+    if random:
+        log.warning(RANDOM_ENCODERS)
     plot_evaluation(
         labels,
         virus_scores,
         figure_svg,
-        f"{Path(classifier_path).name} on {len(labels)} frames",
+        f"{Path(classifier_path).name} on {len(labels)} frames"
+        + (" (RANDOM encoders: the metrics mean nothing)" if random else ""),
         calibrated=None if calibrated is None else calibrated.apply(virus_scores),
     )
     return metrics

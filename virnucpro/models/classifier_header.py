@@ -11,11 +11,13 @@ SAFETENSORS_FORMAT = "virnucpro-mlp"
 # classifier (train_run) adds the others: its features' widths ("768,2560") and chunk size, the
 # embedding model of each kind (JSON {kind: name}), the SHA-256 of its training data, its metrics
 # on the held-out frames (JSON of evaluation.evaluate_scores), its seed, whether it was fitted in
-# the original's legacy way ("true"/"false") and, where fitted, its calibration (JSON).
+# the original's legacy way ("true"/"false"), whether its embedding models had random weights
+# ("true"/"false": a demo's) and, where fitted, its calibration (JSON).
 FORMAT_KEY, MODELS_KEY = "format", "models"
 WIDTHS_KEY, CHUNK_SIZE_KEY, EMBEDDING_MODELS_KEY = "widths", "chunk_size", "embedding_models"
 TRAINING_DATA_KEY, METRICS_KEY = "training_data_sha256", "metrics"
 SEED_KEY, LEGACY_KEY, CALIBRATION_KEY = "seed", "legacy", "calibration"
+RANDOM_ENCODERS_KEY = "random_encoders"
 # The embedding models a classifier's features come from, side by side in this order; the
 # original's classifiers take both.
 EMBEDDING_MODELS = ("dnabert_s", "esm2")
