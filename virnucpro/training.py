@@ -88,10 +88,11 @@ def fit_classifier(
         )
         optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, LR_STEP_EPOCHS, LR_GAMMA)
+        steps = (_GraphedSteps if device.type == "cuda" else _Steps)(model, optimizer)
         history = []
         best_loss = best_epoch = best_state = None
         for epoch in range(1, max_epochs + 1):
-            train_loss = _train_epoch(model, loader, optimizer)
+            train_loss = _train_epoch(model, loader, steps)
             metrics = evaluate(model, test_features, test_labels)
             history.append({"epoch": epoch, "train_loss": train_loss, **metrics})
             log(_describe(history[-1], max_epochs))
@@ -132,17 +133,75 @@ def _initial_model(input_dim):
     return model
 
 
-def _train_epoch(model, loader, optimizer):
+def _train_epoch(model, loader, steps):
     """One pass over the shuffled training set; the mean of its batches' losses."""
     model.train()
-    total_loss = _zero_sum(next(model.parameters()).device)
+    steps.loss_sum.zero_()
     for features, labels in loader:
-        optimizer.zero_grad()
-        loss = F.cross_entropy(model(features), labels)
+        steps(features, labels)
+    return steps.loss_sum.item() / len(loader)
+
+
+class _Steps:
+    """The original's optimiser step, one per batch, each batch's loss added to `loss_sum`."""
+
+    def __init__(self, model, optimizer):
+        self.model, self.optimizer = model, optimizer
+        self.loss_sum = _zero_sum(next(model.parameters()).device)
+
+    def __call__(self, features, labels):
+        self.optimizer.zero_grad()
+        loss = F.cross_entropy(self.model(features), labels)
         loss.backward()
-        optimizer.step()
-        total_loss += loss.detach()
-    return total_loss.item() / len(loader)
+        self.optimizer.step()
+        self.loss_sum += loss.detach()
+
+
+class _GraphedSteps(_Steps):
+    """On a GPU, the same step of a full batch captured once as a CUDA graph and replayed: a
+    step of the MLP on 32 frames is microseconds of GPU work behind 1.5 ms of Python and kernel
+    launches, which made a fit take four times its frames' embedding
+    (benchmarks/results/2026-11-22-training.md). Written here, as PyTorch's graph capture of a
+    whole training step is its documented recipe (warm-up steps on a side stream, a capture,
+    replays into static inputs), not a library call. The first WARM_UP steps run eagerly, on a
+    side stream, for the optimiser's momentum buffers and the libraries' handles, which a capture
+    cannot create; so does a batch of another size (an epoch's last). The graph holds the
+    learning rate as a constant, so it is captured again when the schedule changes it.
+    Replays are the same kernels each time: a fit repeats itself exactly on one GPU."""
+
+    WARM_UP = 3
+
+    def __init__(self, model, optimizer):
+        super().__init__(model, optimizer)
+        self.graph = self.features = self.labels = self.learning_rate = None
+        self.taken = 0
+
+    def __call__(self, features, labels):
+        if len(features) != BATCH_SIZE:
+            return super().__call__(features, labels)
+        if self.taken < self.WARM_UP:
+            self.taken += 1
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                super().__call__(features, labels)
+            torch.cuda.current_stream().wait_stream(side)
+            return None
+        if self.learning_rate != self.optimizer.param_groups[0]["lr"]:
+            self._capture(features, labels)
+        self.features.copy_(features)
+        self.labels.copy_(labels)
+        self.graph.replay()
+        return None
+
+    def _capture(self, features, labels):
+        self.graph = None  # the last capture's memory back first
+        self.features, self.labels = torch.empty_like(features), torch.empty_like(labels)
+        self.learning_rate = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.zero_grad(set_to_none=True)  # the gradients: the graph's own memory
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            super().__call__(self.features, self.labels)
 
 
 def _zero_sum(device):
