@@ -358,14 +358,12 @@ EVALUATED = evaluated_classifiers()
 
 
 def evaluation_outputs():
-    """What `evaluate` makes: each classifier's metrics and figure, and their table."""
+    """What `evaluate` makes: each classifier's metrics and figure, and their table (the
+    outputs of train.smk's rules, read when `all` and `evaluate` are defined after them).
+    """
     return [
-        "results/training/evaluation/classifiers.tsv",
-        *expand(
-            "results/training/evaluation/{classifier}/{name}",
-            classifier=EVALUATED,
-            name=("metrics.tsv", "evaluation.svg"),
-        ),
+        *rules.tabulate_evaluation.output,
+        *expand(rules.evaluate_classifier.output, classifier=EVALUATED),
     ]
 
 
