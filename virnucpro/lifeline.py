@@ -52,7 +52,9 @@ def ancestors():
         try:
             with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
                 stat = handle.read()
-        except FileNotFoundError:  # it ended while we looked: the chain above is broken
+        # it ended while we looked (before the open, or between the open and the read, which
+        # then fails with ESRCH): the chain above is broken
+        except (FileNotFoundError, ProcessLookupError):
             break
         pid = int(stat.rpartition(")")[2].split()[1])  # the field after the command's name
         found.append(pid)
