@@ -1,0 +1,50 @@
+"""ESM-2's linear layers in FP8 against float references, on the CPU (torch's CPU _scaled_mm
+takes the same e4m3 operands and row-wise scales as the GPU's): one layer, and a small ESM-2
+whose every block is converted, against fair-esm's FP32 model on the same random weights."""
+
+import torch
+import torch.nn.functional as F
+from test_esm2 import proteins
+from torch import nn
+
+from virnucpro.embed import ProteinEncoder
+from virnucpro.engine import embed_all
+from virnucpro.models.fp8 import E4M3_MAX, Fp8Linear, esm2_to_fp8, quantize_rows
+from virnucpro.random_checkpoints import write_esm2
+
+from reference import fair_esm
+
+
+def test_rows_are_scaled_to_e4m3s_range_and_a_zero_row_stays_zero():
+    x = torch.randn(5, 64) * torch.tensor([[1e-3], [1.0], [30.0], [1e4], [0.0]])
+    quantized, scale = quantize_rows(x)
+    assert quantized.dtype == torch.float8_e4m3fn and scale.shape == (5, 1)
+    largest = quantized.float().abs().amax(dim=1)
+    assert torch.equal(largest[:4], torch.full((4,), E4M3_MAX))  # each row uses the whole range
+    assert torch.equal(quantized[4].float(), torch.zeros(64))
+    # e4m3 keeps 3 mantissa bits: every value within 1/16 of its row's range, relative
+    restored = quantized.float() * scale
+    assert torch.all((restored - x).abs() <= x.abs().amax(dim=1, keepdim=True) / 16)
+
+
+def test_an_fp8_linear_agrees_with_the_float_layer_per_row():
+    torch.manual_seed(0)
+    linear = nn.Linear(2560, 640)  # ESM-2 3B's width; fewer outputs to keep the test quick
+    x = torch.randn(512, 2560)
+    expected = linear(x)
+    got = Fp8Linear(linear)(x)
+    cosine = F.cosine_similarity(got.float(), expected, dim=1)
+    assert got.dtype == x.dtype and got.shape == expected.shape
+    assert cosine.min() >= 0.998, cosine.min()
+
+
+def test_an_esm2_with_fp8_linears_embeds_as_fair_esm_does(tmp_path):
+    path = write_esm2(tmp_path / "esm2_fp8.pt", 3, 320, 20, seed=4)
+    sequences = proteins(seed=4)
+    expected = fair_esm.embed(*fair_esm.load(path), sequences)
+    encoder = ProteinEncoder.load(path, torch.device("cpu"), torch.float32)
+    esm2_to_fp8(encoder.model)
+    vectors, _ = embed_all(encoder, ProteinEncoder.tokenize(path, sequences), "cpu", 3000)
+    cosine = F.cosine_similarity(torch.from_numpy(vectors), expected, dim=1)
+    print(f"FP8 ESM-2 (3 layers, 320 wide) against fair-esm FP32: min cosine {cosine.min():.6f}")
+    assert cosine.min() >= 0.995
