@@ -1,11 +1,15 @@
-"""The FP8 gate's logic on the CPU: figures measured against a brute-force reference, a forced
-disagreement of vectors or of calls failing the job with its message, and agreement passing."""
+"""The FP8 gate on the CPU: its figures against a brute-force reference, a forced disagreement
+of vectors or of calls failing with its message, agreement passing; and an embedding job with
+precision fp8 (torch computes FP8 products on the CPU too) recording its gate, or stopping."""
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
+from virnucpro.embed import embed_shard
 from virnucpro.fidelity import FidelityError, GateSettings, check, measure
+from virnucpro.h5store import read_attrs, read_embeddings
 from virnucpro.models.classifier import MLPClassifier, scores
 
 SETTINGS = GateSettings()
@@ -64,3 +68,42 @@ def test_the_figures_become_hdf5_attributes():
         "fp8_gate_cosine_p1",
         "fp8_gate_cosine_mean",
     }
+
+
+def fp8_job(demo_run, demo_models, out, gate):
+    """Shard 0 of the demo run embedded again with precision fp8: the output paths."""
+    h5 = {kind: out / f"shard_0000.{kind}.h5" for kind in ("dnabert_s", "esm2")}
+    shards = demo_run / "shards"
+    embed_shard(
+        shards / "frames.tsv",
+        shards / "manifest.tsv",
+        "shard_0000",
+        h5,
+        demo_models,
+        "cpu",
+        precision="fp8",
+        classifier_path=demo_models["classifier_500"],
+        fp8_gate=gate,
+    )
+    return h5
+
+
+def test_an_fp8_job_records_its_gate_and_embeds_as_the_fp32_job(demo_run, demo_models, tmp_path):
+    h5 = fp8_job(demo_run, demo_models, tmp_path, GateSettings(min_cosine_p1=0.99))
+    attrs = read_attrs(h5["esm2"])
+    assert attrs["precision"] == "fp8" and attrs["fp8_gate_frames"] == attrs["rows"]
+    assert attrs["fp8_gate_cosine_p1"] >= 0.99 and 0 <= attrs["fp8_gate_call_changes"] <= 0.005
+    ordinals, _, fp8, _ = read_embeddings(h5["esm2"])
+    fp32_ordinals, _, fp32, _ = read_embeddings(demo_run / "embeddings" / "shard_0000.esm2.h5")
+    order, fp32_order = np.argsort(ordinals), np.argsort(fp32_ordinals)
+    assert np.array_equal(ordinals[order], fp32_ordinals[fp32_order])
+    cosine = F.cosine_similarity(torch.from_numpy(fp8[order]), torch.from_numpy(fp32[fp32_order]))
+    assert cosine.min() >= 0.99
+
+
+def test_an_fp8_job_under_its_bar_stops_and_leaves_no_finished_file(
+    demo_run, demo_models, tmp_path
+):
+    with pytest.raises(FidelityError, match="Set embedding.precision to fp16"):
+        fp8_job(demo_run, demo_models, tmp_path, GateSettings(min_cosine_p1=1.0))
+    assert not any(tmp_path.glob("*.h5"))

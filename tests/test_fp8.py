@@ -48,3 +48,15 @@ def test_an_esm2_with_fp8_linears_embeds_as_fair_esm_does(tmp_path):
     cosine = F.cosine_similarity(torch.from_numpy(vectors), expected, dim=1)
     print(f"FP8 ESM-2 (3 layers, 320 wide) against fair-esm FP32: min cosine {cosine.min():.6f}")
     assert cosine.min() >= 0.995
+
+
+def test_an_fp8_linear_cast_to_fp32_computes_its_quantized_weights_densely():
+    """The engine recomputes a batch that overflowed on an FP32 copy of the model (.float()):
+    the copy's layers hold the same quantized weights and compute them in FP32."""
+    torch.manual_seed(1)
+    layer = Fp8Linear(nn.Linear(256, 128))
+    x = torch.randn(64, 256)
+    weight = layer.weight.float() * layer.weight_scale.t()
+    wide = layer.float()
+    assert wide.weight.dtype == torch.float32
+    torch.testing.assert_close(wide(x), x @ weight.t() + wide.bias)

@@ -23,11 +23,13 @@ import numpy as np
 import torch
 
 from . import __version__
-from .device import dtype_name, resolve_device, resolve_dtype
-from .engine import Engine, auto_batch_tokens
+from .device import FP8, check_fp8, dtype_name, resolve_device, resolve_dtype
+from .engine import Engine, auto_batch_tokens, embed_all
+from .fidelity import GateSettings, check, measure
 from .h5store import embedding_writer
 from .models import dnabert_s, esm2
 from .models.classifier import load_classifier
+from .models.fp8 import esm2_to_fp8
 from .predict import SCORED_WITH, classifier_digest
 from .scoring import StreamingScorer, check_width
 from .sharding import read_shard
@@ -131,15 +133,20 @@ def embed_shard(
     precision="auto",
     batch_tokens=None,
     classifier_path=None,
+    fp8_gate=None,
 ):
     """Embed every frame of one shard of a sample's frame table (sharding.shard_frames) with the
     models of `outputs` ({kind: HDF5 path}, kinds of ENCODERS, one or both) loaded from
     `model_paths` ({kind: checkpoint}), one file per model, all in the last model's order; score
-    the frames with `classifier_path` if given. Returns {kind: the engine's RunStats}."""
+    the frames with `classifier_path` if given. With precision `fp8`, ESM-2's linear layers run
+    in FP8 once `fp8_gate` (a fidelity.GateSettings) is passed on the shard's first frames
+    (_fp8_gate). Returns {kind: the engine's RunStats}."""
     outputs = {kind: outputs[kind] for kind in ENCODERS if kind in outputs}  # features order
     kinds = list(outputs)
     device = resolve_device(device)
     dtype = resolve_dtype(precision, device)
+    if precision == FP8:
+        check_fp8(device)
     started = time.perf_counter()
     with ThreadPoolExecutor(4) as pool, ExitStack() as files:
         # The GPU starts up while the shard is read and tokenized; the first model is loaded
@@ -199,11 +206,21 @@ def embed_shard(
                 out.write(0, vectors)
                 earlier.append(vectors)
             else:
-                scorer = _scorer(
-                    classifier.result(), classifier_path, earlier, encoder, outputs, len(ordinals)
-                )
                 budget = batch_tokens or auto_batch_tokens(
                     encoder.bytes_per_token, device, encoder.max_batch_tokens
+                )
+                if precision == FP8 and kind == "esm2":
+                    gate = _fp8_gate(
+                        encoder,
+                        (shard_tokens, ordinals, row_of, earlier),
+                        classifier.result(),
+                        fp8_gate or GateSettings(),
+                        (device, budget),
+                        outputs[kind],
+                    )
+                    out.attrs.update(gate.attributes())
+                scorer = _scorer(
+                    classifier.result(), classifier_path, earlier, encoder, outputs, len(ordinals)
                 )
                 with torch.inference_mode():
                     stats[kind] = Engine(encoder, device).run(
@@ -218,6 +235,8 @@ def embed_shard(
             out.attrs.update(
                 _attributes(encoder, model_paths[kind], device, load_seconds, begun, stats[kind])
             )
+            if precision == FP8 and kind == "esm2":
+                out.attrs["precision"] = FP8
     log.info("shard embedded in %.1f s", time.perf_counter() - started)
     for kind in kinds:
         if loaded[kind][0].info["random_weights"]:
@@ -225,6 +244,30 @@ def embed_shard(
                 "the %s weights are RANDOM (demo/test checkpoint): embeddings mean nothing", kind
             )
     return stats
+
+
+def _fp8_gate(encoder, shard, classifier, settings, run, path):
+    """Embed the shard's first `settings.frames` frames by ordinal in fp16, turn ESM-2's linear
+    layers to FP8, embed them again, and stop the job (fidelity.FidelityError) unless the two
+    agree as `settings` asks; returns the GateReport. `shard`: (tokens, ordinals, row of each
+    frame in the files, the earlier models' vectors by row); `classifier`: (model, digest) or
+    None; `run`: (device, batch tokens). The calls compared are the classifier's on the earlier
+    models' vectors beside ESM-2's, where it takes them."""
+    tokens, ordinals, row_of, earlier = shard
+    device, budget = run
+    sample = np.argsort(ordinals, kind="stable")[: settings.frames]
+    sample_tokens = [tokens[i] for i in sample]
+    fp16, _ = embed_all(encoder, sample_tokens, device, budget)
+    esm2_to_fp8(encoder.model)
+    fp8, _ = embed_all(encoder, sample_tokens, device, budget)
+    model = None if classifier is None else classifier[0]
+    widths = [vectors.shape[1] for vectors in earlier] + [encoder.dim]
+    if model is not None and model.input_dim != sum(widths):
+        model = None  # a classifier for other models: the classification stage says so
+    report = measure(fp16, fp8, model, [vectors[row_of[sample]] for vectors in earlier])
+    log.info("%s: %s", path, report.describe())
+    check(report, settings, path)
+    return report
 
 
 def _start(device, started):

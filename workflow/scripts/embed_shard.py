@@ -19,6 +19,7 @@ with removing_damaged_inputs(), gpu_lease(settings["gpus"], settings["lease_dir"
     import torch
 
     from virnucpro.embed import embed_shard
+    from virnucpro.fidelity import GateSettings
 
     if (age := process_age()) is not None:
         logging.getLogger("embed_shard").info(
@@ -37,4 +38,5 @@ with removing_damaged_inputs(), gpu_lease(settings["gpus"], settings["lease_dir"
         batch_tokens=settings.get("batch_tokens"),
         # a training set has no classifier to score with
         classifier_path=settings["scoring_classifier"].get(snakemake.wildcards.sample),
+        fp8_gate=GateSettings(**settings["fp8_gate"]),
     )
