@@ -1,6 +1,7 @@
 """Embedding throughput on one GPU: virnucpro's packed engine beside the peers, in one run, on
 the same inputs, with random full-size weights (ESM-2 3B: 36 layers, 2560 wide; DNABERT-S: the
-real config and tokenizer).
+real config and tokenizer); ESM-2 also in FP8 (embedding.precision: fp8) on the same frames,
+with its per-sequence cosine against fair-esm's fp32 and against our fp16.
 
     python benchmarks/embed_throughput.py --dvf DIR --dnabert-s DIR --workdir /tmp/bench \
         --out benchmarks/results/<date>-<gpu>.json
@@ -36,6 +37,7 @@ from virnucpro.models import dnabert_s
 from virnucpro.models.architectures import ESM2_PRESETS
 from virnucpro.models.attention import PackedRows
 from virnucpro.models.dnabert_s import DNABertConfig
+from virnucpro.models.fp8 import esm2_to_fp8
 from virnucpro.random_checkpoints import write_dnabert_s, write_esm2
 
 AMINO_ACIDS = list("ACDEFGHIKLMNPQRSTVWY")
@@ -182,12 +184,15 @@ def esm2_baselines(checkpoint, sequences, tokens, measures, n):
 
 
 OURS = "virnucpro (default)"
+FP8 = "virnucpro fp8 (embedding.precision: fp8)"
 
 
 def esm2_ours(checkpoint, tokens, measures, n):
+    """Our fp16 rows on every workload, then the same encoder turned to FP8 on the same frames:
+    ({workload: fp16 vectors}, {workload: FP8 vectors})."""
     encoder = ProteinEncoder.load(checkpoint, torch.device("cuda"), torch.float16)
     default = encoder.max_batch_tokens
-    ours = {}
+    ours, fp8 = {}, {}
     for w, measure in measures.items():
         with torch.compiler.set_stance("force_eager"):
             measure.run(
@@ -207,8 +212,23 @@ def esm2_ours(checkpoint, tokens, measures, n):
         ours[w] = measure.run(
             OURS, lambda t: embed_all(encoder, t, "cuda", default), tokens[w], 400
         )
+    esm2_to_fp8(encoder.model)
+    for w, measure in measures.items():
+        fp8[w] = measure.run(FP8, lambda t: embed_all(encoder, t, "cuda", default), tokens[w], 400)
         measure.ratios(OURS)
-    return ours
+    return ours, fp8
+
+
+def cosine_figures(a, b):
+    """Per-sequence cosine of a against b (the first rows both have): min, 1st percentile."""
+    rows = min(len(a), len(b))
+    a, b = (torch.as_tensor(x)[:rows].float().cpu() for x in (a, b))
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=1)
+    return {
+        "sequences": rows,
+        "min": round(cos.min().item(), 6),
+        "p1": round(torch.quantile(cos, 0.01).item(), 6),
+    }
 
 
 def esm2_section(args, peak, results):
@@ -218,7 +238,8 @@ def esm2_section(args, peak, results):
     cfg = ESM2_PRESETS["esm2_t36_3B_UR50D"]
     n = args.scale
     sequences = {
-        "protein_166": proteins(12 * n, 166, 166, seed=1),
+        "protein_50": proteins(36 * n, 50, 50, seed=5),  # the frames of 150 bp reads
+        "protein_166": proteins(12 * n, 166, 166, seed=1),  # the frames of 500 bp chunks
         "protein_30_166": proteins(20 * n, 30, 166, seed=2),
     }
     tokens = {w: ProteinEncoder.tokenize(checkpoint, s) for w, s in sequences.items()}
@@ -226,7 +247,7 @@ def esm2_section(args, peak, results):
     measures = {w: Measure(w, per_token(esm2_flops, cfg, tokens[w]), peak) for w in sequences}
     reference, hf_vectors = esm2_baselines(checkpoint, sequences, tokens, measures, n)
     free_gpu()
-    ours = esm2_ours(checkpoint, tokens, measures, n)
+    ours, fp8 = esm2_ours(checkpoint, tokens, measures, n)
     free_gpu()
     for w, measure in measures.items():
         flops = per_token(esm2_flops, cfg, tokens[w])
@@ -236,6 +257,11 @@ def esm2_section(args, peak, results):
             "flop_limit_tokens_per_s": round(peak * 1e12 / flops),
             "cosine_min_ours_vs_fair_esm_fp32": agreement(ours[w], reference[w]),
             "cosine_min_ours_vs_hf_fp16": agreement(ours[w], hf_vectors[w]),
+            "fp8_over_fp16": round(
+                measure.rows[FP8]["tokens_per_s"] / measure.rows[OURS]["tokens_per_s"], 3
+            ),
+            "cosine_fp8_vs_fair_esm_fp32": cosine_figures(fp8[w], reference[w]),
+            "cosine_fp8_vs_ours_fp16": cosine_figures(fp8[w], ours[w]),
             "methods": measure.rows,
         }
 
@@ -319,6 +345,16 @@ def table(results):
                     f"{name:36s} {row['tokens_per_s']:>11,} {row['sequences_per_s']:>9,} "
                     f"{row['ours_over_this']:>6} {row['mfu']:>5} "
                     f"{row['gpu_memory_peak_gib']:>6}"
+                )
+            if "fp8_over_fp16" in data:
+                to_fp32, to_fp16 = (
+                    data["cosine_fp8_vs_fair_esm_fp32"],
+                    data["cosine_fp8_vs_ours_fp16"],
+                )
+                lines.append(
+                    f"FP8 at {data['fp8_over_fp16']}x fp16; per-sequence cosine against fair-esm "
+                    f"fp32 ({to_fp32['sequences']} sequences) min {to_fp32['min']}, 1st pct "
+                    f"{to_fp32['p1']}; against fp16 min {to_fp16['min']}, 1st pct {to_fp16['p1']}"
                 )
     return "\n".join(lines)
 

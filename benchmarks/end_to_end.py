@@ -3,7 +3,7 @@ sequence, with random full-size models in the published formats (ESM-2 3B, DNABE
 real config and tokenizer, the 3328-feature classifiers), on the GPUs the machine shows.
 
     python benchmarks/end_to_end.py --genomes DIR --workdir /tmp/e2e --sample reads \
-        --runs cold warm --out benchmarks/results/<date>-<gpu>-e2e-reads.json
+        --runs cold warm [--precision fp8] --out benchmarks/results/<date>-<gpu>-e2e-reads.json
     python benchmarks/end_to_end.py --summarize benchmarks/results/*-e2e-*.json
 
 Samples: `reads` is 300,000 reads of 150 bp at chunk 300, `contigs` 3,000 contigs of 1-20 kb at
@@ -17,8 +17,10 @@ Per run: wall time; each embedding job's wait for its GPU lease, model loads, fi
 benchmark files); each GPU's busy fraction over the whole wall, sampled from the driver (NVML)
 every 50 ms; the bf16 matrix rate measured in this run; and the end-to-end model FLOP
 utilisation, MFU = model FLOPs of the sample (both models, every frame) / (wall x GPUs x that
-rate). After the runs, the engine alone (embed_throughput.py's path) embeds the first frames of
-a shard in a fresh process, for the in-job loop to be compared with.
+rate), whatever `--precision` the run embeds in (so an FP8 run's MFU is counted against the
+16-bit rate), and an FP8 run's gate figures per job. After the runs, the engine alone
+(embed_throughput.py's path) embeds the first frames of a shard in a fresh process, for the
+in-job loop to be compared with.
 """
 
 import argparse
@@ -120,6 +122,7 @@ def prepare(args, sample):
     )
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["models"] = {k: str(v) for k, v in models.items()}
+    config["embedding"]["precision"] = args.precision
     (run / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     return run
 
@@ -158,6 +161,7 @@ def job_times(run):
 
 def embedding_jobs(run, sample):
     """Per embedding job: its GPU, lease wait, and per model load, first batch and loop."""
+    from virnucpro.fidelity import GateReport
     from virnucpro.h5store import read_attrs
 
     jobs = {}
@@ -180,6 +184,9 @@ def embedding_jobs(run, sample):
                 "gpu_busy_in_loop": round(float(attrs["gpu_busy"]), 4),
                 "rows_per_batch": int(attrs["rows_per_batch"]),
             }
+            gate = GateReport.from_attributes(attrs)
+            if gate is not None:
+                job[kind]["fp8_gate"] = gate.attributes()
         jobs[log.stem] = job
     return jobs
 
@@ -299,7 +306,8 @@ def summarize(paths):
             rates = [j["esm2"]["tokens_per_s"] for j in run["embedding_jobs"].values()]
             busy = ", ".join(f"{b:.2f}" for b in run["gpu_busy_over_wall"].values())
             lines.append(
-                f"| {record['sample']} | {record['gpus']} | {state} | {run['wall_s']} | "
+                f"| {record['sample']} | {record['gpus']} | {state}, "
+                f"{record.get('precision', 'fp16')} | {run['wall_s']} | "
                 f"**{run['mfu']:.0%}** | {busy} | {', '.join(f'{r:,}' for r in rates)} |"
             )
     for gpus, mfu in PEER["mfu"].items():
@@ -314,6 +322,7 @@ def main():
     parser.add_argument("--sample", choices=list(SAMPLES), default="reads")
     parser.add_argument("--n", type=int, help="reads or contigs (default: the sample's)")
     parser.add_argument("--runs", nargs="*", choices=("cold", "warm"), default=["cold", "warm"])
+    parser.add_argument("--precision", choices=("fp16", "fp8"), default="fp16")
     parser.add_argument(
         "--engine-tokens", type=int, default=3_000_000, help="0: no engine check after the runs"
     )
@@ -340,6 +349,7 @@ def main():
     torch.cuda.empty_cache()
     device = f"{len(rates)} x {torch.cuda.get_device_name()}"
     runs, record = {}, {"torch": torch.__version__, "sample": args.sample, "gpus": len(rates)}
+    record["precision"] = args.precision
     record.update(bf16_matmul_tflops=rates, runs=runs, peer=PEER)
     if args.prime:
         prime(args, run, args.sample)

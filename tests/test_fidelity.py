@@ -7,10 +7,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from virnucpro.calling import CallRule
 from virnucpro.embed import embed_shard
-from virnucpro.fidelity import FidelityError, GateSettings, check, measure
+from virnucpro.fidelity import FidelityError, GateReport, GateSettings, check, measure
 from virnucpro.h5store import read_attrs, read_embeddings
 from virnucpro.models.classifier import MLPClassifier, scores
+from virnucpro.predict import classify_shard
+from virnucpro.regions import RegionSettings
+from virnucpro.report import aggregate_sample
+
+from stages import sample_outputs
 
 SETTINGS = GateSettings()
 
@@ -68,6 +74,8 @@ def test_the_figures_become_hdf5_attributes():
         "fp8_gate_cosine_p1",
         "fp8_gate_cosine_mean",
     }
+    assert GateReport.from_attributes(report.attributes()) == report
+    assert GateReport.from_attributes({"precision": "fp16"}) is None
 
 
 def fp8_job(demo_run, demo_models, out, gate):
@@ -99,6 +107,36 @@ def test_an_fp8_job_records_its_gate_and_embeds_as_the_fp32_job(demo_run, demo_m
     assert np.array_equal(ordinals[order], fp32_ordinals[fp32_order])
     cosine = F.cosine_similarity(torch.from_numpy(fp8[order]), torch.from_numpy(fp32[fp32_order]))
     assert cosine.min() >= 0.99
+
+
+def test_the_summary_gives_the_gate_of_each_fp8_shard(demo_run, demo_models, tmp_path):
+    """The demo's first shard embedded in FP8 beside its other shards in fp32, then scored and
+    aggregated: the summary lists the FP8 shard's gate, and only its."""
+    h5 = fp8_job(demo_run, demo_models, tmp_path, GateSettings(min_cosine_p1=0.99))
+    classifier = demo_models["classifier_500"]
+    shards = [(tmp_path / "shard_0000.tsv", [h5["dnabert_s"], h5["esm2"]])]
+    classify_shard(shards[0][1], classifier, shards[0][0])
+    for name in ("shard_0001", "shard_0002"):
+        files = [demo_run / "embeddings" / f"{name}.{kind}.h5" for kind in ("dnabert_s", "esm2")]
+        shards.append((demo_run / "scores" / f"{name}.tsv", files))
+    prepared = demo_run / "prepare"
+    settings = {"classifier": classifier, "chunk_size": 500, "chunking": "overlap"}
+    out = sample_outputs(tmp_path / "sample")
+    aggregate_sample(
+        "demo",
+        prepared / "input_records.tsv",
+        prepared / "chunk_frames.tsv",
+        shards,
+        out,
+        settings,
+        CallRule(),
+        RegionSettings(),
+    )
+    lines = out.summary.read_text().splitlines()
+    gate = GateReport.from_attributes(read_attrs(h5["esm2"]))
+    at = lines.index("FP8 fidelity gate of each shard (embedding.fp8_gate):")
+    assert lines[at + 1 : at + 3] == [f"  shard_0000.esm2.h5: {gate.describe()}", ""]
+    assert gate.describe().startswith(f"FP8 against fp16 on {gate.frames} frames")
 
 
 def test_an_fp8_job_under_its_bar_stops_and_leaves_no_finished_file(

@@ -9,7 +9,7 @@ from torch import nn
 
 from virnucpro.embed import ProteinEncoder
 from virnucpro.engine import embed_all
-from virnucpro.models.fp8 import E4M3_MAX, Fp8Linear, esm2_to_fp8, quantize_rows
+from virnucpro.models.fp8 import E4M3_MAX, Fp8GeluLinear, Fp8Linear, esm2_to_fp8, quantize_rows
 from virnucpro.random_checkpoints import write_esm2
 
 from reference import fair_esm
@@ -25,6 +25,24 @@ def test_rows_are_scaled_to_e4m3s_range_and_a_zero_row_stays_zero():
     # e4m3 keeps 3 mantissa bits: every value within 1/16 of its row's range, relative
     restored = quantized.float() * scale
     assert torch.all((restored - x).abs() <= x.abs().amax(dim=1, keepdim=True) / 16)
+
+
+def test_the_gelu_layer_scales_each_row_by_its_gelus_largest_magnitude():
+    """Fp8GeluLinear takes a row's scale from gelu of the row's max (bounded below by 0.17,
+    |gelu| of any negative): that is the largest |gelu| of the row, so it quantizes as the
+    GELU's output itself would, and a row of negatives quantizes within e4m3's range."""
+    torch.manual_seed(2)
+    x = torch.randn(64, 1024) * 3
+    x[-1] = -5 * torch.rand(1024)  # no value over 0: the bound sets the scale
+    layer = Fp8GeluLinear(nn.Linear(1024, 16))
+    quantized, scale = layer.quantized_input(x)
+    expected, expected_scale = quantize_rows(F.gelu(x))
+    assert torch.equal(scale[:-1], expected_scale[:-1])
+    assert torch.equal(quantized[:-1].float(), expected[:-1].float())
+    assert scale[-1] == 0.17 / E4M3_MAX >= expected_scale[-1]
+    assert quantized[-1].float().abs().max() <= E4M3_MAX
+    restored = quantized[-1].float() * scale[-1]
+    assert torch.allclose(restored, F.gelu(x[-1]), atol=0.17 / 16)
 
 
 def test_an_fp8_linear_agrees_with_the_float_layer_per_row():

@@ -4,13 +4,17 @@ device machine (`pytest -m gpu`); the CPU suite deselects them."""
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from virnucpro.embed import NucleotideEncoder, ProteinEncoder, embed_shard
 from virnucpro.engine import embed_all
+from virnucpro.fidelity import GateReport, GateSettings
 from virnucpro.h5store import open_embeddings, read_attrs, read_embeddings
 from virnucpro.models import attention
 from virnucpro.models.classifier import load_classifier
 from virnucpro.models.dnabert_s import DNABertConfig, alibi_slopes, weights_path
+from virnucpro.models.fp8 import Fp8GeluLinear, Fp8Linear, esm2_to_fp8
 from virnucpro.packing import PackedBatch
 from virnucpro.random_checkpoints import write_dnabert_s, write_esm2, write_pickled_classifier
 from virnucpro.scoring import score_files
@@ -161,24 +165,32 @@ def test_real_out_of_memory_halves_the_budget(esm2_3b):
     assert report("after out-of-memory retries vs plain", got, expected) >= 0.9999
 
 
+def one_shard(directory, frames=6000):
+    """A shard of `frames` frames of 166 residues (and random 499 bp DNA) in `directory`, with
+    full-size DNABERT-S weights and a 3328-feature classifier: (frames, manifest, models,
+    classifier)."""
+    dnabert = write_dnabert_s(
+        directory / "DNABERT-S", DNABertConfig(), REAL_DNABERT_S / "tokenizer.json", device="cuda"
+    )
+    rng = np.random.default_rng(6)
+    sequences = proteins(frames, 166, 166, seed=6)
+    with open(directory / "n.fa", "w") as dna, open(directory / "p.faa", "w") as protein:
+        for i, sequence in enumerate(sequences):
+            dna.write(f">f{i}\n{''.join(rng.choice(list('ACGT'), size=499))}\n")
+            protein.write(f">f{i}\n{sequence}\n")
+    table, manifest = directory / "frames.tsv", directory / "manifest.tsv"
+    shard_frames(directory / "n.fa", directory / "p.faa", 1, table, manifest)
+    classifier = write_pickled_classifier(directory / "500_model.pth", 768 + 2560)
+    return table, manifest, dnabert, classifier
+
+
 def test_an_embedding_job_keeps_the_gpu_busy(esm2_3b, tmp_path):
     """One shard through both full-size models as a job runs it: every batch in one row count,
     the GPU busy, the two files in one row order, and the scores it computed on the way the
     ones the stored vectors give."""
-    directory = write_dnabert_s(
-        tmp_path / "DNABERT-S", DNABertConfig(), REAL_DNABERT_S / "tokenizer.json", device="cuda"
-    )
-    rng = np.random.default_rng(6)
-    sequences = proteins(6000, 166, 166, seed=6)
-    with open(tmp_path / "n.fa", "w") as dna, open(tmp_path / "p.faa", "w") as protein:
-        for i, sequence in enumerate(sequences):
-            dna.write(f">f{i}\n{''.join(rng.choice(list('ACGT'), size=499))}\n")
-            protein.write(f">f{i}\n{sequence}\n")
-    frames, manifest = tmp_path / "frames.tsv", tmp_path / "manifest.tsv"
-    shard_frames(tmp_path / "n.fa", tmp_path / "p.faa", 1, frames, manifest)
+    frames, manifest, dnabert, classifier = one_shard(tmp_path)
     h5 = {kind: tmp_path / f"{kind}.h5" for kind in ("dnabert_s", "esm2")}
-    classifier = write_pickled_classifier(tmp_path / "500_model.pth", 768 + 2560)
-    models = {"dnabert_s": directory, "esm2": esm2_3b}
+    models = {"dnabert_s": dnabert, "esm2": esm2_3b}
     stats = embed_shard(
         frames, manifest, "shard_0000", h5, models, "cuda", classifier_path=classifier
     )
@@ -193,6 +205,66 @@ def test_an_embedding_job_keeps_the_gpu_busy(esm2_3b, tmp_path):
     with open_embeddings(h5["dnabert_s"]) as dna, open_embeddings(h5["esm2"]) as protein:
         recomputed = score_files(model, [dna["embedding"], protein["embedding"]])
         np.testing.assert_array_equal(protein["scores"][:], recomputed)
+
+
+def test_fp8_layers_compute_their_products_and_agree_with_the_float_layers():
+    """Each FP8 layer at ESM-2 3B's widths against the FP32 product of its own quantized
+    operands (what the kernel is to compute: scales, bias, the GELU), and against the float
+    layer it replaces (what quantizing costs), per row."""
+    torch.manual_seed(7)
+    cases = (
+        (Fp8Linear, nn.Linear(2560, 7680), lambda x: x),  # qkv
+        (Fp8GeluLinear, nn.Linear(10240, 2560), F.gelu),  # fc2, the GELU before it
+    )
+    for layer_type, dense, activation in cases:
+        dense = dense.to(CUDA).half()
+        x = torch.randn(8192, dense.in_features, device=CUDA, dtype=torch.float16)
+        layer = layer_type(dense)
+        got = layer(x)
+        quantized, scale = layer.quantized_input(x)
+        weight = layer.weight.float() * layer.weight_scale.t()
+        exact = (quantized.float() * scale) @ weight.t() + layer.bias.float()
+        float_layer = F.linear(activation(x.float()), dense.weight.float(), dense.bias.float())
+        assert got.dtype == torch.float16
+        name = layer_type.__name__
+        assert report(f"{name} vs its quantized operands in fp32", got.float(), exact) >= 0.99999
+        assert report(f"{name} vs the float layer", got.float(), float_layer) >= 0.998
+
+
+def test_esm2_3b_fp8_agrees_with_fair_esm_fp32(esm2_3b):
+    """The whole model with FP8 linear layers, on the frames of reads (50 residues) and of
+    500 bp chunks (166): per-sequence cosine against fair-esm's FP32 model."""
+    sequences = proteins(300, 50, 50, seed=8) + proteins(200, 166, 166, seed=9)
+    model, alphabet = fair_esm.load(esm2_3b, CUDA)
+    expected = fair_esm.embed(model, alphabet, sequences).cpu()
+    del model
+    torch.cuda.empty_cache()
+    encoder = ProteinEncoder.load(esm2_3b, CUDA, torch.float16)
+    esm2_to_fp8(encoder.model)
+    vectors, _ = embed_all(encoder, ProteinEncoder.tokenize(esm2_3b, sequences), CUDA, 98304)
+    cos = cosines(vectors, expected)
+    print(f"ESM-2 3B FP8 vs fair-esm fp32: min {cos.min():.6f}, 1st pct {cos.quantile(0.01):.6f}")
+    assert report("ESM-2 3B FP8 vs fair-esm fp32", vectors, expected) >= 0.995
+
+
+def test_an_fp8_embedding_job_records_its_gate_and_runs_in_fp8(esm2_3b, tmp_path):
+    frames, manifest, dnabert, classifier = one_shard(tmp_path)
+    h5 = {kind: tmp_path / f"{kind}.h5" for kind in ("dnabert_s", "esm2")}
+    models = {"dnabert_s": dnabert, "esm2": esm2_3b}
+    gate = GateSettings(min_cosine_p1=0.99)  # random weights: see test_esm2_3b_fp8_agrees...
+    stats = embed_shard(
+        *(frames, manifest, "shard_0000", h5, models, "cuda"),
+        precision="fp8",
+        classifier_path=classifier,
+        fp8_gate=gate,
+    )
+    attrs = read_attrs(h5["esm2"])
+    measured = GateReport.from_attributes(attrs)
+    print(stats["esm2"].summary(), measured.describe(), sep="\n")
+    assert attrs["precision"] == "fp8" and read_attrs(h5["dnabert_s"])["precision"] == "fp16"
+    assert measured.frames == 2000 and measured.cosine_p1 >= 0.99
+    assert 0 <= measured.call_changes <= 0.005
+    assert stats["esm2"].gpu_busy >= 0.9 and stats["esm2"].recomputed_in_fp32 == 0
 
 
 def test_a_fit_on_the_gpu_repeats_itself_and_learns_as_the_cpu_fit_does(monkeypatch):

@@ -257,7 +257,10 @@ def _fp8_gate(encoder, shard, classifier, settings, run, path):
     device, budget = run
     sample = np.argsort(ordinals, kind="stable")[: settings.frames]
     sample_tokens = [tokens[i] for i in sample]
-    fp16, _ = embed_all(encoder, sample_tokens, device, budget)
+    # fp16 uncompiled: compiling kernels that the job would use for these frames alone costs
+    # more than computing them without
+    with torch.compiler.set_stance("force_eager"):
+        fp16, _ = embed_all(encoder, sample_tokens, device, budget)
     esm2_to_fp8(encoder.model)
     fp8, _ = embed_all(encoder, sample_tokens, device, budget)
     model = None if classifier is None else classifier[0]

@@ -3,12 +3,9 @@ frames both in fp16 and in FP8 and compares them, per sequence (cosine) and by w
 classifier calls them. No one can say in advance how FP8 treats a model's real activations, so
 every FP8 job measures it, records it, and stops where it is not good enough."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
-import torch
-
-from .models.classifier import scores
 
 
 @dataclass(frozen=True)
@@ -18,6 +15,9 @@ class GateSettings:
     frames: int = 2000
     min_cosine_p1: float = 0.999  # per-sequence cosine of FP8 against fp16, 1st percentile
     max_call_changes: float = 0.005  # fraction of the frames whose call changes
+
+
+_PREFIX = "fp8_gate_"
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,14 @@ class GateReport:
 
     def attributes(self):
         """The figures as HDF5 attributes, prefixed fp8_gate_ (None left out)."""
-        return {f"fp8_gate_{k}": v for k, v in asdict(self).items() if v is not None}
+        return {f"{_PREFIX}{k}": v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_attributes(cls, attrs):
+        """The report an embedding file's attributes hold, or None (not an FP8 file)."""
+        if f"{_PREFIX}frames" not in attrs:
+            return None
+        return cls(**{f.name: attrs.get(f"{_PREFIX}{f.name}") for f in fields(cls)})
 
     def describe(self):
         calls = (
@@ -56,19 +63,24 @@ def measure(fp16_vectors, fp8_vectors, classifier=None, earlier=()):
     ([N, D] each, rows in one order). With `classifier` (an MLPClassifier over the features of
     the models before this one, `earlier`: their vectors of the same frames, in features order,
     then this model's), also the fraction of frames whose call (virus score > others) differs."""
-    fp16 = torch.as_tensor(np.asarray(fp16_vectors), dtype=torch.float32)
-    fp8 = torch.as_tensor(np.asarray(fp8_vectors), dtype=torch.float32)
+    fp16 = np.asarray(fp16_vectors, dtype=np.float64)
+    fp8 = np.asarray(fp8_vectors, dtype=np.float64)
     if fp16.shape != fp8.shape or not len(fp16):
         raise ValueError(f"the gate compares vectors of one shape: {fp16.shape}, {fp8.shape}")
-    cosine = torch.nn.functional.cosine_similarity(fp16, fp8, dim=1).numpy()
+    norms = np.maximum(np.linalg.norm(fp16, axis=1) * np.linalg.norm(fp8, axis=1), 1e-300)
+    cosine = np.einsum("ij,ij->i", fp16, fp8) / norms
     call_changes = None
     if classifier is not None:
-        before = [torch.as_tensor(np.asarray(v), dtype=torch.float32) for v in earlier]
-        calls = [
-            scores(classifier, torch.cat([*before, vectors], dim=1)).argmax(dim=1)
-            for vectors in (fp16, fp8)
-        ]
-        call_changes = float((calls[0] != calls[1]).float().mean())
+        # imported here: the report reads GateReports and need not import torch
+        import torch
+
+        from .models.classifier import scores
+
+        def calls(vectors):
+            features = np.concatenate([*earlier, vectors], axis=1)
+            return scores(classifier, torch.as_tensor(features, dtype=torch.float32)).argmax(1)
+
+        call_changes = float((calls(fp16) != calls(fp8)).float().mean())
     return GateReport(
         frames=len(fp16),
         cosine_min=float(cosine.min()),

@@ -21,6 +21,7 @@ from . import __version__
 from .atomic import atomic_open
 from .calibration import classifier_calibration, false_discovery_rates
 from .calling import ORIGINAL_RULE, covered_bases
+from .fidelity import GateReport
 from .h5store import read_attrs
 from .predict import check_scores
 from .regions import viral_segments
@@ -90,10 +91,14 @@ def aggregate_sample(
     (where it holds one) giving each record's virus probability; `rule`: a calling.CallRule;
     `region_settings`: a regions.RegionSettings."""
     calibration = classifier_calibration(settings["classifier"])
-    models = {}
+    models, gates = {}, {}
     for scores_tsv, embedding_h5s in shards:
         attrs = [read_attrs(h5) for h5 in embedding_h5s]
         models.update((a["model_path"], a) for a in attrs)
+        gates.update(
+            (Path(h5).name, GateReport.from_attributes(a))
+            for h5, a in zip(embedding_h5s, attrs, strict=True)
+        )
         check_scores(scores_tsv, attrs[0]["rows"])
     scores = heapq.merge(*(read_tsv(p) for p, _ in shards), key=lambda r: int(r.ordinal))
     chunk_rows = read_tsv(chunk_frames_tsv)
@@ -164,7 +169,7 @@ def aggregate_sample(
         outputs.summary,
         sample,
         totals,
-        models,
+        (models, {h5: gate for h5, gate in gates.items() if gate is not None}),
         settings,
         rule,
         region_settings,
@@ -294,10 +299,12 @@ def _frame_scores(chunk, scores):
 
 
 def _write_summary(
-    path, sample, totals, models, settings, rule, region_settings, virus_probabilities
+    path, sample, totals, embeddings, settings, rule, region_settings, virus_probabilities
 ):
-    """`models`: the attributes of the embedding files, one per model path;
-    `virus_probabilities`: those of the records called virus, None without a calibration."""
+    """`embeddings`: (the attributes of the embedding files, one per model path; the FP8
+    fidelity.GateReport of each file that has one, by file name); `virus_probabilities`: those
+    of the records called virus, None without a calibration."""
+    models, gates = embeddings
     lines = [
         f"virnucpro {__version__}: sample {sample}",
         f"records: {totals['records']} ({totals['call_virus']} virus, {totals['call_others']} "
@@ -314,6 +321,9 @@ def _write_summary(
         "embedding models:",
         *(f"  {a['model']} from {p}, {a['precision']} on {a['device']}" for p, a in models.items()),
     ]
+    if gates:
+        lines.append("FP8 fidelity gate of each shard (embedding.fp8_gate):")
+        lines += (f"  {name}: {gate.describe()}" for name, gate in gates.items())
     if any(a["random_weights"] for a in models.values()):
         lines += [
             "",

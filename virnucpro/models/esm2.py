@@ -14,7 +14,6 @@ from pathlib import Path
 import esm
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..packing import segment_mean
@@ -61,6 +60,7 @@ class Block(nn.Module):
         self.final_layer_norm = nn.LayerNorm(cfg.embed_dim)
         self.fc1 = nn.Linear(cfg.embed_dim, 4 * cfg.embed_dim)
         self.fc2 = nn.Linear(4 * cfg.embed_dim, cfg.embed_dim)
+        self.activation = nn.GELU()  # exact; models.fp8 moves it into fc2's quantization
         self._register_load_state_dict_pre_hook(self._from_fair_esm)
 
     @staticmethod
@@ -83,7 +83,7 @@ def _attention_inputs(block, x, cos, sin):
 
 def _attention_output_and_mlp(block, x, attended):
     x = x + block.out_proj(attended.reshape(x.shape))
-    return x + block.fc2(F.gelu(block.fc1(block.final_layer_norm(x))))
+    return x + block.fc2(block.activation(block.fc1(block.final_layer_norm(x))))
 
 
 def _between_layers(block, following, x, attended, cos, sin):
