@@ -28,14 +28,12 @@ from baselines import (
     timed,
 )
 from model_flops import bf16_matmul_tflops, dnabert_flops, esm2_flops
-from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
 from virnucpro.embed import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import embed_all
 from virnucpro.fasta import read_records
 from virnucpro.models import dnabert_s
 from virnucpro.models.architectures import ESM2_PRESETS
-from virnucpro.models.attention import PackedRows
 from virnucpro.models.dnabert_s import DNABertConfig
 from virnucpro.models.fp8 import esm2_to_fp8
 from virnucpro.random_checkpoints import write_dnabert_s, write_esm2
@@ -105,46 +103,6 @@ def agreement(a, b):
     a, b = (torch.as_tensor(x)[:n].float().cpu() for x in (a, b))
     cos = torch.nn.functional.cosine_similarity(a, b, dim=1)
     return round(cos.min().item(), 6)
-
-
-compiled_flex_attention = torch.compile(flex_attention, dynamic=False)
-
-
-class FlexRows(PackedRows):
-    """Candidate kernel for DNABERT-S: FlexAttention over the packed rows, with a document mask
-    and ALiBi as a score modification, the stream padded to a multiple of 8192 tokens (few
-    compiled shapes)."""
-
-    def __call__(self, q, k, v, scale):
-        tokens = q.shape[0]
-        padded = -(-tokens // 8192) * 8192
-        if not hasattr(self, "mask"):
-            seq = torch.full((padded,), -1, device=q.device, dtype=torch.int32)
-            seq[:tokens] = self.batch.seq_index
-            pos = torch.zeros(padded, device=q.device, dtype=torch.int32)
-            pos[:tokens] = self.batch.positions
-            slopes = self.alibi_slopes
-
-            def same_sequence(b, h, i, j):
-                return (seq[i] == seq[j]) & (seq[i] >= 0)
-
-            def alibi(score, b, h, i, j):
-                return score - slopes[h] * (pos[i] - pos[j]).abs()
-
-            self.mask = create_block_mask(
-                same_sequence, None, None, padded, padded, device=q.device
-            )
-            self.alibi = alibi
-
-        def pad(x):
-            out = x.new_zeros(padded, *x.shape[1:])
-            out[:tokens] = x
-            return out.transpose(0, 1)[None]
-
-        out = compiled_flex_attention(
-            pad(q), pad(k), pad(v), score_mod=self.alibi, block_mask=self.mask, scale=scale
-        )
-        return out[0].transpose(0, 1)[:tokens]
 
 
 def free_gpu():
@@ -277,22 +235,11 @@ def dnabert_workload(directory, state, tokens, measure, n):
         512,
     )
     encoder = NucleotideEncoder.load(directory, torch.device("cuda"), torch.float16)
-    original = dnabert_s.rows_for
-    try:
-        dnabert_s.rows_for = lambda batch, dtype, slopes: FlexRows(batch, slopes)
-        flex = measure.run(
-            "virnucpro, FlexAttention ALiBi",
-            lambda t: embed_all(encoder, t, "cuda", 65536),
-            tokens[: 10 * n],
-            2000,
-        )
-    finally:
-        dnabert_s.rows_for = original
     ours = measure.run(
         OURS, lambda t: embed_all(encoder, t, "cuda", encoder.max_batch_tokens), tokens, 2000
     )
     measure.ratios(OURS)
-    return ref, flex, ours
+    return ref, ours
 
 
 def dnabert_section(args, peak, results):
@@ -320,13 +267,12 @@ def dnabert_section(args, peak, results):
         tokens.sort(key=len, reverse=True)  # the order a shard's frames are embedded in
         mean = float(np.mean([len(t) for t in tokens]))
         measure = Measure(workload, per_token(dnabert_flops, cfg, tokens), peak)
-        ref, flex, ours = dnabert_workload(directory, state, tokens, measure, n)
+        ref, ours = dnabert_workload(directory, state, tokens, measure, n)
         free_gpu()
         results["DNABERT-S"][workload] = {
             "mean_tokens_per_sequence": round(mean, 1),
             "model_gflop_per_token": round(per_token(dnabert_flops, cfg, tokens) / 1e9, 4),
             "cosine_min_ours_vs_original_fp32": agreement(ours, ref),
-            "cosine_min_flex_vs_sdpa": agreement(flex, ours),
             "methods": measure.rows,
         }
 

@@ -63,7 +63,7 @@ class ProteinEncoder(Encoder):
 
     @staticmethod
     def tokenize(path, texts):
-        return [esm2.tokenize(text) for text in texts]
+        return esm2.tokenize_all(texts)
 
     @property
     def dim(self):
@@ -258,9 +258,11 @@ def _fp8_gate(encoder, shard, classifier, settings, run, path):
     sample = np.argsort(ordinals, kind="stable")[: settings.frames]
     sample_tokens = [tokens[i] for i in sample]
     # fp16 uncompiled: compiling kernels that the job would use for these frames alone costs
-    # more than computing them without
+    # more than computing them without; and with no compiled shape to keep, in batches of up to
+    # twice the job's (so 2,000 frames of reads in one, not two mostly filled with filler)
+    eager_budget = min(sum(map(len, sample_tokens)), 2 * budget)
     with torch.compiler.set_stance("force_eager"):
-        fp16, _ = embed_all(encoder, sample_tokens, device, budget)
+        fp16, _ = embed_all(encoder, sample_tokens, device, eager_budget)
     esm2_to_fp8(encoder.model)
     fp8, _ = embed_all(encoder, sample_tokens, device, budget)
     model = None if classifier is None else classifier[0]

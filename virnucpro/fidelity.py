@@ -39,7 +39,9 @@ class GateReport:
         """The report an embedding file's attributes hold, or None (not an FP8 file)."""
         if f"{_PREFIX}frames" not in attrs:
             return None
-        return cls(**{f.name: attrs.get(f"{_PREFIX}{f.name}") for f in fields(cls)})
+        values = {f.name: attrs.get(f"{_PREFIX}{f.name}") for f in fields(cls)}
+        # HDF5 gives numpy scalars: plain numbers, as measure() makes them
+        return cls(**{k: None if v is None else np.asarray(v).item() for k, v in values.items()})
 
     def describe(self):
         calls = (
