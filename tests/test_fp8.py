@@ -2,11 +2,13 @@
 takes the same e4m3 operands and row-wise scales as the GPU's): one layer, and a small ESM-2
 whose every block is converted, against fair-esm's FP32 model on the same random weights."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from test_esm2 import proteins
 from torch import nn
 
+from virnucpro.device import check_fp8
 from virnucpro.embed import ProteinEncoder
 from virnucpro.engine import embed_all
 from virnucpro.models.fp8 import E4M3_MAX, Fp8GeluLinear, Fp8Linear, esm2_to_fp8, quantize_rows
@@ -78,3 +80,19 @@ def test_an_fp8_linear_cast_to_fp32_computes_its_quantized_weights_densely():
     wide = layer.float()
     assert wide.weight.dtype == torch.float32
     torch.testing.assert_close(wide(x), x @ weight.t() + wide.bias)
+
+
+def test_fp8_on_a_gpu_without_fp8_units_is_refused_with_the_way_back(monkeypatch):
+    """No GPU without FP8 units is at hand: the driver's answers are those of an A100."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA A100 80GB")
+    with pytest.raises(RuntimeError) as error:
+        check_fp8(torch.device("cuda"))
+    assert str(error.value) == (
+        "embedding.precision is fp8, but this GPU (NVIDIA A100 80GB, compute capability 8.0) "
+        "has no FP8 matrix units (8.9 or newer: Ada, Hopper): set embedding.precision to fp16 "
+        "(or auto)"
+    )
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 9))
+    check_fp8(torch.device("cuda"))  # an L4 or L40S: taken
+    check_fp8(torch.device("cpu"))  # the CPU computes FP8 products (slowly), for the tests
