@@ -147,6 +147,10 @@ def embed_shard(
     dtype = resolve_dtype(precision, device)
     if precision == FP8:
         check_fp8(device)
+
+    def in_fp8(kind):
+        return precision == FP8 and kind == "esm2"  # DNABERT-S stays fp16 (models.fp8)
+
     started = time.perf_counter()
     with ThreadPoolExecutor(4) as pool, ExitStack() as files:
         # The GPU starts up while the shard is read and tokenized; the first model is loaded
@@ -209,19 +213,19 @@ def embed_shard(
                 budget = batch_tokens or auto_batch_tokens(
                     encoder.bytes_per_token, device, encoder.max_batch_tokens
                 )
-                if precision == FP8 and kind == "esm2":
+                scorer = _scorer(
+                    classifier.result(), classifier_path, earlier, encoder, outputs, len(ordinals)
+                )
+                if in_fp8(kind):
                     gate = _fp8_gate(
                         encoder,
                         (shard_tokens, ordinals, row_of, earlier),
-                        classifier.result(),
+                        None if scorer is None else classifier.result()[0],  # one that fits
                         fp8_gate or GateSettings(),
                         (device, budget),
                         outputs[kind],
                     )
                     out.attrs.update(gate.attributes())
-                scorer = _scorer(
-                    classifier.result(), classifier_path, earlier, encoder, outputs, len(ordinals)
-                )
                 with torch.inference_mode():
                     stats[kind] = Engine(encoder, device).run(
                         [shard_tokens[i] for i in in_file_order], budget, _sink(out, scorer)
@@ -235,7 +239,7 @@ def embed_shard(
             out.attrs.update(
                 _attributes(encoder, model_paths[kind], device, load_seconds, begun, stats[kind])
             )
-            if precision == FP8 and kind == "esm2":
+            if in_fp8(kind):
                 out.attrs["precision"] = FP8
     log.info("shard embedded in %.1f s", time.perf_counter() - started)
     for kind in kinds:
@@ -250,9 +254,10 @@ def _fp8_gate(encoder, shard, classifier, settings, run, path):
     """Embed the shard's first `settings.frames` frames by ordinal in fp16, turn ESM-2's linear
     layers to FP8, embed them again, and stop the job (fidelity.FidelityError) unless the two
     agree as `settings` asks; returns the GateReport. `shard`: (tokens, ordinals, row of each
-    frame in the files, the earlier models' vectors by row); `classifier`: (model, digest) or
-    None; `run`: (device, batch tokens). The calls compared are the classifier's on the earlier
-    models' vectors beside ESM-2's, where it takes them."""
+    frame in the files, the earlier models' vectors by row); `classifier`: the sample's
+    classifier where it takes these models' features (embed._scorer's check), else None;
+    `run`: (device, batch tokens). The calls compared are the classifier's on the earlier
+    models' vectors beside ESM-2's."""
     tokens, ordinals, row_of, earlier = shard
     device, budget = run
     sample = np.argsort(ordinals, kind="stable")[: settings.frames]
@@ -265,11 +270,7 @@ def _fp8_gate(encoder, shard, classifier, settings, run, path):
         fp16, _ = embed_all(encoder, sample_tokens, device, eager_budget)
     esm2_to_fp8(encoder.model)
     fp8, _ = embed_all(encoder, sample_tokens, device, budget)
-    model = None if classifier is None else classifier[0]
-    widths = [vectors.shape[1] for vectors in earlier] + [encoder.dim]
-    if model is not None and model.input_dim != sum(widths):
-        model = None  # a classifier for other models: the classification stage says so
-    report = measure(fp16, fp8, model, [vectors[row_of[sample]] for vectors in earlier])
+    report = measure(fp16, fp8, classifier, [vectors[row_of[sample]] for vectors in earlier])
     log.info("%s: %s", path, report.describe())
     check(report, settings, path)
     return report
