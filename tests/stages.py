@@ -6,12 +6,13 @@ from types import SimpleNamespace
 
 from virnucpro.calling import CallRule
 from virnucpro.embed import embed_shard
+from virnucpro.models.classifier_header import EMBEDDING_MODELS
 from virnucpro.plots import plot_sample
 from virnucpro.predict import classify_shard
-from virnucpro.prepare import chunk_sample, translate_sample
+from virnucpro.prepare import prepare_sample
 from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample
-from virnucpro.sharding import shard_frames, shard_name
+from virnucpro.sharding import shard_name
 from virnucpro.virus_fasta import write_virus_fasta
 
 
@@ -33,22 +34,31 @@ def sample_outputs(out):
     )
 
 
+def prepared(out, intermediates=False):
+    """The paths prepare_sample writes, named as the rule's outputs are; with the original's
+    intermediate files where asked for."""
+    out = Path(out)
+    paths = SimpleNamespace(
+        records=out / "prepare" / "input_records.tsv",
+        chunks=out / "prepare" / "chunk_frames.tsv",
+        parts=out / "prepare" / "parts.tsv",
+        frames=out / "shards" / "frames.tsv",
+        manifest=out / "shards" / "manifest.tsv",
+    )
+    if intermediates:
+        paths.chunks_fa = out / "prepare" / "chunks.fa"
+        paths.nucleotide_fa = out / "prepare" / "identified_nucleotide.fa"
+        paths.protein_faa = out / "prepare" / "identified_protein.faa"
+    return paths
+
+
 def run_sample(fasta, models, out, chunk_size=500, mode="overlap", shards=2):
     out = Path(out)
     p = out / "prepare"
-    chunk_sample(
-        fasta, chunk_size, mode, p / "chunks.fa", p / "input_records.tsv", p / "chunk_spans.tsv"
-    )
-    translate_sample(
-        p / "chunks.fa",
-        p / "chunk_spans.tsv",
-        p / "nucleotide.fa",
-        p / "protein.faa",
-        p / "chunk_frames.tsv",
-    )
+    paths = prepared(out)
+    prepare_sample(fasta, chunk_size, mode, EMBEDDING_MODELS, shards, paths)
     names = [shard_name(i) for i in range(shards)]
-    frames, manifest = out / "shards" / "frames.tsv", out / "shards" / "manifest.tsv"
-    shard_frames(p / "nucleotide.fa", p / "protein.faa", shards, frames, manifest)
+    frames, manifest = paths.frames, paths.manifest
     shards, classifier = [], models[f"classifier_{chunk_size}"]
     for n in names:
         h5 = {kind: out / "embeddings" / f"{n}.{kind}.h5" for kind in ("dnabert_s", "esm2")}

@@ -1,6 +1,8 @@
 """Nucleotide FASTA input (plain, or gzip, bzip2, xz or zstd compressed) checked record by
 record, and FASTA output in the exact layouts the original tool wrote."""
 
+import codecs
+import io
 import itertools
 import re
 from collections import Counter
@@ -8,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from Bio.SeqIO.FastaIO import SimpleFastaParser
+from xopen import xopen
 
 from .compressed import NAMES, format_of, open_text
 from .errors import InputError
@@ -20,6 +23,7 @@ PROTEIN_ONLY = frozenset("EFILPQJOZ")
 FORMATS_READ = "plain, gzip, bzip2, xz or zstd-compressed"
 _SHOWN = 10  # offending records named in one error message
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+BLOCK_BYTES = 1 << 21  # of text per Block: a worker's task of about 13,000 reads of 150 bp
 
 
 @dataclass(frozen=True)
@@ -36,30 +40,133 @@ def read_records(path):
     """
     path = Path(path)
     counts = Counter()
+    fmt = _format(path)
+    with open_text(path, fmt) as handle:
+        pairs = _fasta_pairs(_lines(handle, path, fmt), path)
+        for number, (title, sequence) in enumerate(pairs, start=1):
+            record = _record(title, sequence, number, path)
+            counts[record.id] += 1
+            yield record
+    duplicates = {rid: n for rid, n in counts.items() if n > 1}
+    if duplicates:
+        raise duplicate_ids_error(path, duplicates)
+
+
+def duplicate_ids_error(path, duplicates):
+    """The InputError of the ids that occur more than once: {id: times}, in order of their
+    first occurrence."""
+    shown = ", ".join(f"{rid} (x{n})" for rid, n in itertools.islice(duplicates.items(), _SHOWN))
+    more = f" and {len(duplicates) - _SHOWN} more" if len(duplicates) > _SHOWN else ""
+    return InputError(
+        f"{path}: {len(duplicates)} record id(s) occur more than once: {shown}{more}. "
+        "Ids (the header up to the first space) must be unique because every output row is "
+        "keyed by them; rename the records, e.g. `seqkit rename` or "
+        "`awk '/^>/{print \">r\" ++i; next} 1'`."
+    )
+
+
+@dataclass(frozen=True)
+class Block:
+    """Whole records of a FASTA file, as bytes, for a worker process to parse (block_records):
+    where they start in the file's (decompressed) bytes, and the number of their first record
+    and first line in the file."""
+
+    data: bytes
+    start: int
+    first_record: int
+    first_line: int
+
+    @property
+    def end(self):
+        return self.start + len(self.data)
+
+
+def read_blocks(path, size=BLOCK_BYTES):
+    """Yield the file as Blocks of about `size` bytes, each cut before a record's '>', so that
+    every record lies in one block (a record longer than `size` makes a block of its own). Only
+    bytes are looked at here: the reading process stays fast while workers parse and check."""
+    path = Path(path)
+    fmt = _format(path)
+    pending, start, record, line = bytearray(), 0, 1, 1
+    with _open_bytes(path, fmt) as handle:
+        while data := _read(handle, size, path, fmt):
+            searched = max(len(pending) - 1, 0)  # a cut of the bytes before was looked for
+            pending += data
+            cut = _last_record_start(pending, searched)
+            if cut <= 0 and not (start == 0 and _not_fasta(pending)):
+                continue  # a record longer than `size`: read on
+            cut = cut if cut > 0 else len(pending)  # text that is no FASTA: its worker says so
+            block = Block(bytes(pending[:cut]), start, record, line)
+            del pending[:cut]
+            yield block
+            start, record, line = block.end, *_after(block, record, line)
+    if pending:
+        yield Block(bytes(pending), start, record, line)
+
+
+def block_records(block, path):
+    """Yield the checked Records of a Block, as read_records does (InputError naming the record
+    or line), without the check for duplicate ids, which needs every block."""
     try:
-        fmt = format_of(path)
+        # as open_text reads: a byte-order mark at the file's start dropped, any line ending '\n'
+        text = block.data.decode("utf-8-sig" if block.start == 0 else "utf-8")
+    except UnicodeDecodeError as error:
+        raise _not_utf8(path, block.first_line, error) from error
+    pairs = _fasta_pairs(io.StringIO(text, newline=None), path)
+    for number, (title, sequence) in enumerate(pairs, start=block.first_record):
+        yield _record(title, sequence, number, path)
+
+
+def _format(path):
+    """format_of, or InputError naming the path where the file cannot be read."""
+    try:
+        return format_of(path)
     except OSError as error:
         raise InputError(
             f"{path}: cannot be read ({error.strerror}). Check the path; a relative path is "
             "taken from the directory the workflow runs in."
         ) from error
-    with open_text(path, fmt) as handle:
-        pairs = _fasta_pairs(_lines(handle, path, fmt), path)
-        for number, (title, sequence) in enumerate(pairs, start=1):
-            record = Record(title.split(None, 1)[0] if title.strip() else "", sequence)
-            _check_record(record, number, path)
-            counts[record.id] += 1
-            yield record
-    duplicates = [rid for rid, n in counts.items() if n > 1]
-    if duplicates:
-        shown = ", ".join(f"{rid} (x{counts[rid]})" for rid in duplicates[:_SHOWN])
-        more = f" and {len(duplicates) - _SHOWN} more" if len(duplicates) > _SHOWN else ""
-        raise InputError(
-            f"{path}: {len(duplicates)} record id(s) occur more than once: {shown}{more}. "
-            "Ids (the header up to the first space) must be unique because every output row is "
-            "keyed by them; rename the records, e.g. `seqkit rename` or "
-            "`awk '/^>/{print \">r\" ++i; next} 1'`."
-        )
+
+
+def _open_bytes(path, fmt):
+    # threads=0 decompresses in this process, as open_text does
+    return open(path, "rb") if fmt is None else xopen(path, "rb", format=fmt, threads=0)
+
+
+def _read(handle, size, path, fmt):
+    try:
+        return handle.read(size)
+    except Exception as error:
+        if fmt is None:
+            raise
+        raise _damaged(path, fmt, error) from error
+
+
+def _last_record_start(data, searched):
+    """The offset of the last '>' that starts a line in data[searched:], or -1."""
+    return max(data.rfind(b"\n>", searched), data.rfind(b"\r>", searched)) + 1 or -1
+
+
+def _not_fasta(data):
+    """Whether the first text of a file is something other than a FASTA record's '>'."""
+    text = data.removeprefix(codecs.BOM_UTF8).lstrip()
+    return bool(text) and not text.startswith(b">")
+
+
+def _after(block, record, line):
+    """The numbers of the record and line that follow `block` (any of the three line endings
+    ends a line, as universal newlines read them; a block never ends between \r and \n)."""
+    data = block.data
+    first = data.removeprefix(codecs.BOM_UTF8).startswith(b">")
+    starts = data.count(b"\n>") + data.count(b"\r>") + first
+    breaks = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+    return record + starts, line + breaks
+
+
+def _record(title, sequence, number, path):
+    record = Record(title.split(None, 1)[0] if title.strip() else "", sequence)
+    _check_record(record, number, path)
+    return record
 
 
 def _lines(handle, path, fmt):
@@ -72,24 +179,34 @@ def _lines(handle, path, fmt):
             yield line
     except UnicodeDecodeError as error:
         # the undecodable chunk starts where the lines given so far end
-        line = number + 1 + len(_LINE_BREAK.findall(error.object[: error.start]))
-        raise InputError(
-            f"{path}: line {line} holds byte {error.object[error.start]:#04x}, which is not "
-            "UTF-8 text: this is a binary file, or text in another encoding, not FASTA. Give "
-            f"nucleotide FASTA ({FORMATS_READ}); convert text in another encoding first, e.g. "
-            "`iconv -f latin1 -t utf-8`."
-        ) from error
+        raise _not_utf8(path, number + 1, error) from error
     except Exception as error:
         if fmt is None:  # a plain file: a failing read is not a format error
             raise
-        # Each decompressor (ISA-L or zlib-ng for gzip, bz2, lzma, zstd) raises its own error
-        # classes on damaged data, none shared; any of them means the same here.
-        name = NAMES[fmt]
-        what = "ends early" if isinstance(error, EOFError) else f"is damaged ({error})"
-        raise InputError(
-            f"{path}: its {name} data {what}: the file is truncated or corrupt, e.g. by an "
-            f"interrupted download or copy. Copy it again and check it with `{name} -t {path}`."
-        ) from error
+        raise _damaged(path, fmt, error) from error
+
+
+def _not_utf8(path, first_line, error):
+    """The InputError of a UnicodeDecodeError in text whose first line is `first_line`."""
+    line = first_line + len(_LINE_BREAK.findall(error.object[: error.start]))
+    return InputError(
+        f"{path}: line {line} holds byte {error.object[error.start]:#04x}, which is not "
+        "UTF-8 text: this is a binary file, or text in another encoding, not FASTA. Give "
+        f"nucleotide FASTA ({FORMATS_READ}); convert text in another encoding first, e.g. "
+        "`iconv -f latin1 -t utf-8`."
+    )
+
+
+def _damaged(path, fmt, error):
+    """The InputError of compressed data that does not decompress: each decompressor (ISA-L
+    or zlib-ng for gzip, bz2, lzma, zstd) raises its own error classes on damaged data, none
+    shared; any of them means the same here."""
+    name = NAMES[fmt]
+    what = "ends early" if isinstance(error, EOFError) else f"is damaged ({error})"
+    return InputError(
+        f"{path}: its {name} data {what}: the file is truncated or corrupt, e.g. by an "
+        f"interrupted download or copy. Copy it again and check it with `{name} -t {path}`."
+    )
 
 
 def _fasta_pairs(lines, path):

@@ -15,6 +15,7 @@ CODON_TABLE = {
 # Biopython's reverse_complement does not (it maps IUPAC codes too); the nucleotide slices of
 # reverse frames must match what the classifier was trained on.
 _COMPLEMENT = str.maketrans("ACGT", "TGCA")
+_NOT_ACGT = str.maketrans("", "", "ACGT")  # deletes A, C, G and T: what is left is other letters
 _codons = re.compile("...", re.S).findall
 # Finds the first in-frame stop codon from a position, codon by codon: a frame with one is
 # dropped before it is translated, which skips most of the work (most frames of DNA have one).
@@ -52,6 +53,20 @@ def kept_frames(chunk):
                 nucleotide = strand[offset : offset + 1 + 3 * len(protein)]
                 kept.append(Frame(name, protein, nucleotide))
     return kept
+
+
+def kept_frame_sizes(chunk):
+    """(residues, bases) of each frame kept_frames keeps of an uppercase chunk, without
+    translating one of only A, C, G and T (its every codon is one residue): for estimates."""
+    if chunk.translate(_NOT_ACGT):
+        return [(len(frame.protein), len(frame.nucleotide)) for frame in kept_frames(chunk)]
+    sizes = []
+    for strand in (chunk, reverse_complement(chunk)):
+        for offset in range(3):
+            residues = (len(strand) - offset) // 3
+            if residues > 0 and not _stop_in_frame(strand, offset):
+                sizes.append((residues, min(1 + 3 * residues, len(strand) - offset)))
+    return sizes
 
 
 def no_frame_reason(chunk):

@@ -1,143 +1,218 @@
-"""The first two stages: cut each record into chunks, then translate the chunks and keep the
-frames that are scored. Each is a function of files to files."""
+"""The preparing stage: cut every record into chunks, translate each chunk in six frames, keep
+the frames that are scored, and cut those into shards of equal work, in one pass over the input.
 
-import csv
+The reading process only splits the (decompressed) input into blocks of whole records
+(fasta.read_blocks); worker processes parse, check, chunk and translate the blocks, and the
+reading process writes their rows in input order. A block is also the unit of the later
+stages' work (a "part", listed in parts.tsv with where its rows lie in each table), so that
+they too spread over the cores a sample's job is given. Memory holds a few blocks per worker,
+whatever the size of the sample.
+"""
+
 import functools
+import hashlib
 import io
-import itertools
 import logging
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass
 
-from Bio.SeqIO.FastaIO import SimpleFastaParser
+import numpy as np
 
 from .atomic import atomic_open
 from .chunking import chunk_spans
-from .fasta import read_records, write_unwrapped, write_wrapped
+from .fasta import block_records, duplicate_ids_error, read_blocks, write_unwrapped, write_wrapped
 from .frames import kept_frames, no_frame_reason
 from .parallel import ordered_map
-from .tables import tsv_writer
+from .sharding import frame_row, frame_table
+from .tables import read_tsv, tsv_writer
 
 log = logging.getLogger(__name__)
 
 REASON_EMPTY = "empty sequence"
 RECORD_COLUMNS = ("record_id", "length", "chunks", "reason")
-SPAN_COLUMNS = ("chunk_id", "record_id", "start", "end")
 CHUNK_COLUMNS = ("chunk_id", "record_id", "start", "end", "length", "frames", "reason")
-BLOCK_CHUNKS = 2048  # chunks a worker translates per task: about 1 MB of sequence
+PART_COLUMNS = (
+    "part",
+    "records",
+    "chunks",
+    "frames",
+    "first_ordinal",  # of the part's first frame in the frame table
+    "records_start",  # bytes of the part's rows in input_records.tsv, [start, end)
+    "records_end",
+    "chunks_start",  # ... in chunk_frames.tsv
+    "chunks_end",
+    "text_start",  # ... of its records in the input's (decompressed) text
+    "text_end",
+)
+# the original's intermediate files, written where asked for (output.keep_intermediate)
+INTERMEDIATES = ("chunks_fa", "nucleotide_fa", "protein_faa")
 
 
-def chunk_sample(fasta, chunk_size, mode, chunks_fa, records_tsv, spans_tsv):
-    """Cut every record of `fasta` into chunks.
+@dataclass(frozen=True)
+class _Prepared:
+    """What a worker makes of one block: each output's bytes, and counts."""
 
-    Writes the chunks as the original wrote them (`{id}_chunk_{k}`, case kept, 60 letters a
-    line), one row per input record, and one row per chunk with its 1-based inclusive span.
-    """
-    n_records = n_chunks = 0
-    with (
-        atomic_open(chunks_fa) as chunks_out,
-        atomic_open(records_tsv) as records_out,
-        atomic_open(spans_tsv) as spans_out,
-    ):
-        records = tsv_writer(records_out)
-        spans = tsv_writer(spans_out)
-        records.writerow(RECORD_COLUMNS)
-        spans.writerow(SPAN_COLUMNS)
-        for record in read_records(fasta):
-            cuts = chunk_spans(len(record.sequence), chunk_size, mode)
-            records.writerow(
-                (record.id, len(record.sequence), len(cuts), "" if cuts else REASON_EMPTY)
+    records: bytes
+    chunks: bytes
+    frames: bytes
+    intermediates: tuple  # bytes of each of INTERMEDIATES, or () where not asked for
+    n_records: int
+    n_chunks: int
+    text_start: int  # the block's bytes in the input's text
+    text_end: int
+    residues: np.ndarray  # of each kept frame's protein
+    bases: np.ndarray  # of each kept frame's nucleotides
+    id_hashes: np.ndarray  # uint64, of each record id, for the check for duplicates
+
+
+def prepare_sample(fasta, chunk_size, mode, models, n_shards, outputs, workers=1):
+    """Cut, translate and shard every record of `fasta` in one pass.
+
+    `outputs` names the paths: .records (one row per input record), .chunks (one row per chunk,
+    with its 1-based inclusive span and kept frames, or why none), .frames and .manifest (the
+    frame table cut into `n_shards` shards of equal work for `models`: sharding.frame_table),
+    .parts (where each block's rows lie), and, where it has them, the original's intermediate
+    files (INTERMEDIATES: chunks as the original wrote them, `{id}_chunk_{k}`, case kept, 60
+    letters a line; the kept frames' nucleotides and proteins). `workers` processes do the
+    work; the output does not depend on their number."""
+    keep = all(hasattr(outputs, name) for name in INTERMEDIATES)
+    work = functools.partial(_prepare_block, str(fasta), chunk_size, mode, keep)
+    totals, hashes = Counter(), []
+    with ExitStack() as files:
+        records, chunks, parts = (
+            files.enter_context(atomic_open(path, "wb"))
+            for path in (outputs.records, outputs.chunks, outputs.parts)
+        )
+        frames = files.enter_context(
+            frame_table(outputs.frames, outputs.manifest, n_shards, models)
+        )
+        kept = [
+            files.enter_context(atomic_open(getattr(outputs, name), "wb"))
+            for name in (INTERMEDIATES if keep else ())
+        ]
+        for out, columns in ((records, RECORD_COLUMNS), (chunks, CHUNK_COLUMNS)):
+            out.write(("\t".join(columns) + "\n").encode())
+        parts_table = tsv_writer(text := io.StringIO())
+        parts_table.writerow(PART_COLUMNS)
+        for part, prepared in enumerate(ordered_map(work, read_blocks(fasta), workers)):
+            parts_table.writerow(
+                (
+                    part,
+                    prepared.n_records,
+                    prepared.n_chunks,
+                    len(prepared.residues),
+                    totals["frames"],
+                    records.tell(),
+                    records.tell() + len(prepared.records),
+                    chunks.tell(),
+                    chunks.tell() + len(prepared.chunks),
+                    prepared.text_start,
+                    prepared.text_end,
+                )
             )
-            for k, (start, end) in enumerate(cuts, start=1):
-                chunk_id = f"{record.id}_chunk_{k}"
-                write_wrapped(chunks_out, chunk_id, record.sequence[start:end])
-                spans.writerow((chunk_id, record.id, start + 1, end))
-            n_records += 1
-            n_chunks += len(cuts)
-    if n_records == 0:
+            records.write(prepared.records)
+            chunks.write(prepared.chunks)
+            frames.add(prepared.frames, prepared.residues, prepared.bases)
+            for out, data in zip(kept, prepared.intermediates, strict=True):
+                out.write(data)
+            hashes.append(prepared.id_hashes)
+            totals.update(
+                records=prepared.n_records, chunks=prepared.n_chunks, frames=len(prepared.residues)
+            )
+        _check_unique_ids(fasta, hashes, records)
+        parts.write(text.getvalue().encode())
+    if totals["records"] == 0:
         log.warning("%s holds no records: every output of this sample will be empty", fasta)
     log.info(
-        "%s: %d records cut into %d chunks of %d bp (%s)",
+        "%s: %d records cut into %d chunks of %d bp (%s), %d frames kept (%d workers)",
         fasta,
-        n_records,
-        n_chunks,
+        totals["records"],
+        totals["chunks"],
         chunk_size,
         mode,
+        totals["frames"],
+        workers,
     )
 
 
-def translate_sample(chunks_fa, spans_tsv, nucleotide_fa, protein_faa, chunks_tsv, workers=1):
-    """Translate every chunk in six frames and write the kept frames in the original's two
-    FASTA files (frame nucleotides, frame proteins), plus one row per chunk saying which
-    frames it kept, or why none. Blocks of chunks are translated by `workers` processes and
-    written in input order, so the output does not depend on `workers`."""
-    n_chunks = n_frames = 0
-    with (
-        open(chunks_fa, encoding="utf-8") as chunks_in,
-        open(spans_tsv, encoding="utf-8", newline="") as spans_in,
-        atomic_open(nucleotide_fa) as nucleotide_out,
-        atomic_open(protein_faa) as protein_out,
-        atomic_open(chunks_tsv) as table_out,
-    ):
-        tsv_writer(table_out).writerow(CHUNK_COLUMNS)
-        next(spans_in)  # the header
-        translate = functools.partial(_translate_block, f"{chunks_fa} and {spans_tsv}")
-        blocks = _blocks(chunks_in, spans_in, BLOCK_CHUNKS)
-        for nucleotides, proteins, rows, chunks, frames in ordered_map(translate, blocks, workers):
-            nucleotide_out.write(nucleotides)
-            protein_out.write(proteins)
-            table_out.write(rows)
-            n_chunks += chunks
-            n_frames += frames
-        if next(spans_in, None) is not None:
-            raise ValueError(f"{spans_tsv} has more rows than {chunks_fa} has chunks")
-    log.info("%d chunks translated, %d frames kept (%d workers)", n_chunks, n_frames, workers)
-
-
-def _blocks(chunks_in, spans_in, size):
-    """(FASTA text, span rows) of `size` chunks at a time, cut at record starts without parsing
-    the records, so that the main process only reads and the workers do the rest."""
-    lines, n = [], 0
-    for line in chunks_in:
-        if line.startswith(">"):
-            if n == size:
-                yield "".join(lines), list(itertools.islice(spans_in, n))
-                lines, n = [], 0
-            n += 1
-        lines.append(line)
-    if n:
-        yield "".join(lines), list(itertools.islice(spans_in, n))
-
-
-def _translate_block(files, block):
-    """The three outputs' text for one block of chunks, and its chunk and frame counts."""
-    fasta_text, span_lines = block
-    nucleotide_out, protein_out, table_out = io.StringIO(), io.StringIO(), io.StringIO()
-    table = tsv_writer(table_out)
-    n_chunks = n_frames = 0
-    spans = csv.reader(span_lines, delimiter="\t")
-    for (chunk_id, sequence), span in itertools.zip_longest(
-        SimpleFastaParser(io.StringIO(fasta_text)), spans
-    ):
-        if span is None or chunk_id != span[0]:
-            raise ValueError(f"{files} disagree at chunk {chunk_id}")
-        chunk = sequence.upper()
-        frames = kept_frames(chunk)
-        for frame in frames:
-            write_unwrapped(nucleotide_out, chunk_id + frame.name, frame.nucleotide)
-            write_unwrapped(protein_out, chunk_id + frame.name, frame.protein)
-        table.writerow(
-            (
-                *span,
-                len(chunk),
-                ",".join(frame.name for frame in frames),
-                "" if frames else no_frame_reason(chunk),
-            )
+def _prepare_block(fasta, chunk_size, mode, keep, block):
+    """The outputs' bytes for one block of records (a worker's task)."""
+    records, chunks, frames = io.StringIO(), io.StringIO(), io.StringIO()
+    chunk_fa, nucleotide_fa, protein_faa = io.StringIO(), io.StringIO(), io.StringIO()
+    records_table, chunks_table = tsv_writer(records), tsv_writer(chunks)
+    residues, bases, ids = [], [], []
+    n_records = n_chunks = 0
+    for record in block_records(block, fasta):
+        cuts = chunk_spans(len(record.sequence), chunk_size, mode)
+        records_table.writerow(
+            (record.id, len(record.sequence), len(cuts), "" if cuts else REASON_EMPTY)
         )
-        n_chunks += 1
-        n_frames += len(frames)
-    return (
-        nucleotide_out.getvalue(),
-        protein_out.getvalue(),
-        table_out.getvalue(),
+        for k, (start, end) in enumerate(cuts, start=1):
+            chunk_id = f"{record.id}_chunk_{k}"
+            chunk = record.sequence[start:end].upper()
+            kept = kept_frames(chunk)
+            for frame in kept:
+                frame_id = chunk_id + frame.name
+                frames.write(frame_row(frame_id, frame.nucleotide, frame.protein))
+                residues.append(len(frame.protein))
+                bases.append(len(frame.nucleotide))
+                if keep:
+                    write_unwrapped(nucleotide_fa, frame_id, frame.nucleotide)
+                    write_unwrapped(protein_faa, frame_id, frame.protein)
+            chunks_table.writerow(
+                (
+                    chunk_id,
+                    record.id,
+                    start + 1,
+                    end,
+                    len(chunk),
+                    ",".join(frame.name for frame in kept),
+                    "" if kept else no_frame_reason(chunk),
+                )
+            )
+            if keep:
+                write_wrapped(chunk_fa, chunk_id, record.sequence[start:end])
+        ids.append(record.id)
+        n_records += 1
+        n_chunks += len(cuts)
+    return _Prepared(
+        records.getvalue().encode(),
+        chunks.getvalue().encode(),
+        frames.getvalue().encode(),
+        tuple(out.getvalue().encode() for out in (chunk_fa, nucleotide_fa, protein_faa))
+        if keep
+        else (),
+        n_records,
         n_chunks,
-        n_frames,
+        block.start,
+        block.end,
+        np.array(residues, dtype=np.int32),
+        np.array(bases, dtype=np.int32),
+        _id_hashes(ids),
     )
+
+
+def _id_hashes(ids):
+    """64-bit hashes of record ids, the same in every process (Python's own hash of a string
+    differs between processes)."""
+    digests = b"".join(hashlib.blake2b(i.encode(), digest_size=8).digest() for i in ids)
+    return np.frombuffer(digests, dtype=np.uint64)
+
+
+def _check_unique_ids(fasta, hashes, records):
+    """InputError naming the ids that occur more than once, as fasta.read_records does. The
+    hashes of all ids (8 bytes a record) find the candidates; the records table written so far
+    (`records`, open for writing) gives their ids."""
+    hashes = np.sort(np.concatenate(hashes)) if hashes else np.empty(0, dtype=np.uint64)
+    repeated = hashes[1:][hashes[1:] == hashes[:-1]]
+    if not repeated.size:
+        return
+    records.flush()
+    counts, repeated = Counter(), set(repeated.tolist())
+    for row in read_tsv(records.name):
+        if int(_id_hashes([row.record_id])[0]) in repeated:
+            counts[row.record_id] += 1
+    duplicates = {rid: n for rid, n in counts.items() if n > 1}
+    if duplicates:  # else distinct ids whose hashes collide
+        raise duplicate_ids_error(fasta, duplicates)

@@ -1,148 +1,120 @@
-"""Cut a sample's frames into shards of equal ESM-2 work, one embedding job each.
+"""A sample's frame table and its shards: every kept frame in input order, one row each, and a
+manifest that cuts the rows into shards of equal work, one embedding job each.
 
-All frames are sorted by length once, globally, and the sorted list is cut into contiguous
-runs of equal token count: every shard then holds frames of similar length (batches pack
-densely) and costs its GPU about the same time. ESM-2 tokens are the measure because ESM-2 is
-more than 95% of the work (SPEC §6).
+A shard is a run of consecutive frames (consecutive ordinals), cut where the work of the models
+the sample's classifier takes (sizing.frame_seconds) reaches its share, so every shard costs its
+GPU about the same time. The embedding job orders its own frames by length for packing. One
+table rather than a file per shard: a rule's outputs are fixed, while the number of shards
+differs between samples; the manifest gives each shard's byte range, so a job reads its shard
+alone.
 """
 
 import logging
 import os
-from contextlib import ExitStack
+from collections import deque
+from contextlib import contextmanager
 
 import numpy as np
 
 from .atomic import atomic_open, atomic_path
 from .damage import DamagedFile
-from .fasta import read_unwrapped
+from .sizing import frame_seconds
 from .tables import tsv_writer
 
 log = logging.getLogger(__name__)
 
-SHARD_COLUMNS = ("ordinal", "frame_id", "nucleotide", "protein")
-MANIFEST_COLUMNS = (
-    "shard",
-    "frames",
-    "esm2_tokens",
-    "min_residues",
-    "max_residues",
-    "start_byte",
-    "end_byte",
-)
-_OPEN_AT_ONCE = 200  # shards written per pass over the frames (a handle each), under any fd limit
+FRAME_COLUMNS = ("frame_id", "nucleotide", "protein")
+MANIFEST_COLUMNS = ("shard", "frames", "first_ordinal", "seconds", "start_byte", "end_byte")
+_HEADER = ("\t".join(FRAME_COLUMNS) + "\n").encode()
 
 
-def esm2_tokens(residues):
-    """Tokens ESM-2 computes for proteins of `residues` residues: <cls>, every residue (the
-    original attends over whole proteins), <eos>; as models.esm2.tokenize encodes them."""
-    return np.asarray(residues, dtype=np.int64) + 2
-
-
-def assign_shards(residues, n_shards):
-    """Shard index of each frame: sort by length (longest first, ties by position) and cut the
-    sorted list into `n_shards` contiguous runs of about equal token count."""
-    residues = np.asarray(residues, dtype=np.int64)
-    order = np.lexsort((np.arange(len(residues)), -residues))
-    tokens = esm2_tokens(residues[order])
-    midpoints = np.cumsum(tokens) - tokens / 2
-    total = max(int(tokens.sum()), 1)
-    shard_of_sorted = np.minimum((midpoints * n_shards / total).astype(np.int64), n_shards - 1)
-    shard = np.empty(len(residues), dtype=np.int64)
-    shard[order] = shard_of_sorted
-    return shard
-
-
-def shard_frames(nucleotide_fa, protein_faa, n_shards, frames_tsv, manifest_tsv):
-    """Write every frame into one table, grouped by shard (each shard's rows in input order),
-    and a manifest giving each shard's size and its byte range in the table, so that an
-    embedding job reads its shard alone. One table rather than a file per shard: a rule's
-    outputs are fixed, while the number of shards differs between samples."""
-    residues, row_bytes = _frame_sizes(nucleotide_fa, protein_faa)
-    shard = assign_shards(residues, n_shards)
-    header = ("\t".join(SHARD_COLUMNS) + "\n").encode()
-    sizes = np.bincount(shard, weights=row_bytes, minlength=n_shards).astype(np.int64)
-    ends = len(header) + np.cumsum(sizes)
-    starts = ends - sizes
-    with atomic_path(frames_tsv) as tmp:
-        with open(tmp, "wb") as table:
-            table.write(header)
-            table.truncate(ends[-1])
-        for first in range(0, n_shards, _OPEN_AT_ONCE):
-            group = range(first, min(first + _OPEN_AT_ONCE, n_shards))
-            _write_group(
-                nucleotide_fa, protein_faa, shard, tmp, {i: (starts[i], ends[i]) for i in group}
-            )
-    with atomic_open(manifest_tsv) as handle:
-        table = tsv_writer(handle)
-        table.writerow(MANIFEST_COLUMNS)
-        for i in range(n_shards):
-            mine = residues[shard == i]
-            table.writerow(
-                (
-                    shard_name(i),
-                    len(mine),
-                    int(esm2_tokens(mine).sum()),
-                    int(mine.min()) if len(mine) else 0,
-                    int(mine.max()) if len(mine) else 0,
-                    starts[i],
-                    ends[i],
-                )
-            )
-    log.info(
-        "%d frames, %d ESM-2 tokens, in %d shards",
-        len(residues),
-        int(esm2_tokens(residues).sum()),
-        n_shards,
-    )
+def frame_row(frame_id, nucleotide, protein):
+    """One row of the frame table."""
+    return f"{frame_id}\t{nucleotide}\t{protein}\n"
 
 
 def shard_name(index):
     return f"shard_{index:04d}"
 
 
-def _frame_pairs(nucleotide_fa, protein_faa):
-    """(ordinal, frame id, nucleotides, protein) of every frame, the two files checked to agree."""
-    with (
-        open(nucleotide_fa, encoding="utf-8") as nucleotides,
-        open(protein_faa, encoding="utf-8") as proteins,
-    ):
-        pairs = zip(read_unwrapped(nucleotides), read_unwrapped(proteins), strict=True)
-        for ordinal, ((frame_id, nucleotide), (protein_id, protein)) in enumerate(pairs):
-            if frame_id != protein_id:
-                raise ValueError(f"{nucleotide_fa} and {protein_faa} disagree at {frame_id}")
-            yield ordinal, frame_id, nucleotide, protein
+class FrameTableWriter:
+    """What `frame_table` yields: `add(rows, residues, bases)` appends a block of rows (bytes)
+    of frames with those protein and nucleotide lengths."""
+
+    def __init__(self, handle, models):
+        self.handle, self.models = handle, models
+        self.blocks = []  # (first byte, frames, seconds) of each block
+
+    def add(self, rows, residues, bases):
+        if len(residues):
+            seconds = float(frame_seconds(residues, bases, self.models).sum())
+            self.blocks.append((self.handle.tell(), len(residues), seconds))
+        self.handle.write(rows)
 
 
-def _row(ordinal, frame_id, nucleotide, protein):
-    return f"{ordinal}\t{frame_id}\t{nucleotide}\t{protein}\n".encode()
+@contextmanager
+def frame_table(frames_tsv, manifest_tsv, n_shards, models):
+    """Yield a FrameTableWriter for `frames_tsv`; once every block is in, cut the frames into
+    `n_shards` shards of equal work for `models` and write them to `manifest_tsv`."""
+    with atomic_path(frames_tsv) as tmp, open(tmp, "wb") as handle:
+        handle.write(_HEADER)
+        writer = FrameTableWriter(handle, models)
+        yield writer
+        handle.flush()
+        cuts = _cuts(tmp, writer.blocks, handle.tell(), n_shards, models)
+    frames = sum(n for _, n, _ in writer.blocks)
+    with atomic_open(manifest_tsv) as out:
+        table = tsv_writer(out)
+        table.writerow(MANIFEST_COLUMNS)
+        for i, ((ordinal, start, done), (following, end, reached)) in enumerate(
+            zip(cuts, cuts[1:], strict=False)
+        ):
+            work = f"{reached - done:.3f}"
+            table.writerow((shard_name(i), following - ordinal, ordinal, work, start, end))
+    log.info(
+        "%d frames, %.1f s of GPU work (reference rates) for %s, in %d shards",
+        frames,
+        cuts[-1][2],
+        " and ".join(models),
+        n_shards,
+    )
 
 
-def _frame_sizes(nucleotide_fa, protein_faa):
-    """Residues of each frame and the bytes of its row in the table."""
-    residues, row_bytes = [], []
-    for ordinal, frame_id, nucleotide, protein in _frame_pairs(nucleotide_fa, protein_faa):
-        residues.append(len(protein))
-        row_bytes.append(len(_row(ordinal, frame_id, nucleotide, protein)))
-    return np.array(residues, dtype=np.int64), np.array(row_bytes, dtype=np.int64)
+def _cuts(table, blocks, size, n_shards, models):
+    """(first ordinal, first byte, work before it) of each shard, and the same past the last
+    frame: shard k starts at the first frame whose work's midpoint reaches k/n of the total."""
+    total = sum(seconds for _, _, seconds in blocks)
+    past_last = (sum(frames for _, frames, _ in blocks), size, total)
+    cuts, ordinal, done, remaining = [(0, len(_HEADER), 0.0)], 0, 0.0, deque(blocks)
+    for k in range(1, n_shards):
+        target = total * k / n_shards
+        while remaining and done + remaining[0][2] < target:
+            ordinal, done = ordinal + remaining[0][1], done + remaining[0][2]
+            remaining.popleft()
+        if not remaining:
+            cuts.append(past_last)
+            continue
+        start, frames, _ = remaining[0]
+        rows, residues, bases = _block_rows(table, start, frames)
+        seconds = frame_seconds(residues, bases, models)
+        before = np.cumsum(seconds) - seconds  # the work before each frame of the block
+        inside = int(np.count_nonzero(done + before + seconds / 2 < target))
+        cuts.append((ordinal + inside, start + sum(rows[:inside]), done + seconds[:inside].sum()))
+    cuts.append(past_last)
+    return cuts
 
 
-def _write_group(nucleotide_fa, protein_faa, shard, table, ranges):
-    """Write the rows of the shards in `ranges` {shard: (start, end)}, each through its own
-    handle placed at its shard's first byte, in one pass over the frames."""
-    with ExitStack() as stack:
-        handles = {}
-        for i, (start, _) in ranges.items():
-            handles[i] = stack.enter_context(open(table, "r+b"))
-            handles[i].seek(start)
-        for ordinal, *frame in _frame_pairs(nucleotide_fa, protein_faa):
-            handle = handles.get(shard[ordinal])
-            if handle is not None:
-                handle.write(_row(ordinal, *frame))
-        for i, (_, end) in ranges.items():
-            if handles[i].tell() != end:
-                raise RuntimeError(
-                    f"{table}: shard {i} ends at byte {handles[i].tell()}, not {end}"
-                )
+def _block_rows(table, start, frames):
+    """The byte length, protein and nucleotide length of each of `frames` rows from `start`."""
+    with open(table, "rb") as handle:
+        handle.seek(start)
+        lines = [handle.readline() for _ in range(frames)]
+    fields = [line.split(b"\t") for line in lines]
+    return (
+        [len(line) for line in lines],
+        np.array([len(f[2]) - 1 for f in fields], dtype=np.int64),  # less the line break
+        np.array([len(f[1]) for f in fields], dtype=np.int64),
+    )
 
 
 def read_shard(frames_tsv, manifest_tsv, name):
@@ -166,16 +138,17 @@ def read_shard(frames_tsv, manifest_tsv, name):
         table.seek(int(entry["start_byte"]))
         text = table.read(int(entry["end_byte"]) - int(entry["start_byte"])).decode()
     rows = [line.split("\t") for line in text.splitlines()]
-    if len(rows) != int(entry["frames"]):
+    if len(rows) != int(entry["frames"]) or any(len(row) != len(FRAME_COLUMNS) for row in rows):
         raise DamagedFile(
             frames_tsv,
             f"it holds {len(rows)} frames of {name}, but {manifest_tsv} lists {entry['frames']}",
         )
+    first = int(entry["first_ordinal"])
     return (
-        np.array([int(r[0]) for r in rows], dtype=np.int64),
+        np.arange(first, first + len(rows), dtype=np.int64),
+        [r[0] for r in rows],
         [r[1] for r in rows],
         [r[2] for r in rows],
-        [r[3] for r in rows],
     )
 
 

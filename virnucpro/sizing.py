@@ -1,37 +1,73 @@
-"""How many shards (embedding jobs) a sample is cut into when the config says `shards: auto`.
+"""How many shards (embedding jobs) a sample is cut into when the config says `shards: auto`,
+and how the work of its frames is weighed to cut them evenly.
 
-The count is a function of the sample's own input and settings alone, never of the machine or
-of the other samples: a sample's shards, and so its finished embeddings, stay what they are
+The work of a frame is the GPU time of the models the sample's classifier takes: ESM-2's
+tokens and DNABERT-S's, each at its rate on a reference GPU, so that a sample classified on
+DNABERT-S's features alone, whose frames cost a fraction of ESM-2's, is cut into few shards.
+The count is a function of the sample's own input, chunking and models, never of the machine
+or of the other samples: a sample's shards, and so its finished embeddings, stay what they are
 when samples are added to the sheet, when the GPUs change, or when a run moves between a
 workstation and a cluster. It is fixed before the run (the job graph is known from the start),
-from an estimate of the sample's ESM-2 tokens, which are more than 95% of the work.
+from an estimate of the sample's work.
 
-Each job pays a fixed start (process, model load, compiled kernels) on top of its work, about
-100,000 ESM-2 tokens a second on an H200 (benchmarks/results/). A shard of 16 million tokens
-keeps that start to a few percent of the job, and cuts a sample of 300,000 short reads (27
-million tokens) in two, one per GPU of a two-GPU machine. Counts past two are rounded up to 4,
-8 and then multiples of 8, so that equal shards divide evenly over 1, 2, 4 or 8 GPUs.
+A shard of SHARD_SECONDS keeps an embedding job's fixed start (process, model load, compiled
+kernels, the part of it the next job cannot hide) to a few percent of the job. Counts past two
+are rounded up to 4, 8 and then multiples of 8, so that shards divide evenly over 1, 2, 4 or 8
+GPUs.
 """
 
 import io
 import math
 from pathlib import Path
 
+import numpy as np
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
 from .chunking import chunk_spans
 from .compressed import decompressor, format_of
-from .frames import kept_frames
-from .sharding import esm2_tokens
+from .frames import kept_frame_sizes
 
-TOKENS_PER_SHARD = 16_000_000
-SAMPLED_BYTES = 256 * 1024  # of the sample's text, chunked and translated for the estimate
+# Tokens a second each model computes in fp16 in an embedding job's loop on the reference GPU,
+# one H200 (benchmarks/results/2026-11-22-end-to-end.md, 2026-11-21-h200.md): they weigh the
+# models against each other; on another GPU every shard takes as much longer.
+TOKENS_PER_SECOND = {"esm2": 92_000, "dnabert_s": 1_350_000}
+# DNABERT-S's BPE vocabulary cuts the frames of real genomes into tokens of about this many
+# bases (18.0 million tokens for the 518,857 frames of 150 bp reads in the end-to-end results)
+BASES_PER_DNABERT_S_TOKEN = 4.5
+SHARD_SECONDS = 180
+SAMPLED_BYTES = 64 * 1024  # of the sample's text, chunked and translated for the estimate
 _READ = 4096  # compressed bytes fed to the decompressor at a time
+# The most tokens a byte of text can give each model (six frames of a third of a residue, or of
+# up to a base a token, per base, and their special tokens): a plain file too small to hold a
+# shard's work at these rates needs no estimate
+_MOST_TOKENS_PER_BYTE = {"esm2": 4, "dnabert_s": 8}
 
 
-def shard_count(tokens):
-    """Shards for a sample of `tokens` ESM-2 tokens: 1, 2, 4, 8, then multiples of 8."""
-    needed = max(1, math.ceil(tokens / TOKENS_PER_SHARD))
+def esm2_tokens(residues):
+    """Tokens ESM-2 computes for proteins of `residues` residues: <cls>, every residue (the
+    original attends over whole proteins), <eos>; as models.esm2.tokenize encodes them."""
+    return np.asarray(residues, dtype=np.int64) + 2
+
+
+def dnabert_s_tokens(bases):
+    """DNABERT-S's tokens for frames of `bases` bases, estimated: [CLS], the BPE tokens, [SEP]."""
+    return np.asarray(bases, dtype=np.float64) / BASES_PER_DNABERT_S_TOKEN + 2
+
+
+def frame_seconds(residues, bases, models):
+    """Reference GPU seconds to embed frames of `residues` residues and `bases` bases with
+    `models` (kinds: esm2, dnabert_s), one value per frame."""
+    seconds = np.zeros(len(residues))
+    if "esm2" in models:
+        seconds += esm2_tokens(residues) / TOKENS_PER_SECOND["esm2"]
+    if "dnabert_s" in models:
+        seconds += dnabert_s_tokens(bases) / TOKENS_PER_SECOND["dnabert_s"]
+    return seconds
+
+
+def shard_count(seconds):
+    """Shards for a sample of `seconds` of GPU work: 1, 2, 4, 8, then multiples of 8."""
+    needed = max(1, math.ceil(seconds / SHARD_SECONDS))
     if needed <= 2:
         return needed
     if needed <= 8:
@@ -39,27 +75,39 @@ def shard_count(tokens):
     return math.ceil(needed / 8) * 8
 
 
-def estimated_esm2_tokens(fasta, chunk_size, mode):
-    """ESM-2 tokens of a sample, estimated from its first SAMPLED_BYTES of text: those records
-    are chunked and translated as the workflow does, and their tokens per byte of text are
-    scaled to the text the whole file holds (its size, times the text per compressed byte of
-    its start when compressed). That takes the start of a file to be like the rest, as it is
-    for reads, which a sequencer writes in no order of their source. A file that cannot be
-    read estimates as empty; the chunking stage reports what is wrong."""
+def shards_for_sample(fasta, chunk_size, mode, models):
+    return shard_count(estimated_seconds(fasta, chunk_size, mode, models))
+
+
+def estimated_seconds(fasta, chunk_size, mode, models):
+    """Reference GPU seconds of a sample's frames with `models`. A plain file too small to
+    hold a shard's work at the most work a byte can take is not read; otherwise from its first
+    SAMPLED_BYTES of text: those records are chunked and their kept frames sized as the
+    workflow does, and their work per byte of text is scaled to the text the whole file holds
+    (its size, times the text per compressed byte of its start when compressed). That takes
+    the start of a file to be like the rest, as it is for reads, which a sequencer writes in
+    no order of their source. A file that cannot be read estimates as empty; the preparing
+    stage reports what is wrong."""
     path = Path(fasta)
     if not path.is_file():
-        return 0
+        return 0.0
+    size = path.stat().st_size
+    most = size * sum(_MOST_TOKENS_PER_BYTE[m] / TOKENS_PER_SECOND[m] for m in models)
+    if format_of(path) is None and most <= SHARD_SECONDS:
+        return most
     data, text_per_byte = _leading_text(path)
     if not data:
-        return 0
-    tokens = 0
-    text = io.StringIO(data.decode("utf-8-sig", errors="replace"), newline=None)  # as read_records
+        return 0.0
+    residues, bases = [], []
+    text = io.StringIO(data.decode("utf-8-sig", errors="replace"), newline=None)  # as read
     for _, sequence in SimpleFastaParser(text):
         sequence = "".join(sequence.split()).upper()
         for start, end in chunk_spans(len(sequence), chunk_size, mode):
-            frames = kept_frames(sequence[start:end])
-            tokens += int(esm2_tokens([len(f.protein) for f in frames]).sum())
-    return tokens / len(data) * text_per_byte * path.stat().st_size
+            for protein, nucleotide in kept_frame_sizes(sequence[start:end]):
+                residues.append(protein)
+                bases.append(nucleotide)
+    seconds = float(frame_seconds(residues, bases, models).sum())
+    return seconds / len(data) * text_per_byte * size
 
 
 def _leading_text(path):
@@ -92,11 +140,7 @@ def _leading_text(path):
                 produced += len(piece)
                 pieces.append(piece[: SAMPLED_BYTES - kept])
                 kept += len(pieces[-1])
-        except Exception:  # each format raises its own errors; the chunking stage names them
+        except Exception:  # each format raises its own errors; the preparing stage names them
             pass
         consumed -= len(pending) + (len(stream.unused_data) if stream.eof else 0)
     return b"".join(pieces), produced / consumed if consumed > 0 else 0.0
-
-
-def shards_for_sample(fasta, chunk_size, mode):
-    return shard_count(estimated_esm2_tokens(fasta, chunk_size, mode))

@@ -1,8 +1,10 @@
 """The frames the original trained on (SPEC §7): those of chunks free of ambiguity codes whose
 protein lies within an annotated CDS of the chunk's own GenBank record."""
 
+from contextlib import nullcontext
 from typing import NamedTuple
 
+import numpy as np
 from Bio import SeqIO
 
 from .atomic import atomic_open
@@ -10,6 +12,7 @@ from .chunking import chunk_spans
 from .compressed import format_of, open_text
 from .fasta import read_records, write_unwrapped
 from .frames import kept_frames
+from .sharding import frame_row, frame_table
 from .tables import tsv_writer
 
 # The ambiguity codes whose presence makes the original skip a chunk whole. Other letters (U,
@@ -70,19 +73,23 @@ def training_frames(chunks, translations):
                 yield TrainingFrame(chunk_id + frame.name, frame.nucleotide, frame.protein)
 
 
-def select_training_set(fasta, genbank, label, chunk_size, nucleotide_fa, protein_faa, labels_tsv):
+def select_training_set(fasta, genbank, label, chunk_size, models, n_shards, outputs):
     """The training frames of one labelled set: every record of `fasta` cut into chunks of
-    `chunk_size` (overlap chunking, as the workflow shards it), the frames kept by
-    training_frames with the CDS translations of `genbank` (None: no annotation), written as
-    the prediction's frame FASTA files (translate_frames) and a labels table (frame_id, label:
+    `chunk_size` (overlap chunking, as the workflow cuts a sample), the frames kept by
+    training_frames with the CDS translations of `genbank` (None: no annotation), written as a
+    sample's frame table cut into `n_shards` shards of equal work for `models` (`outputs`
+    .frames and .manifest: sharding.frame_table) and a labels table (.labels: frame_id, label:
     `label` for every frame, train_run.read_labels; length: the bases of the frame's chunk,
-    train_run.read_lengths). Returns the number of frames."""
+    train_run.read_lengths); where `outputs` has them, the frames as the original's FASTA files
+    too (.nucleotide_fa, .protein_faa). Returns the number of frames."""
     translations = None if genbank is None else cds_translations(genbank)
+    keep = hasattr(outputs, "nucleotide_fa") and hasattr(outputs, "protein_faa")
     n_frames = 0
     with (
-        atomic_open(nucleotide_fa) as nucleotide_out,
-        atomic_open(protein_faa) as protein_out,
-        atomic_open(labels_tsv) as labels_out,
+        frame_table(outputs.frames, outputs.manifest, n_shards, models) as table,
+        atomic_open(outputs.labels) as labels_out,
+        atomic_open(outputs.nucleotide_fa) if keep else nullcontext() as nucleotide_out,
+        atomic_open(outputs.protein_faa) if keep else nullcontext() as protein_out,
     ):
         labels = tsv_writer(labels_out)
         labels.writerow(("frame_id", "label", "length"))
@@ -94,11 +101,18 @@ def select_training_set(fasta, genbank, label, chunk_size, nucleotide_fa, protei
             ]
             # overlap chunking cuts a record into chunks of one length, the record's where shorter
             length = min(len(record.sequence), chunk_size)
-            for frame in training_frames(chunks, translations):
-                write_unwrapped(nucleotide_out, frame.id, frame.nucleotide)
-                write_unwrapped(protein_out, frame.id, frame.protein)
+            frames = list(training_frames(chunks, translations))
+            table.add(
+                "".join(frame_row(*frame) for frame in frames).encode(),
+                np.array([len(frame.protein) for frame in frames]),
+                np.array([len(frame.nucleotide) for frame in frames]),
+            )
+            for frame in frames:
+                if keep:
+                    write_unwrapped(nucleotide_out, frame.id, frame.nucleotide)
+                    write_unwrapped(protein_out, frame.id, frame.protein)
                 labels.writerow((frame.id, label, length))
-                n_frames += 1
-    if n_frames == 0:
-        raise ValueError(f"{fasta} gives no training frame: nothing to train or evaluate on")
+            n_frames += len(frames)
+        if n_frames == 0:
+            raise ValueError(f"{fasta} gives no training frame: nothing to train or evaluate on")
     return n_frames

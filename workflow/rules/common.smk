@@ -16,6 +16,7 @@ from virnucpro.models.classifier_header import EMBEDDING_MODELS, classifier_mode
 from virnucpro.errors import InputError
 from virnucpro.lifeline import SNAKEMAKE_PID
 from virnucpro.sample_sheet import read_sample_sheet
+from virnucpro.scheduling import local_slots
 from virnucpro.schema_check import load_schema, problems
 from virnucpro.sharding import shard_name
 from virnucpro.sizing import shards_for_sample
@@ -66,11 +67,20 @@ def local_gpus():
     return listed.stdout.split()
 
 
-# A local run (no cluster executor) runs one embedding job per GPU at a time: the `gpu`
-# resource caps how many run, the job's lease (virnucpro.gpu_lease) picks its device.
+# A local run (no cluster executor) shares the machine's cores and GPUs between the jobs
+# (virnucpro.scheduling): the `gpu` resource caps how many embedding jobs run, the job's lease
+# (virnucpro.gpu_lease) picks its device, and one job computes on a device at a time.
 config["embedding"]["gpus"] = local_gpus() if workflow.nodes is None else []
-if config["embedding"]["gpus"] and "gpu" not in workflow.global_resources:
-    workflow.register_resource("gpu", len(config["embedding"]["gpus"]))
+if workflow.nodes is None:
+    SLOTS = local_slots(
+        workflow.cores, len(config["embedding"]["gpus"]), config["embedding"]["threads"]
+    )
+    if SLOTS.jobs_per_gpu and "gpu" not in workflow.global_resources:
+        gpus = len(config["embedding"]["gpus"])
+        workflow.register_resource("gpu", SLOTS.jobs_per_gpu * gpus)
+    GPU_JOB_THREADS, CPU_STAGE_THREADS = SLOTS.gpu_job_threads, SLOTS.cpu_stage_threads
+else:  # a cluster job gets the cores it asks for (profiles/slurm: set-threads)
+    GPU_JOB_THREADS, CPU_STAGE_THREADS = config["embedding"]["threads"], 8
 
 samples = read_sample_sheet(config["samples"], SCHEMAS / "samples.schema.yaml")
 
@@ -108,20 +118,6 @@ def training_sets_of(role):
     return [name for name, row in training_sets.items() if row["role"] == role]
 
 
-def shard_names(sample):
-    """The shards of a sample or training set: from its own input and settings alone
-    (virnucpro.sizing), so they stay the same when other samples, the GPUs or the executor
-    change."""
-    count = config["embedding"]["shards"]
-    if count == "auto":
-        row = samples.get(sample) or training_sets[sample]
-        count = shards_for_sample(row["fasta"], row["chunk_size"], row["chunking"])
-    return [shard_name(i) for i in range(count)]
-
-
-SHARDS = {sample: shard_names(sample) for sample in [*samples, *training_sets]}
-
-
 def names_pattern(names):
     """A wildcard pattern matching exactly `names`, or nothing."""
     return "|".join(map(re.escape, names)) or "(?!)"  # (?!): matches no name
@@ -132,9 +128,21 @@ wildcard_constraints:
     shard="shard_[0-9]{4}",
 
 
-def intermediate(path):
-    """A file only the next stage reads: removed once used, unless configured kept."""
-    return path if config["output"]["keep_intermediate"] else temp(path)
+def intermediate_files(directory, chunks=True):
+    """The original's intermediate files, {name: path} in `directory`, where the config keeps
+    them (output.keep_intermediate); else none, and they are not written at all."""
+    if not config["output"]["keep_intermediate"]:
+        return {}
+    names = {
+        "chunks_fa": "chunks.fa",
+        "nucleotide_fa": "identified_nucleotide.fa",
+        "protein_faa": "identified_protein.faa",
+    }
+    return {
+        key: f"{directory}/{name}"
+        for key, name in names.items()
+        if chunks or key != "chunks_fa"
+    }
 
 
 def sample_fasta(wildcards):
@@ -191,6 +199,22 @@ SAMPLE_MODELS = {
 } | {name: tuple(config["training"]["models"]) for name in training_sets}
 
 
+def shard_names(sample):
+    """The shards of a sample or training set: from its own input, settings and models alone
+    (virnucpro.sizing), so they stay the same when other samples, the GPUs or the executor
+    change."""
+    count = config["embedding"]["shards"]
+    if count == "auto":
+        row = samples.get(sample) or training_sets[sample]
+        count = shards_for_sample(
+            row["fasta"], row["chunk_size"], row["chunking"], SAMPLE_MODELS[sample]
+        )
+    return [shard_name(i) for i in range(count)]
+
+
+SHARDS = {sample: shard_names(sample) for sample in [*samples, *training_sets]}
+
+
 def samples_embedded_with(one_model):
     """A wildcard pattern of the samples whose classifier takes one model, or both."""
     return names_pattern(
@@ -211,14 +235,6 @@ def embedding_files(sample, shard=None):
         sample=sample,
         shard=SHARDS[sample] if shard is None else [shard],
         model=SAMPLE_MODELS[sample],
-    )
-
-
-def score_files(wildcards):
-    return expand(
-        "results/{sample}/scores/{shard}.tsv",
-        sample=wildcards.sample,
-        shard=SHARDS[wildcards.sample],
     )
 
 

@@ -13,7 +13,7 @@ rule embed_shard:
         "logs/benchmarks/embed_shard/{sample}/{shard}.tsv"
     wildcard_constraints:
         sample=samples_embedded_with(one_model=False),
-    threads: config["embedding"]["threads"]
+    threads: GPU_JOB_THREADS
     resources:
         gpu=1,
     params:

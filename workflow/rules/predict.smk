@@ -1,23 +1,9 @@
-rule classify_shard:
-    input:
-        embeddings=lambda wildcards: embedding_files(wildcards.sample, wildcards.shard),
-        classifier=classifier_for,
-    output:
-        scores="results/{sample}/scores/{shard}.tsv",
-    log:
-        "logs/classify_shard/{sample}/{shard}.log",
-    benchmark:
-        "logs/benchmarks/classify_shard/{sample}/{shard}.tsv"
-    threads: 8  # the MLP over ~3328 features per frame is most of its time
-    script:
-        "../scripts/classify_shard.py"
-
-
 rule aggregate_sample:
     input:
         records="results/{sample}/prepare/input_records.tsv",
         chunks="results/{sample}/prepare/chunk_frames.tsv",
-        scores=score_files,
+        parts="results/{sample}/prepare/parts.tsv",
+        manifest="results/{sample}/shards/manifest.tsv",
         embeddings=lambda wildcards: embedding_files(wildcards.sample),
         classifier=classifier_for,
     output:
@@ -43,6 +29,7 @@ rule aggregate_sample:
         "logs/aggregate_sample/{sample}.log",
     benchmark:
         "logs/benchmarks/aggregate_sample/{sample}.tsv"
+    threads: CPU_STAGE_THREADS
     params:
         models=lambda wildcards: SAMPLE_MODELS[wildcards.sample],
         chunk_size=lambda wildcards: samples[wildcards.sample]["chunk_size"],
@@ -58,11 +45,13 @@ rule write_virus_fasta:
         fasta=sample_fasta,
         records="results/{sample}/records.tsv",
         regions="results/{sample}/regions.tsv",
+        parts="results/{sample}/prepare/parts.tsv",
     output:
         fna="results/{sample}/virus.fna",
     log:
         "logs/write_virus_fasta/{sample}.log",
     benchmark:
         "logs/benchmarks/write_virus_fasta/{sample}.tsv"
+    threads: CPU_STAGE_THREADS
     script:
         "../scripts/write_virus_fasta.py"

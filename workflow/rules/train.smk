@@ -11,10 +11,9 @@ rule select_training_frames:
     input:
         unpack(training_set_input),
     output:
-        nucleotide=intermediate(
-            "results/training/{set}/prepare/identified_nucleotide.fa"
-        ),
-        protein=intermediate("results/training/{set}/prepare/identified_protein.faa"),
+        **intermediate_files("results/training/{set}/prepare", chunks=False),
+        frames="results/training/{set}/shards/frames.tsv",
+        manifest="results/training/{set}/shards/manifest.tsv",
         labels="results/training/{set}/labels.tsv",
     log:
         "logs/select_training_frames/{set}.log",
@@ -25,6 +24,8 @@ rule select_training_frames:
     params:
         label=lambda wildcards: training_sets[f"training/{wildcards.set}"]["label"],
         chunk_size=config["training"]["chunk_size"],
+        models=config["training"]["models"],
+        shards=lambda wildcards: len(SHARDS[f"training/{wildcards.set}"]),
     script:
         "../scripts/select_training_frames.py"
 

@@ -1,3 +1,6 @@
+import tempfile
+from pathlib import Path
+
 from virnucpro.lifeline import end_with_snakemake
 from virnucpro.logs import log_to
 
@@ -6,20 +9,25 @@ end_with_snakemake()
 
 from virnucpro.calling import CallRule  # noqa: E402 - after the log is open
 from virnucpro.damage import removing_damaged_inputs  # noqa: E402
+from virnucpro.predict import classify_shard  # noqa: E402
 from virnucpro.regions import RegionSettings  # noqa: E402
 from virnucpro.report import aggregate_sample  # noqa: E402
 
-# the inputs list the shards in one order: each shard's scores beside its embedding files
+# INTERIM until the parallel aggregation lands: classify each shard here, then aggregate
 per_shard = len(snakemake.params.models)
 embeddings = list(snakemake.input.embeddings)
 files = [embeddings[i : i + per_shard] for i in range(0, len(embeddings), per_shard)]
-shards = zip(snakemake.input.scores, files, strict=True)
-with removing_damaged_inputs():
+with removing_damaged_inputs(), tempfile.TemporaryDirectory() as tmp:
+    shards = []
+    for i, shard_files in enumerate(files):
+        scores = Path(tmp) / f"{i}.tsv"
+        classify_shard(shard_files, snakemake.input.classifier, scores, threads=snakemake.threads)
+        shards.append((scores, shard_files))
     aggregate_sample(
         snakemake.wildcards.sample,
         snakemake.input.records,
         snakemake.input.chunks,
-        list(shards),
+        shards,
         snakemake.output,
         {
             "classifier": snakemake.input.classifier,

@@ -11,7 +11,7 @@ select_training_set(
     snakemake.input.get("genbank"),
     snakemake.params.label,
     snakemake.params.chunk_size,
-    snakemake.output.nucleotide,
-    snakemake.output.protein,
-    snakemake.output.labels,
+    snakemake.params.models,
+    snakemake.params.shards,
+    snakemake.output,
 )

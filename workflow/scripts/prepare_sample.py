@@ -4,13 +4,14 @@ from virnucpro.logs import log_to
 log_to(snakemake.log[0])
 end_with_snakemake()
 
-from virnucpro.prepare import chunk_sample  # noqa: E402 - after the log is open
+from virnucpro.prepare import prepare_sample  # noqa: E402 - after the log is open
 
-chunk_sample(
+prepare_sample(
     snakemake.input.fasta,
     snakemake.params.chunk_size,
     snakemake.params.mode,
-    snakemake.output.chunks,
-    snakemake.output.records,
-    snakemake.output.spans,
+    snakemake.params.models,
+    snakemake.params.shards,
+    snakemake.output,
+    workers=snakemake.threads,
 )
