@@ -13,18 +13,19 @@ import random
 import pytest
 from xopen import xopen
 
+from virnucpro import fasta as fasta_module
 from virnucpro.chunking import chunk_spans
 from virnucpro.errors import InputError
 from virnucpro.fasta import read_records
-from virnucpro.prepare import chunk_sample, translate_sample
+from virnucpro.models.classifier_header import EMBEDDING_MODELS
+from virnucpro.prepare import prepare_sample
 from virnucpro.sample_sheet import read_sample_sheet
 from virnucpro.schema_check import load_schema, problems
-from virnucpro.sharding import shard_frames
-from virnucpro.sizing import estimated_esm2_tokens
+from virnucpro.sizing import estimated_seconds
 from virnucpro.tables import read_tsv
 
 from conftest import DATA, DVF_VALIDATION, REPO
-from stages import run_sample
+from stages import prepared, run_sample
 from workflow_runs import DEMO, set_config, snakemake
 
 TRAINING_SCHEMA = REPO / "workflow" / "schemas" / "training.schema.yaml"
@@ -185,25 +186,26 @@ def test_every_length_from_1_to_1001_is_listed(tmp_path, demo_models, chunk_size
     ]
 
 
-def prepare(path, tmp_path, chunk_size=500, shards=2):
-    """The preparing stages alone: chunk, translate, shard. Returns the prepare folder."""
-    p = tmp_path / "prepare"
-    chunk_sample(path, chunk_size, "overlap", p / "c.fa", p / "records.tsv", p / "spans.tsv")
-    translate_sample(p / "c.fa", p / "spans.tsv", p / "n.fa", p / "p.faa", p / "chunks.tsv")
-    shard_frames(p / "n.fa", p / "p.faa", shards, p / "shards.tsv", p / "manifest.tsv")
-    return p
+def prepare(path, tmp_path, chunk_size=500, shards=2, workers=1):
+    """The preparing stage alone: chunk, translate, shard. Returns its outputs' paths."""
+    outputs = prepared(tmp_path / "out")
+    prepare_sample(path, chunk_size, "overlap", EMBEDDING_MODELS, shards, outputs, workers)
+    return outputs
 
 
 def test_a_5_mb_record_is_cut_whole(tmp_path):
     rng = random.Random(5)
     genome = "".join(rng.choices("ACGT", k=5_000_000))
     p = prepare(write(tmp_path / "big.fa.gz", fasta([("big", genome)]), "gz"), tmp_path)
-    [record] = read_tsv(p / "records.tsv")
+    [record] = read_tsv(p.records)
     assert (record.record_id, record.length, record.chunks) == ("big", "5000000", "10000")
-    chunks = list(read_tsv(p / "chunks.tsv"))
+    chunks = list(read_tsv(p.chunks))
     assert len(chunks) == 10000 and chunks[-1].end == "5000000"
     frames = sum(len(row.frames.split(",")) for row in chunks if row.frames)
-    assert sum(int(row.frames) for row in read_tsv(p / "manifest.tsv")) == frames
+    assert sum(int(row.frames) for row in read_tsv(p.manifest)) == frames
+    # one record, one part however long; the shards cut inside it
+    assert [int(part.records) for part in read_tsv(p.parts)] == [1]
+    assert all(int(row.frames) > 0 for row in read_tsv(p.manifest))
 
 
 def test_100000_reads_are_all_listed(tmp_path):
@@ -214,11 +216,13 @@ def test_100000_reads_are_all_listed(tmp_path):
         genome = genomes[n % len(genomes)]
         start = rng.randrange(len(genome) - 150)
         reads.append((f"read{n}", genome[start : start + 150]))
-    p = prepare(write(tmp_path / "reads.fa.zst", fasta(reads), "zst"), tmp_path, chunk_size=300)
-    records = list(read_tsv(p / "records.tsv"))
+    path = write(tmp_path / "reads.fa.zst", fasta(reads), "zst")
+    p = prepare(path, tmp_path, chunk_size=300, workers=2)
+    records = list(read_tsv(p.records))
     assert [row.record_id for row in records] == [rid for rid, _ in reads]
     assert {row.chunks for row in records} == {"1"}
-    assert len(list(read_tsv(p / "chunks.tsv"))) == 100_000
+    assert len(list(read_tsv(p.chunks))) == 100_000
+    assert len(list(read_tsv(p.parts))) > 1  # several blocks, each a worker's task
 
 
 def _pairs(path):
@@ -277,19 +281,23 @@ NOT_PROTEIN = {"star-in-dna", "gap-in-dna", "digits-in-dna", "x-masked", "rna"}
 
 
 @pytest.mark.parametrize("case", STOPS)
-def test_bad_input_stops_with_an_error_naming_file_record_and_fix(tmp_path, case):
+@pytest.mark.parametrize("block_bytes", [None, 256], ids=["one-block", "many-blocks"])
+def test_bad_input_stops_with_an_error_naming_file_record_and_fix(
+    tmp_path, monkeypatch, case, block_bytes
+):
+    if block_bytes:  # the records spread over blocks, prepared by two worker processes
+        monkeypatch.setattr(fasta_module, "BLOCK_BYTES", block_bytes)
     content, needles = STOPS[case]
     path = write(tmp_path / "bad.fa", content)
-    out = tmp_path / "prepare"
     with pytest.raises(InputError) as error:
-        chunk_sample(path, 500, "overlap", out / "c.fa", out / "r.tsv", out / "s.tsv")
+        prepare(path, tmp_path, workers=2 if block_bytes else 1)
     message = str(error.value)
     assert message.startswith(f"{path}: ")
     for needle in needles:
         assert needle in message
     if case in NOT_PROTEIN:
         assert "protein" not in message  # a '*' in DNA was once called protein
-    assert list(out.iterdir()) == []  # nothing half-written
+    assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()] == []  # nothing half-written
 
 
 def test_a_missing_path_names_the_path_and_the_fix(tmp_path):
@@ -310,8 +318,8 @@ def test_the_shard_estimate_reads_every_compression(tmp_path, fmt):
     ]
     random.Random(1).shuffle(reads)
     text = fasta(reads)
-    plain = estimated_esm2_tokens(write(tmp_path / "plain.fa", text), 300, "overlap")
-    packed = estimated_esm2_tokens(write(tmp_path / "packed", text, fmt), 300, "overlap")
+    plain = estimated_seconds(write(tmp_path / "plain.fa", text), 300, "overlap", ["esm2"])
+    packed = estimated_seconds(write(tmp_path / "packed", text, fmt), 300, "overlap", ["esm2"])
     assert plain > 0 and packed == pytest.approx(plain, rel=0.05)
 
 

@@ -13,7 +13,7 @@ from virnucpro.h5store import embedding_writer
 from virnucpro.models import dnabert_s, esm2
 from virnucpro.models.attention import PackedRows, PaddedRows, padded_length
 from virnucpro.packing import PackedBatch
-from virnucpro.sharding import esm2_tokens
+from virnucpro.sizing import esm2_tokens
 
 PROTEINS = ["MKTAYIAKQRQISFVKSHFSRQ" * k for k in (1, 2, 3, 5, 7)] + ["M", "MK"]
 

@@ -15,7 +15,7 @@ from virnucpro.engine import embed_all
 from virnucpro.models import esm2
 from virnucpro.packing import PackedBatch
 from virnucpro.random_checkpoints import write_esm2
-from virnucpro.sharding import esm2_tokens
+from virnucpro.sizing import esm2_tokens
 
 from reference import fair_esm
 

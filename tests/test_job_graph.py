@@ -6,8 +6,10 @@ import shutil
 
 import pytest
 
+from virnucpro.frames import kept_frame_sizes
 from virnucpro.models.classifier import MLPClassifier, save_classifier
-from virnucpro.sizing import shard_count
+from virnucpro.models.classifier_header import EMBEDDING_MODELS
+from virnucpro.sizing import frame_seconds, shard_count
 
 from conftest import copy_workflow
 from workflow_runs import DEMO, planned, set_config, snakemake
@@ -32,7 +34,7 @@ def finished(demo_finished, tmp_path):
 
 def test_adding_a_larger_sample_plans_only_that_sample(finished):
     # 600,000 reads (100 MB) whose six frames are all stop-free (poly-A: K and F), about 190
-    # million ESM-2 tokens: many shards' worth, where each demo sample has one shard
+    # million ESM-2 tokens: many shards' worth of both models, where each demo sample has one
     larger = finished / "larger.fa"
     with open(larger, "w") as handle:
         handle.writelines(f">read{i}\n{'A' * 150}\n" for i in range(600_000))
@@ -45,7 +47,9 @@ def test_adding_a_larger_sample_plans_only_that_sample(finished):
         "larger"
     }
     shards = [output for rule, output in plan if rule == "embed_shard"]
-    assert len(shards) == shard_count(600_000 * 6 * 52)
+    residues, bases = zip(*kept_frame_sizes("A" * 150), strict=True)
+    read = frame_seconds(residues, bases, EMBEDDING_MODELS).sum()
+    assert len(shards) == shard_count(600_000 * read) > 1
 
 
 def test_other_gpus_plan_nothing(finished, tmp_path):

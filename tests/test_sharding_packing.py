@@ -5,16 +5,49 @@ import torch.nn.functional as F
 from virnucpro.models.attention import PaddedRows
 from virnucpro.models.dnabert_s import alibi_slopes
 from virnucpro.packing import PackedBatch, segment_mean
-from virnucpro.sharding import assign_shards, esm2_tokens
+from virnucpro.sharding import frame_row, frame_table, read_shard, shard_name
+from virnucpro.sizing import esm2_tokens, frame_seconds
+
+MODELS = ("dnabert_s", "esm2")
 
 
-def test_shards_are_contiguous_length_runs_of_equal_tokens():
+def write_table(tmp_path, residues, n_shards, block=1000):
+    """A frame table of frames of `residues` residues (and 3x as many bases), added in blocks
+    of `block` frames as the preparing stage adds them."""
+    frames, manifest = tmp_path / "frames.tsv", tmp_path / "manifest.tsv"
+    with frame_table(frames, manifest, n_shards, MODELS) as table:
+        for start in range(0, len(residues), block):
+            part = np.asarray(residues[start : start + block])
+            rows = "".join(
+                frame_row(f"f{start + i}", "A" * (3 * n), "K" * n) for i, n in enumerate(part)
+            )
+            table.add(rows.encode(), part, 3 * part)
+    return frames, manifest
+
+
+def test_shards_are_runs_of_consecutive_frames_of_equal_work(tmp_path):
     residues = np.random.default_rng(0).integers(10, 167, 20000)
-    shard = assign_shards(residues, 8)
-    tokens = [int(esm2_tokens(residues[shard == s]).sum()) for s in range(8)]
-    assert max(tokens) - min(tokens) <= 2 * 168  # equal up to about one frame
-    for s in range(7):  # longest first: shard s holds frames no shorter than shard s+1
-        assert residues[shard == s].min() >= residues[shard == s + 1].max()
+    frames, manifest = write_table(tmp_path, residues, 8)
+    work, first = [], 0
+    for s in range(8):
+        ordinals, ids, nucleotides, proteins = read_shard(frames, manifest, shard_name(s))
+        assert ordinals.tolist() == list(range(first, first + len(ordinals)))
+        assert ids == [f"f{o}" for o in ordinals]
+        assert [len(p) for p in proteins] == residues[first : first + len(ordinals)].tolist()
+        assert [len(n) for n in nucleotides] == [3 * len(p) for p in proteins]
+        work.append(frame_seconds(residues[ordinals], 3 * residues[ordinals], MODELS).sum())
+        first += len(ordinals)
+    assert first == len(residues)
+    most = frame_seconds([166], [498], MODELS)[0]
+    assert max(work) - min(work) <= 2 * most  # equal up to about one frame
+
+
+def test_the_cut_does_not_depend_on_how_the_rows_were_added(tmp_path):
+    residues = np.random.default_rng(1).integers(10, 167, 5000)
+    one = write_table(tmp_path / "one", residues, 3, block=5000)
+    many = write_table(tmp_path / "many", residues, 3, block=7)
+    for a, b in zip(one, many, strict=True):
+        assert a.read_bytes() == b.read_bytes()
 
 
 def test_shards_count_every_token_esm2_computes_for_long_proteins():
@@ -22,10 +55,12 @@ def test_shards_count_every_token_esm2_computes_for_long_proteins():
     assert esm2_tokens([1, 1024, 1025, 3000]).tolist() == [3, 1026, 1027, 3002]
 
 
-def test_more_shards_than_frames_leaves_some_empty():
-    shards = assign_shards([100, 5, 50], 5).tolist()
-    assert len(set(shards)) == 3 and all(0 <= s < 5 for s in shards)
-    assert assign_shards([], 3).tolist() == []
+def test_more_shards_than_frames_leaves_some_empty(tmp_path):
+    frames, manifest = write_table(tmp_path, [100, 5, 50], 5)
+    sizes = [len(read_shard(frames, manifest, shard_name(s))[0]) for s in range(5)]
+    assert sum(sizes) == 3 and sizes.count(0) == 2
+    frames, manifest = write_table(tmp_path / "empty", [], 3)
+    assert [len(read_shard(frames, manifest, shard_name(s))[0]) for s in range(3)] == [0, 0, 0]
 
 
 def test_packed_batch_layout():

@@ -1,4 +1,5 @@
-"""`shards: auto`: a sample's shard count from its own input, estimated before the run."""
+"""`shards: auto`: a sample's shard count from its own input and the models its classifier
+takes, estimated before the run."""
 
 import gzip
 import random
@@ -7,19 +8,32 @@ import pytest
 
 from virnucpro import sizing
 from virnucpro.fasta import read_records
-from virnucpro.prepare import chunk_sample, translate_sample
-from virnucpro.sizing import TOKENS_PER_SHARD, estimated_esm2_tokens, shard_count
+from virnucpro.frames import kept_frame_sizes
+from virnucpro.models.classifier_header import EMBEDDING_MODELS
+from virnucpro.prepare import prepare_sample
+from virnucpro.sizing import (
+    SHARD_SECONDS,
+    estimated_seconds,
+    frame_seconds,
+    shard_count,
+    shards_for_sample,
+)
+from virnucpro.tables import read_tsv
 
 from conftest import DVF, DVF_VALIDATION
+from stages import prepared
+
+DNABERT_S_ONLY = ("dnabert_s",)
 
 
-def exact_esm2_tokens(fasta, chunk_size, tmp_path):
-    """What the workflow's stages would give: chunk, translate, count <cls> + residues + <eos>."""
-    p = tmp_path / "exact"
-    chunk_sample(fasta, chunk_size, "overlap", p / "c.fa", p / "r.tsv", p / "s.tsv")
-    translate_sample(p / "c.fa", p / "s.tsv", p / "n.fa", p / "p.faa", p / "t.tsv")
-    proteins = (p / "p.faa").read_text().splitlines()[1::2]
-    return sum(len(protein) + 2 for protein in proteins)
+def exact_seconds(fasta, chunk_size, models, tmp_path):
+    """What the workflow's preparing stage gives: the work of every kept frame."""
+    outputs = prepared(tmp_path / "exact")
+    prepare_sample(fasta, chunk_size, "overlap", models, 1, outputs)
+    frames = list(read_tsv(outputs.frames))
+    residues = [len(frame.protein) for frame in frames]
+    bases = [len(frame.nucleotide) for frame in frames]
+    return float(frame_seconds(residues, bases, models).sum())
 
 
 @pytest.fixture(scope="module")
@@ -48,31 +62,61 @@ def write(records, path, members=1):
     return path
 
 
+@pytest.mark.parametrize("models", [EMBEDDING_MODELS, DNABERT_S_ONLY], ids=["both", "dnabert_s"])
 @pytest.mark.parametrize(
     ("name", "members"), [("reads.fa", 1), ("reads.fa.gz", 1), ("reads.fa.gz", 40)]
 )
-def test_the_estimate_of_short_reads_is_close(tmp_path, real_reads, monkeypatch, name, members):
-    monkeypatch.setattr(sizing, "SAMPLED_BYTES", 64 * 1024)  # a small part of the 0.8 MB file
-    fasta = write(real_reads, tmp_path / name, members)
-    exact = exact_esm2_tokens(fasta, 300, tmp_path)
-    assert estimated_esm2_tokens(fasta, 300, "overlap") == pytest.approx(exact, rel=0.1)
+def test_the_estimate_of_short_reads_is_close(tmp_path, real_reads, name, members, models):
+    fasta = write(real_reads, tmp_path / name, members)  # 0.8 MB: 64 kB are read
+    exact = exact_seconds(fasta, 300, models, tmp_path)
+    assert estimated_seconds(fasta, 300, "overlap", models) == pytest.approx(exact, rel=0.1)
 
 
-def test_the_estimate_of_contigs_is_close(tmp_path, monkeypatch):
-    monkeypatch.setattr(sizing, "SAMPLED_BYTES", 64 * 1024)
+def test_the_estimate_of_contigs_is_close(tmp_path):
     fasta = DVF / "virus_val.fa"  # 3 kb fragments: six chunks of 500 bp each
-    exact = exact_esm2_tokens(fasta, 500, tmp_path)
-    assert estimated_esm2_tokens(fasta, 500, "overlap") == pytest.approx(exact, rel=0.1)
+    exact = exact_seconds(fasta, 500, EMBEDDING_MODELS, tmp_path)
+    assert estimated_seconds(fasta, 500, "overlap", EMBEDDING_MODELS) == pytest.approx(
+        exact, rel=0.1
+    )
 
 
 def test_unreadable_input_estimates_as_empty(tmp_path):
     broken = tmp_path / "broken.fa.gz"
     broken.write_bytes(b"\x1f\x8b\x08\x00garbage that does not inflate")
-    assert estimated_esm2_tokens(broken, 500, "overlap") == 0
-    assert estimated_esm2_tokens(tmp_path / "missing.fa", 500, "overlap") == 0
+    assert estimated_seconds(broken, 500, "overlap", EMBEDDING_MODELS) == 0
+    assert estimated_seconds(tmp_path / "missing.fa", 500, "overlap", EMBEDDING_MODELS) == 0
+
+
+def test_a_small_plain_sample_is_one_shard_without_being_read(tmp_path, monkeypatch):
+    def unread(path):
+        raise AssertionError(f"{path} was read")
+
+    monkeypatch.setattr(sizing, "_leading_text", unread)
+    fasta = write([(f"r{i}", "A" * 150) for i in range(1000)], tmp_path / "small.fa")
+    assert shards_for_sample(fasta, 300, "overlap", EMBEDDING_MODELS) == 1
+
+
+def test_a_classifier_of_dnabert_s_features_alone_takes_fewer_shards(tmp_path):
+    # 300,000 reads whose six frames are all stop-free (poly-A: K and F), 52 residues each
+    fasta = write([(f"r{i}", "A" * 150) for i in range(300_000)], tmp_path / "reads.fa")
+    both = shards_for_sample(fasta, 300, "overlap", EMBEDDING_MODELS)
+    alone = shards_for_sample(fasta, 300, "overlap", DNABERT_S_ONLY)
+    assert alone < both
+    residues, bases = zip(*kept_frame_sizes("A" * 150), strict=True)
+    assert both == shard_count(300_000 * frame_seconds(residues, bases, EMBEDDING_MODELS).sum())
 
 
 def test_counts_divide_evenly_over_common_gpu_counts():
-    counts = [shard_count(k * TOKENS_PER_SHARD) for k in (0, 0.5, 1, 1.1, 2, 2.5, 5, 9, 17)]
+    counts = [shard_count(k * SHARD_SECONDS) for k in (0, 0.5, 1, 1.1, 2, 2.5, 5, 9, 17)]
     assert counts == [1, 1, 1, 2, 2, 4, 8, 16, 24]
-    assert shard_count(26_700_000) == 2  # 300,000 reads of 150 bp: one shard per GPU of two
+
+
+def test_the_shards_of_short_reads_follow_the_models():
+    """About 1.73 kept frames of 50 residues and 148 bases a 150 bp read (the end-to-end
+    benchmark's sample): 300,000 reads on both models make one shard per GPU of two, a million
+    on DNABERT-S alone one, ten million four."""
+    per_read = 1.73 * frame_seconds([50], [148], EMBEDDING_MODELS)[0]
+    assert shard_count(300_000 * per_read) == 2
+    per_read = 1.73 * frame_seconds([50], [148], DNABERT_S_ONLY)[0]
+    assert shard_count(1_000_000 * per_read) == 1
+    assert shard_count(10_000_000 * per_read) == 4

@@ -81,23 +81,27 @@ class Block:
         return self.start + len(self.data)
 
 
-def read_blocks(path, size=BLOCK_BYTES):
-    """Yield the file as Blocks of about `size` bytes, each cut before a record's '>', so that
-    every record lies in one block (a record longer than `size` makes a block of its own). Only
+def read_blocks(path):
+    """Yield the file as Blocks of about BLOCK_BYTES, each cut before a record's '>', so that
+    every record lies in one block (a record longer than that makes a block of its own). Only
     bytes are looked at here: the reading process stays fast while workers parse and check."""
-    path = Path(path)
+    path, size = Path(path), BLOCK_BYTES
     fmt = _format(path)
-    pending, start, record, line = bytearray(), 0, 1, 1
+    pending, searched, start, record, line = bytearray(), 0, 0, 1, 1
     with _open_bytes(path, fmt) as handle:
         while data := _read(handle, size, path, fmt):
-            searched = max(len(pending) - 1, 0)  # a cut of the bytes before was looked for
             pending += data
-            cut = _last_record_start(pending, searched)
-            if cut <= 0 and not (start == 0 and _not_fasta(pending)):
+            not_fasta = start == 0 and _not_fasta(pending)  # its worker says what it is
+            if len(pending) < size and not not_fasta:
+                continue
+            cut = _last_record_start(pending, max(searched - 1, 0))
+            if cut <= 0 and not not_fasta:
+                searched = len(pending)
                 continue  # a record longer than `size`: read on
-            cut = cut if cut > 0 else len(pending)  # text that is no FASTA: its worker says so
+            cut = cut if cut > 0 else len(pending)
             block = Block(bytes(pending[:cut]), start, record, line)
             del pending[:cut]
+            searched = len(pending)  # what is left is the start of one record
             yield block
             start, record, line = block.end, *_after(block, record, line)
     if pending:
@@ -149,6 +153,8 @@ def _last_record_start(data, searched):
 
 def _not_fasta(data):
     """Whether the first text of a file is something other than a FASTA record's '>'."""
+    if codecs.BOM_UTF8.startswith(data):
+        return False  # no more than (part of) a byte-order mark yet
     text = data.removeprefix(codecs.BOM_UTF8).lstrip()
     return bool(text) and not text.startswith(b">")
 
@@ -284,9 +290,3 @@ def write_wrapped(handle, record_id, sequence, width=60):
 def write_unwrapped(handle, record_id, sequence):
     """One record on two lines, as the original wrote its frame FASTA files."""
     handle.write(f">{record_id}\n{sequence}\n")
-
-
-def read_unwrapped(handle):
-    """Yield (id, sequence) from a file written by write_unwrapped."""
-    for header, sequence in zip(handle, handle, strict=True):
-        yield header[1:-1], sequence[:-1]

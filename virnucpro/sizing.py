@@ -36,6 +36,9 @@ TOKENS_PER_SECOND = {"esm2": 92_000, "dnabert_s": 1_350_000}
 BASES_PER_DNABERT_S_TOKEN = 4.5
 SHARD_SECONDS = 180
 SAMPLED_BYTES = 64 * 1024  # of the sample's text, chunked and translated for the estimate
+# of a compressed sample's text, decompressed to measure its text per compressed byte (which
+# the first kilobytes of an xz or bzip2 stream do not show well)
+RATIO_BYTES = 256 * 1024
 _READ = 4096  # compressed bytes fed to the decompressor at a time
 # The most tokens a byte of text can give each model (six frames of a third of a residue, or of
 # up to a base a token, per base, and their special tokens): a plain file too small to hold a
@@ -76,25 +79,27 @@ def shard_count(seconds):
 
 
 def shards_for_sample(fasta, chunk_size, mode, models):
+    """The shard count of a sample; a plain file too small to hold a shard's work at the most
+    work a byte can give is one shard without being read."""
+    path = Path(fasta)
+    if path.is_file() and format_of(path) is None:
+        most = sum(_MOST_TOKENS_PER_BYTE[m] / TOKENS_PER_SECOND[m] for m in models)
+        if path.stat().st_size * most <= SHARD_SECONDS:
+            return 1
     return shard_count(estimated_seconds(fasta, chunk_size, mode, models))
 
 
 def estimated_seconds(fasta, chunk_size, mode, models):
-    """Reference GPU seconds of a sample's frames with `models`. A plain file too small to
-    hold a shard's work at the most work a byte can take is not read; otherwise from its first
-    SAMPLED_BYTES of text: those records are chunked and their kept frames sized as the
-    workflow does, and their work per byte of text is scaled to the text the whole file holds
-    (its size, times the text per compressed byte of its start when compressed). That takes
-    the start of a file to be like the rest, as it is for reads, which a sequencer writes in
-    no order of their source. A file that cannot be read estimates as empty; the preparing
-    stage reports what is wrong."""
+    """Reference GPU seconds of a sample's frames with `models`, from its first SAMPLED_BYTES
+    of text: those records are chunked and their kept frames sized as the workflow does, and
+    their work per byte of text is scaled to the text the whole file holds (its size, times the
+    text per compressed byte of its start when compressed). That takes the start of a file to
+    be like the rest, as it is for reads, which a sequencer writes in no order of their
+    source. A file that cannot be read estimates as empty; the preparing stage reports what is
+    wrong."""
     path = Path(fasta)
     if not path.is_file():
         return 0.0
-    size = path.stat().st_size
-    most = size * sum(_MOST_TOKENS_PER_BYTE[m] / TOKENS_PER_SECOND[m] for m in models)
-    if format_of(path) is None and most <= SHARD_SECONDS:
-        return most
     data, text_per_byte = _leading_text(path)
     if not data:
         return 0.0
@@ -107,12 +112,12 @@ def estimated_seconds(fasta, chunk_size, mode, models):
                 residues.append(protein)
                 bases.append(nucleotide)
     seconds = float(frame_seconds(residues, bases, models).sum())
-    return seconds / len(data) * text_per_byte * size
+    return seconds / len(data) * text_per_byte * path.stat().st_size
 
 
 def _leading_text(path):
     """The first SAMPLED_BYTES of a FASTA file's text (bytes), and the bytes of text per byte
-    of the file at its start.
+    of the file over its first RATIO_BYTES of text.
 
     Hand-written over streaming decompressors rather than a file reader, whose read-ahead hides
     how much of the compressed file a prefix took. Each piece of the file is decompressed whole,
@@ -126,7 +131,7 @@ def _leading_text(path):
         pieces, kept, produced, consumed, pending = [], 0, 0, 0, b""
         stream = decompressor(fmt)
         try:
-            while produced < SAMPLED_BYTES:
+            while produced < RATIO_BYTES:
                 if stream.eof:  # the next member starts in what the last one left
                     pending = stream.unused_data
                     stream = decompressor(fmt)
