@@ -12,7 +12,7 @@ from virnucpro.predict import classify_shard
 from virnucpro.prepare import prepare_sample
 from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample
-from virnucpro.sharding import shard_name
+from virnucpro.sharding import frame_row, frame_table, shard_name
 from virnucpro.virus_fasta import write_virus_fasta
 
 
@@ -32,6 +32,19 @@ def sample_outputs(out):
         regions=out / "regions.tsv",
         summary=out / "summary.txt",
     )
+
+
+def write_frame_table(frames, directory, shards=1, models=EMBEDDING_MODELS):
+    """A frame table and its manifest, as the preparing stage writes them, of (frame_id,
+    nucleotide, protein) frames in ordinal order; returns their paths."""
+    paths = Path(directory) / "frames.tsv", Path(directory) / "manifest.tsv"
+    with frame_table(*paths, shards, models) as table:
+        table.add(
+            "".join(frame_row(*frame) for frame in frames).encode(),
+            [len(protein) for _, _, protein in frames],
+            [len(nucleotide) for _, nucleotide, _ in frames],
+        )
+    return paths
 
 
 def prepared(out, intermediates=False):

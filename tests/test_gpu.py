@@ -18,11 +18,11 @@ from virnucpro.models.fp8 import Fp8GeluLinear, Fp8Linear, esm2_to_fp8
 from virnucpro.packing import PackedBatch
 from virnucpro.random_checkpoints import write_dnabert_s, write_esm2, write_pickled_classifier
 from virnucpro.scoring import score_files
-from virnucpro.sharding import shard_frames
 
 from conftest import REAL_DNABERT_S
 from reference import dnabert as dnabert_reference
 from reference import fair_esm
+from stages import write_frame_table
 
 pytestmark = pytest.mark.gpu
 CUDA = torch.device("cuda")
@@ -174,12 +174,10 @@ def one_shard(directory, frames=6000):
     )
     rng = np.random.default_rng(6)
     sequences = proteins(frames, 166, 166, seed=6)
-    with open(directory / "n.fa", "w") as dna, open(directory / "p.faa", "w") as protein:
-        for i, sequence in enumerate(sequences):
-            dna.write(f">f{i}\n{''.join(rng.choice(list('ACGT'), size=499))}\n")
-            protein.write(f">f{i}\n{sequence}\n")
-    table, manifest = directory / "frames.tsv", directory / "manifest.tsv"
-    shard_frames(directory / "n.fa", directory / "p.faa", 1, table, manifest)
+    dna = ["".join(rng.choice(list("ACGT"), size=499)) for _ in sequences]
+    table, manifest = write_frame_table(
+        [(f"f{i}", dna[i], sequence) for i, sequence in enumerate(sequences)], directory
+    )
     classifier = write_pickled_classifier(directory / "500_model.pth", 768 + 2560)
     return table, manifest, dnabert, classifier
 

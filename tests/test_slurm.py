@@ -30,6 +30,7 @@ def site_profile(workdir):
     settings["default-resources"]["mem_mb"] = "500 * attempt"
     for resources in settings["set-resources"].values():
         resources["mem_mb"] = "500 * attempt"
+    settings["set-threads"] = dict.fromkeys(settings["set-threads"], 2)  # this node's CPUs
     settings |= {
         "slurm-no-account": True,
         "slurm-status-command": "squeue",

@@ -12,9 +12,10 @@ if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
 fi
 
 host=$(hostname -s)
-# SLURM never starts a job that asks for more CPUs than a node has, and translate_frames asks
-# for 8: the node declares at least 8 (config_overrides lets slurmd declare more than it has).
-cpus=$(( $(nproc) > 8 ? $(nproc) : 8 ))
+# SLURM never starts a job that asks for more CPUs than a node has, and profiles/slurm gives
+# prepare_sample 16: the node declares at least 16 (config_overrides lets slurmd declare more
+# than it has).
+cpus=$(( $(nproc) > 16 ? $(nproc) : 16 ))
 memory=$(free -m | awk '/^Mem:/ {print int($2 * 0.8)}')
 mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/munge
 for i in 0 1 2 3; do  # character devices that behave as /dev/null: SLURM accepts them as GPUs
