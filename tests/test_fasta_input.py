@@ -2,11 +2,13 @@
 record and the fix, or a documented result listed in records.tsv with its reason."""
 
 import gzip
+import random
 
 import pytest
 from Bio.Seq import Seq
 
-from virnucpro.fasta import InputError, read_records
+from virnucpro import fasta as fasta_module
+from virnucpro.fasta import InputError, block_records, read_blocks, read_records
 from virnucpro.tables import read_tsv
 
 from stages import run_sample
@@ -91,3 +93,32 @@ def test_bad_input_is_an_error_naming_file_record_and_fix(tmp_path, text, needle
     assert str(path) in message
     for needle in needles:
         assert needle in message
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])
+def test_blocks_of_any_size_read_as_the_whole_file(tmp_path, monkeypatch, newline):
+    """The preparing stage's reader cuts the file into blocks of whole records: together they
+    are the file, and their records, record numbers and line numbers are the whole file's."""
+    rng = random.Random(len(newline))
+    for size in (1, 2, 5, 17, 64, 300):
+        monkeypatch.setattr(fasta_module, "BLOCK_BYTES", size)
+        records = []
+        for i in range(rng.randrange(1, 30)):
+            sequence = "".join(rng.choices("ACGT", k=rng.randrange(0, 200)))
+            lines = [f">r{i} description"] + [sequence[j : j + 60] for j in range(0, 200, 60)]
+            records.append(newline.join(line for line in lines if line) + newline)
+        text = "\ufeff" + newline + "".join(records)  # a byte-order mark and a blank line first
+        path = write(tmp_path / "in.fa", text)
+        blocks = list(read_blocks(path))
+        assert b"".join(block.data for block in blocks) == text.encode()
+        numbered = [
+            (number, record.id)
+            for block in blocks
+            for number, record in enumerate(block_records(block, path), block.first_record)
+        ]
+        assert numbered == list(enumerate((r.id for r in read_records(path)), start=1))
+        lines = 1 + text.count(newline)
+        assert [block.first_line for block in blocks[1:]] == [
+            1 + text.encode()[: block.start].count(newline.encode()) for block in blocks[1:]
+        ]
+        assert blocks[-1].first_line <= lines

@@ -163,9 +163,11 @@ def _after(block, record, line):
     """The numbers of the record and line that follow `block` (any of the three line endings
     ends a line, as universal newlines read them; a block never ends between \r and \n)."""
     data = block.data
-    first = data.removeprefix(codecs.BOM_UTF8).startswith(b">")
-    starts = data.count(b"\n>") + data.count(b"\r>") + first
-    breaks = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+    starts = data.count(b"\n>") + data.removeprefix(codecs.BOM_UTF8).startswith(b">")
+    breaks = data.count(b"\n")
+    if b"\r" in data:  # a file of Windows or old Mac line endings: the one pass more it needs
+        starts += data.count(b"\r>")
+        breaks += data.count(b"\r") - data.count(b"\r\n")
     return record + starts, line + breaks
 
 
