@@ -426,7 +426,7 @@ CONFIGS = {
     "bad-gpu-id": ({"embedding": {"gpus": [0, 1.5]}}, "embedding.gpus.1: 1.5 is not of type"),
     "not-boolean": (
         {"output": {"keep_intermediate": "yes"}},
-        "output.keep_intermediate: 'yes' is not of type 'boolean' (keep the chunk",
+        "output.keep_intermediate: 'yes' is not of type 'boolean' (also write the original's",
     ),
     "samples-not-a-path": ({"samples": 3}, "samples: 3 is not of type 'string' (path of"),
 }
