@@ -8,6 +8,7 @@ empty compile cache, one scenario at a time on the GPUs the machine shows.
     python benchmarks/scale.py --summarize DIR/scale-*.json     # markdown, with the projection
     python benchmarks/scale.py --project DIR/scale-*.json       # the projection alone
     python benchmarks/scale.py --tiny --workdir /tmp/bench-scale --out /tmp/bench-scale/out
+    python benchmarks/scale.py --prepare-only --scenarios reads-10m-dnabert --workdir /tmp/scale
 
 Scenarios (SCENARIOS): 1 and 10 million reads at chunk 150 with a classifier of DNABERT-S
 features alone (random, in our .safetensors format, its header saying 150 bp chunks), and
@@ -16,7 +17,7 @@ fp16 and in FP8 (the gate's bar lowered for random weights, as end_to_end.py doe
 
 Per scenario, one JSON file (`DIR/scale-<scenario>.json`, record.save: command and device):
 the wall; every job's wall, CPU seconds and peak RSS from Snakemake's benchmark files, each
-rule's stage, and each job process's peak RSS and CPU seconds sampled every 0.5 s; the
+rule's stage, and each job process's peak PSS and RSS and CPU seconds sampled every 0.5 s; the
 critical path (workflow_run.critical_path); each embedding job's fixed start and loops; GPU
 busy over the wall; the bf16 matrix rate measured before the run and the end-to-end MFU
 against it (model FLOPs of every embedded frame, model_flops.frame_table_flops); the disk
@@ -24,7 +25,7 @@ results/ held at the end and the most the run filled. The samples and models sta
 --workdir for the next scenario; a scenario's results/ is deleted once measured.
 
 --tiny: the demo's tiny models on the CPU and each scenario's reads / 1000, with the precision
-left to `auto` (FP8 needs a GPU), to test all of this end to end in a few minutes.
+left to `auto` (FP8 needs a GPU), to test all of this end to end in a minute or two.
 """
 
 import argparse
@@ -184,10 +185,13 @@ def device_name(tiny):
     return f"{len(gpu_indices())} x {torch.cuda.get_device_name()}, {cores}"
 
 
+def reads_of(args, name):
+    return SCENARIOS[name].reads // TINY_SHARE if args.tiny else SCENARIOS[name].reads
+
+
 def measure(args, name, models):
     """Run one scenario cold and describe it; saved before and after its FLOPs are counted."""
-    scenario = SCENARIOS[name]
-    n = scenario.reads // TINY_SHARE if args.tiny else scenario.reads
+    scenario, n = SCENARIOS[name], reads_of(args, name)
     if not args.no_disk_check:
         check_disk(args.workdir, name, n, vector_width(models.configs, scenario.models))
     fasta, written_s = sample_fasta(args, n)
@@ -339,6 +343,12 @@ def main():
     parser.add_argument("--out", type=Path, help="directory of the result files")
     parser.add_argument("--tiny", action="store_true", help="tiny models on the CPU, reads/1000")
     parser.add_argument("--no-disk-check", action="store_true")
+    parser.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="write the scenarios' models and samples, run nothing (a call of its own where a "
+        "run alone nears a device call's time limit)",
+    )
     parser.add_argument("--summarize", nargs="+", type=Path, help="result files: markdown")
     parser.add_argument("--project", nargs="+", type=Path, help="result files: the projection")
     args = parser.parse_args()
@@ -346,7 +356,7 @@ def main():
         records = [json.loads(path.read_text()) for path in args.summarize or args.project]
         print(summarize(records) if args.summarize else projection.table(records))
         return
-    if not (args.workdir and args.out):
+    if not (args.workdir and (args.out or args.prepare_only)):
         parser.error("a run needs --workdir and --out")
     args.workdir.mkdir(parents=True, exist_ok=True)
     kinds = {kind for name in args.scenarios for kind in SCENARIOS[name].models}
@@ -356,7 +366,10 @@ def main():
         else full_models(args.workdir / "models", [k for k in EMBEDDING_MODELS if k in kinds])
     )
     for name in args.scenarios:
-        measure(args, name, models)
+        if args.prepare_only:
+            sample_fasta(args, reads_of(args, name))
+        else:
+            measure(args, name, models)
 
 
 if __name__ == "__main__":
