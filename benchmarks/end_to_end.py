@@ -24,25 +24,25 @@ in-job loop to be compared with.
 """
 
 import argparse
-import csv
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
-import threading
-import time
-from collections import defaultdict
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import yaml
-from model_flops import bf16_matmul_tflops, dnabert_flops, esm2_flops
+from model_flops import bf16_matmul_tflops, frame_table_flops
+from samplers import gpu_indices
 from samples import contigs, read_genomes, reads, write_fasta
+from workflow_run import (
+    embedding_jobs,
+    frame_table,
+    job_table,
+    run_workflow,
+    write_run_config,
+)
 
-REPO = Path(__file__).resolve().parents[1]
 SAMPLES = {
     "reads": {"chunk_size": 300, "make": lambda g, n: reads(g, n, 150, seed=0), "n": 300_000},
     "contigs": {
@@ -51,9 +51,6 @@ SAMPLES = {
         "n": 3_000,
     },
 }
-LEASE = re.compile(r"lease on GPU (\S+) taken \(waited ([\d.]+) s\)")
-PROCESS_START = re.compile(r"([\d.]+) s into the process")
-STEP = re.compile(r"virnucpro.embed: (.+): ([\d.]+) s into the job")
 # broadinstitute/virnucpro-broad, computed from its own report (reports/150bp_benchmark_report.md):
 # 16.5k ESM-2 tokens/s on an RTX 4090 (165 TFLOP/s fp16 tensor rate), 81% of the wall in ESM-2.
 PEER = {
@@ -62,56 +59,9 @@ PEER = {
 }
 
 
-class GpuSampler:
-    """Each GPU's utilisation as the driver reports it (the share of time a kernel ran), every
-    `interval` seconds, in a thread; `busy()` is the mean per GPU."""
-
-    def __init__(self, indices, interval=0.05):
-        import pynvml  # nvidia-ml-py, on every GPU machine this benchmark runs on
-
-        self.nvml, self.interval = pynvml, interval
-        pynvml.nvmlInit()
-        self.handles = {i: pynvml.nvmlDeviceGetHandleByIndex(int(i)) for i in indices}
-        self.samples = defaultdict(list)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._poll, daemon=True)
-
-    def _poll(self):
-        while not self.stop.is_set():
-            for index, handle in self.handles.items():
-                self.samples[index].append(self.nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
-            time.sleep(self.interval)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_):
-        self.stop.set()
-        self.thread.join()
-
-    def busy(self):
-        return {i: round(float(np.mean(s)) / 100, 3) for i, s in self.samples.items()}
-
-
-def gpu_indices():
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return [d for d in visible.split(",") if d.strip()]
-    listed = subprocess.run(
-        ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return listed.stdout.split()
-
-
 def prepare(args, sample):
     """Models, the sample FASTA and the run directory's config; what exists is kept."""
     from full_models import full_models
-
-    from virnucpro.fidelity import GateSettings
 
     models = full_models(args.workdir / "models")
     spec = SAMPLES[sample]
@@ -119,116 +69,24 @@ def prepare(args, sample):
     if not fasta.exists():
         write_fasta(spec["make"](read_genomes(args.genomes), args.n or spec["n"]), fasta)
     run = args.workdir / f"run-{sample}"
-    (run / "config").mkdir(parents=True, exist_ok=True)
-    (run / "config" / "samples.tsv").write_text(
-        f"sample\tfasta\tchunk_size\tchunking\n{sample}\t{fasta}\t{spec['chunk_size']}\toverlap\n"
-    )
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    config["models"] = {k: str(v) for k, v in models.items()}
-    config["embedding"]["precision"] = args.precision
-    if args.precision == "fp8":
-        # random weights are 0.9975 at the 1st percentile of FP8's cosine against fp16, and
-        # the default bar (0.999) stops them, as it should: this measures the speed
-        config["embedding"]["fp8_gate"] = asdict(GateSettings(min_cosine_p1=0.99))
-    (run / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    row = {
+        "sample": sample,
+        "fasta": fasta,
+        "chunk_size": spec["chunk_size"],
+        "chunking": "overlap",
+    }
+    write_run_config(run, [row], models, args.precision)
     return run
 
 
-def run_workflow(run, cold, *targets, fresh=True):
-    """The README's command in `run` (for `targets`, or `all`), from nothing unless not `fresh`
-    (then resuming what is there); returns (wall seconds, GPU busy per GPU)."""
-    for stale in ("results", "logs", ".snakemake") if fresh else ():
-        shutil.rmtree(run / stale, ignore_errors=True)
-    if cold:
-        shutil.rmtree(run / "resources", ignore_errors=True)
-    command = [sys.executable, "-m", "snakemake", *targets]
-    command += ["--snakefile", str(REPO / "workflow/Snakefile")]
-    command += ["--directory", str(run), "--profile", str(REPO / "profiles/local")]
-    with GpuSampler(gpu_indices()) as sampler:
-        started = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True)
-        wall = time.perf_counter() - started
-    (run / "snakemake.log").write_text(done.stdout + done.stderr)
-    if done.returncode != 0:
-        raise RuntimeError(f"the workflow failed:\n{(done.stdout + done.stderr)[-6000:]}")
-    return wall, sampler.busy()
-
-
-def job_times(run):
-    """{rule: [(wildcards, seconds)]} from the Snakemake benchmark files."""
-    times, root = defaultdict(list), run / "logs" / "benchmarks"
-    for path in sorted(root.rglob("*.tsv")):
-        first, *rest = path.relative_to(root).parts
-        rule = first.removesuffix(".tsv")  # a file of its own: a rule of no wildcards
-        with open(path) as handle:
-            seconds = float(next(csv.DictReader(handle, delimiter="\t"))["s"])
-        times[rule].append(("/".join(rest) or ".", round(seconds, 2)))
-    return times
-
-
-def embedding_jobs(run, sample):
-    """Per embedding job: its GPU, lease wait, and per model load, first batch and loop."""
-    from virnucpro.fidelity import GateReport
-    from virnucpro.h5store import read_attrs
-
-    jobs = {}
-    for log in sorted((run / "logs" / "embed_shard" / sample).glob("*.log")):
-        lease = LEASE.search(log.read_text())
-        job = {"gpu": lease.group(1), "lease_wait_s": float(lease.group(2))} if lease else {}
-        text = log.read_text()
-        started = PROCESS_START.search(text)
-        job["process_start_s"] = float(started.group(1)) if started else None
-        job["steps_s"] = {event: float(s) for event, s in STEP.findall(text)}
-        for kind in ("dnabert_s", "esm2"):
-            attrs = read_attrs(run / "results" / sample / "embeddings" / f"{log.stem}.{kind}.h5")
-            job[kind] = {
-                "load_s": round(float(attrs["load_seconds"]), 2),
-                "begun_s": round(float(attrs["begun_seconds"]), 2),
-                "first_batch_s": round(float(attrs["first_batch_seconds"]), 2),
-                "loop_s": round(float(attrs["embed_seconds"]), 2),
-                "tokens": int(attrs["tokens"]),
-                "tokens_per_s": round(float(attrs["tokens_per_second"])),
-                "gpu_busy_in_loop": round(float(attrs["gpu_busy"]), 4),
-                "rows_per_batch": int(attrs["rows_per_batch"]),
-            }
-            gate = GateReport.from_attributes(attrs)
-            if gate is not None:
-                job[kind]["fp8_gate"] = gate.attributes()
-        jobs[log.stem] = job
-    return jobs
-
-
 def sample_flops(run, sample):
-    """Frames, tokens and model FLOPs of every frame the workflow embedded."""
-    from virnucpro.embed import NucleotideEncoder
+    """Frames, tokens and model FLOPs of every frame the workflow embedded (both models)."""
     from virnucpro.models.architectures import ESM2_PRESETS
     from virnucpro.models.dnabert_s import DNABertConfig
-    from virnucpro.sharding import esm2_tokens, read_shard
-    from virnucpro.tables import read_tsv
 
-    shards = run / "results" / sample / "shards"
-    proteins, nucleotides = [], []
-    for row in read_tsv(shards / "manifest.tsv"):
-        _, _, dna, protein = read_shard(shards / "frames.tsv", shards / "manifest.tsv", row.shard)
-        proteins += protein
-        nucleotides += dna
-    config = yaml.safe_load((run / "config" / "config.yaml").read_text())
-    dna_lengths = [
-        len(t) for t in NucleotideEncoder.tokenize(config["models"]["dnabert_s"], nucleotides)
-    ]
-    protein_lengths = esm2_tokens(np.array([len(p) for p in proteins]))
-    esm2, dnabert = (
-        esm2_flops(ESM2_PRESETS["esm2_t36_3B_UR50D"], protein_lengths),
-        dnabert_flops(DNABertConfig(), dna_lengths),
-    )
-    return {
-        "frames": len(proteins),
-        "esm2_tokens": int(protein_lengths.sum()),
-        "dnabert_s_tokens": int(sum(dna_lengths)),
-        "esm2_tflop": round(esm2 / 1e12, 1),
-        "dnabert_s_tflop": round(dnabert / 1e12, 1),
-        "model_tflop": round((esm2 + dnabert) / 1e12, 1),
-    }
+    configs = {"esm2": ESM2_PRESETS["esm2_t36_3B_UR50D"], "dnabert_s": DNABertConfig()}
+    checkpoint = yaml.safe_load((run / "config" / "config.yaml").read_text())["models"]
+    return frame_table_flops(frame_table(run, sample), configs, checkpoint["dnabert_s"])
 
 
 def engine_check(args, run, sample, max_tokens):
@@ -278,14 +136,15 @@ def prime(args, run, sample):
     write_fasta(spec["make"](read_genomes(args.genomes), args.prime), small)
     sheet.write_text(full.replace(str(args.workdir / f"{sample}.fa"), str(small)))
     try:
-        wall, _ = run_workflow(run, cold=True)
+        wall = run_workflow(run, cold=True).wall_s
     finally:
         sheet.write_text(full)
     print(f"primed with {args.prime} {sample} in {wall:.1f} s", flush=True)
 
 
 def measure(run, sample, state, rates, flops=None):
-    wall, busy = run_workflow(run, cold=state == "cold")
+    done = run_workflow(run, cold=state == "cold")
+    wall, busy, jobs = done.wall_s, done.gpu_busy, job_table(run, done.started)
     flops = flops or sample_flops(run, sample)
     gpus = len(busy)
     rate = float(np.mean(list(rates.values())))
@@ -293,8 +152,8 @@ def measure(run, sample, state, rates, flops=None):
         "wall_s": round(wall, 1),
         "mfu": round(flops["model_tflop"] / (wall * gpus * rate), 3),
         "gpu_busy_over_wall": busy,
-        "embedding_jobs": embedding_jobs(run, sample),
-        "job_seconds": job_times(run),
+        "embedding_jobs": embedding_jobs(run, sample, jobs),
+        "jobs": jobs,
     }
     print(f"{sample} {state} on {gpus} GPU(s): {wall:.1f} s, MFU {result['mfu']}", flush=True)
     return flops, result

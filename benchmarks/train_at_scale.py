@@ -23,14 +23,13 @@ from pathlib import Path
 
 import torch
 import yaml
-from end_to_end import job_times, run_workflow
 from full_models import full_models
 from record import save
+from workflow_run import REPO, is_embedding, job_table, run_workflow
 
 from virnucpro.tables import read_tsv
 from virnucpro.train_run import TrainingSet, evaluate_classifier, read_labels, train_classifier
 
-REPO = Path(__file__).resolve().parents[1]
 SETS = {  # set: (FASTA in --genomes, label, role)
     "virus_train": ("virus_tr.fa", "virus", "train"),
     "host_train": ("host_tr.fa", "other", "train"),
@@ -138,8 +137,8 @@ def main():
     args.genomes = args.genomes.resolve()
     run = prepare(args)
     # resumed where a run stopped: the whole takes longer than one device call may
-    wall, gpu_busy = run_workflow(run, False, "train", "evaluate", fresh=False)
-    times = job_times(run)
+    done = run_workflow(run, False, "train", "evaluate", fresh=False)
+    times = job_table(run, done.started)
     frames = {
         name: sum(1 for _ in read_tsv(run / "results" / "training" / name / "labels.tsv"))
         for name in SETS
@@ -159,13 +158,13 @@ def main():
         chunk_size=args.chunk_size,
         frames=frames,
         train_frames=sum(frames[s] for s, (_, _, role) in SETS.items() if role == "train"),
-        workflow_wall_s=round(wall, 1),
-        gpu_busy=gpu_busy,
-        job_seconds=times,
+        workflow_wall_s=round(done.wall_s, 1),
+        gpu_busy=done.gpu_busy,
+        jobs=times,
         embedding_gpu_s=round(
-            sum(s for rule in times if rule.startswith("embed_shard") for _, s in times[rule]), 1
+            sum(job["wall_s"] for rule in times if is_embedding(rule) for job in times[rule]), 1
         ),
-        training_s=sum(s for _, s in times["train_classifier"]),
+        training_s=sum(job["wall_s"] for job in times["train_classifier"]),
         real_labels=real,
         shuffled_labels={
             "held_out": held_out,
