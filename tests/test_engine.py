@@ -28,6 +28,33 @@ def test_padded_layouts_count_every_sequence_at_the_longest_padded_length():
     assert consecutive_ranges([16, 9, 3, 3], 0, 32, padded=True) == [(0, 2), (2, 4)]
 
 
+def ranges_one_by_one(lengths, budget, padded):
+    """consecutive_ranges from 0 as a loop over the sequences, one at a time."""
+    ranges, first, longest = [], 0, 0
+    for index, length in enumerate(lengths):
+        rows = padded_length(length) if padded else length
+        if padded:
+            grown = (index - first + 1) * max(longest, rows)
+        else:
+            grown = sum(lengths[first : index + 1])
+        if index > first and grown > budget:
+            ranges.append((first, index))
+            first, longest = index, 0
+        longest = max(longest, rows)
+    return ranges + [(first, len(lengths))] if lengths else ranges
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["packed", "padded"])
+def test_consecutive_ranges_in_array_arithmetic_are_those_found_one_by_one(padded):
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        lengths = rng.integers(1, 60, rng.integers(0, 80)).tolist()
+        budget = int(rng.integers(1, 300))
+        assert consecutive_ranges(lengths, 0, budget, padded) == ranges_one_by_one(
+            lengths, budget, padded
+        ), (lengths, budget)
+
+
 def test_every_gpu_batch_of_a_run_has_one_row_count(esm2_tiny):
     encoder = ProteinEncoder.load(esm2_tiny, torch.device("cpu"), torch.float16)
     on_gpu = Engine(encoder, torch.device("cuda"))  # nothing runs: the layout arithmetic only

@@ -2,10 +2,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from virnucpro import sharding
 from virnucpro.models.attention import PaddedRows
 from virnucpro.models.dnabert_s import alibi_slopes
-from virnucpro.packing import PackedBatch, segment_mean
-from virnucpro.sharding import assign_shards, esm2_tokens
+from virnucpro.packing import PackedBatch, TokenStore, segment_mean
+from virnucpro.sharding import assign_shards, esm2_tokens, read_shard, shard_frames
 
 
 def test_shards_are_contiguous_length_runs_of_equal_tokens():
@@ -57,3 +58,37 @@ def test_packed_attention_equals_attention_on_each_sequence_alone():
             alone = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask, scale=8**-0.5)
             torch.testing.assert_close(packed[start : start + n], alone.transpose(0, 1))
             start += n
+
+
+def test_a_token_store_selects_and_packs_sequences_without_copying_tokens():
+    arrays = [np.array([7, 8, 9]), np.array([5]), np.array([1, 2])]
+    store = TokenStore.concatenate(
+        [TokenStore.from_arrays(arrays[:2]), TokenStore.from_arrays(arrays[2:])]
+    )
+    assert len(store) == 3 and store.flat.dtype == np.int32
+    assert [t.tolist() for t in store] == [[7, 8, 9], [5], [1, 2]]
+    reordered = store[np.array([2, 0])]
+    assert reordered.flat is store.flat and reordered.lengths.tolist() == [2, 3]
+    assert reordered[1].tolist() == [7, 8, 9] and store[1:][0].tolist() == [5]
+    batch = reordered.batch(rows=16)
+    expected = PackedBatch.from_token_lists([arrays[2], arrays[0]], rows=16)
+    for name in ("tokens", "cu_seqlens", "positions", "seq_index"):
+        assert torch.equal(getattr(batch, name), getattr(expected, name)), name
+    assert (batch.max_seqlen, batch.rows) == (3, 16)
+
+
+def test_a_shard_read_in_blocks_is_the_shard_read_whole(tmp_path, monkeypatch):
+    rng = np.random.default_rng(3)
+    with open(tmp_path / "n.fa", "w") as dna, open(tmp_path / "p.faa", "w") as protein:
+        for i, residues in enumerate(rng.integers(1, 40, 300)):
+            dna.write(f">r{i}_chunk_1F1\n{'ACG' * residues}A\n")
+            protein.write(f">r{i}_chunk_1F1\n{'T' * residues}\n")
+    frames, manifest = tmp_path / "frames.tsv", tmp_path / "manifest.tsv"
+    shard_frames(tmp_path / "n.fa", tmp_path / "p.faa", 3, frames, manifest)
+    whole = read_shard(frames, manifest, "shard_0001")
+    monkeypatch.setattr(sharding, "READ_BYTES", 100)  # a row or two a read
+    blocks = list(sharding.shard_blocks(frames, manifest, "shard_0001", ("ordinal", "protein")))
+    assert len(blocks) > 10 and set(blocks[0]) == {"ordinal", "protein"}
+    assert np.concatenate([b["ordinal"] for b in blocks]).tolist() == whole[0].tolist()
+    assert [p for b in blocks for p in b["protein"]] == whole[3]
+    assert read_shard(frames, manifest, "shard_0001")[1] == whole[1]

@@ -49,9 +49,14 @@ def kept_frames(chunk):
         for offset, name in enumerate(names):
             protein = "" if _stop_in_frame(strand, offset) else translate(strand, offset)
             if protein:
-                nucleotide = strand[offset : offset + 1 + 3 * len(protein)]
+                nucleotide = strand[offset : offset + stored_bases(len(protein))]
                 kept.append(Frame(name, protein, nucleotide))
     return kept
+
+
+def stored_bases(residues):
+    """The bases stored with a frame of `residues` residues: 3P+1, fewer at the strand's end."""
+    return 3 * residues + 1
 
 
 def no_frame_reason(chunk):

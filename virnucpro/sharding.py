@@ -30,6 +30,7 @@ MANIFEST_COLUMNS = (
     "end_byte",
 )
 _OPEN_AT_ONCE = 200  # shards written per pass over the frames (a handle each), under any fd limit
+READ_BYTES = 1 << 24  # of the table read at a time: about 65,000 frames of reads
 
 
 def esm2_tokens(residues):
@@ -146,9 +147,16 @@ def _write_group(nucleotide_fa, protein_faa, shard, table, ranges):
 
 
 def read_shard(frames_tsv, manifest_tsv, name):
-    """The frames of one shard in input order: ordinals (int64), ids, nucleotides, proteins.
-    DamagedFile if the table or its manifest is not whole: the table ends where the manifest's
-    last shard ends."""
+    """The frames of one shard in input order: ordinals (int64), ids, nucleotides, proteins, as
+    lists (tests, benchmarks; a job reads its shard in blocks, shard_blocks)."""
+    blocks = list(shard_blocks(frames_tsv, manifest_tsv, name))
+    ordinals = np.concatenate([np.empty(0, np.int64)] + [block["ordinal"] for block in blocks])
+    return ordinals, *([v for block in blocks for v in block[c]] for c in SHARD_COLUMNS[1:])
+
+
+def shard_entry(frames_tsv, manifest_tsv, name):
+    """The manifest's row of shard `name` as {column: text}. DamagedFile if the table or its
+    manifest is not whole: the table ends where the manifest's last shard ends."""
     shards = _read_manifest(manifest_tsv)
     size, end = os.path.getsize(frames_tsv), int(shards[-1]["end_byte"])
     if size < end:
@@ -162,21 +170,42 @@ def read_shard(frames_tsv, manifest_tsv, name):
     entry = next((row for row in shards if row["shard"] == name), None)
     if entry is None:
         raise ValueError(f"{manifest_tsv} lists no shard {name}")
+    return entry
+
+
+def shard_blocks(frames_tsv, manifest_tsv, name, columns=SHARD_COLUMNS):
+    """The frames of shard `name` in input order, in blocks of the rows of READ_BYTES of the
+    table at a time: per block, {column: its values} for `columns`, the ordinals an int64
+    array, the rest lists of text. So a job holds only the columns it needs, not the whole
+    shard's text. DamagedFile as shard_entry says, or if the table holds more or fewer of the
+    shard's frames than the manifest lists."""
+    entry = shard_entry(frames_tsv, manifest_tsv, name)
+    at = [SHARD_COLUMNS.index(column) for column in columns]
+    start, end = int(entry["start_byte"]), int(entry["end_byte"])
+    frames, rest = 0, b""
     with open(frames_tsv, "rb") as table:
-        table.seek(int(entry["start_byte"]))
-        text = table.read(int(entry["end_byte"]) - int(entry["start_byte"])).decode()
-    rows = [line.split("\t") for line in text.splitlines()]
-    if len(rows) != int(entry["frames"]):
+        table.seek(start)
+        while start < end:
+            chunk = table.read(min(READ_BYTES, end - start))
+            if not chunk:
+                raise DamagedFile(frames_tsv, f"it ends at byte {start}, inside {name}")
+            start += len(chunk)
+            text = rest + chunk
+            cut = text.rfind(b"\n") + 1 if start < end else len(text)
+            rows = [line.split("\t") for line in text[:cut].decode().splitlines()]
+            rest = text[cut:]
+            frames += len(rows)
+            block = {
+                column: [row[i] for row in rows] for column, i in zip(columns, at, strict=True)
+            }
+            if "ordinal" in block:
+                block["ordinal"] = np.array(block["ordinal"], dtype=np.int64)
+            yield block
+    if frames != int(entry["frames"]):
         raise DamagedFile(
             frames_tsv,
-            f"it holds {len(rows)} frames of {name}, but {manifest_tsv} lists {entry['frames']}",
+            f"it holds {frames} frames of {name}, but {manifest_tsv} lists {entry['frames']}",
         )
-    return (
-        np.array([int(r[0]) for r in rows], dtype=np.int64),
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-        [r[3] for r in rows],
-    )
 
 
 def _read_manifest(manifest_tsv):
