@@ -203,8 +203,9 @@ def test_a_failed_run_leaves_no_embedding_file(tmp_path, esm2_tiny):
     encoder = ProteinEncoder.load(esm2_tiny, torch.device("cpu"), torch.float32)
     tokens = ProteinEncoder.tokenize(esm2_tiny, PROTEINS)
     path = tmp_path / "shard.h5"
-    writer = embedding_writer(path, range(len(tokens)), ["f"] * len(tokens), encoder.dim)
+    writer = embedding_writer(path, range(len(tokens)), ["f"] * len(tokens))
     with pytest.raises(torch.OutOfMemoryError), writer as out:
+        out.vectors(encoder.dim, np.float32)
         Engine(_MemoryLimited(encoder, limit=1), torch.device("cpu")).run(tokens, 64, out.write)
     assert list(tmp_path.iterdir()) == []
 
