@@ -1,7 +1,7 @@
 """The embedding job's phases on the CPU: no CUDA call before its lease, the shard read before
 a lease it waits for, the lease released before its files are finished; its vectors those of
-the plain engine in fp32; and the warm-up's batch of filler reaching the compiled layer code in
-a real batch's shape."""
+the plain engine in fp32, stored in float16 from fp16 and scored as the file stores them; and
+the warm-up's batch of filler reaching the compiled layer code in a real batch's shape."""
 
 import logging
 
@@ -9,14 +9,18 @@ import numpy as np
 import pytest
 import torch
 
+from virnucpro import embed, scoring
 from virnucpro.embed import NucleotideEncoder, ProteinEncoder, embed_shard, longest_first
 from virnucpro.engine import Engine, embed_all, filler
 from virnucpro.fidelity import FidelityError, GateSettings
 from virnucpro.frames import stored_bases
-from virnucpro.h5store import read_embeddings
+from virnucpro.h5store import embedding_writer, open_embeddings, read_embeddings
 from virnucpro.models import dnabert_s, esm2
+from virnucpro.models.classifier import load_classifier
+from virnucpro.predict import classify_shard
 from virnucpro.sharding import read_shard, shard_entry
 from virnucpro.tables import read_tsv
+from virnucpro.train_run import training_matrix
 
 from conftest import REAL_DNABERT_S
 
@@ -158,6 +162,59 @@ def test_an_fp32_job_stores_what_the_engine_computes_for_its_frames(
         np.testing.assert_array_equal(got, np.stack([by_ordinal[o] for o in got_ordinals]))
 
 
+def test_an_fp16_job_stores_float16_and_scores_the_values_it_stores(
+    demo_run, demo_models, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(scoring, "BLOCK_ROWS", 4)  # the shard's frames in several blocks
+    h5 = {kind: tmp_path / f"shard_0000.{kind}.h5" for kind in ("dnabert_s", "esm2")}
+    classifier = demo_models["classifier_500"]
+    embed_shard(
+        *shard_paths(demo_run),
+        "shard_0000",
+        h5,
+        demo_models,
+        "cpu",
+        precision="fp16",
+        classifier_path=classifier,
+    )
+    with open_embeddings(h5["dnabert_s"]) as dna, open_embeddings(h5["esm2"]) as protein:
+        assert dna["embedding"].dtype == protein["embedding"].dtype == np.float16
+        from_files = scoring.score_files(
+            load_classifier(classifier), [dna["embedding"], protein["embedding"]]
+        )
+        np.testing.assert_array_equal(protein["scores"][:], from_files)
+        stored = protein["embedding"][:]
+    # the engine's fp16 vectors rounded once to float16, read back as float32
+    ordinals, _, _, proteins = read_shard(*shard_paths(demo_run), "shard_0000")
+    tokens = ProteinEncoder.tokenize(demo_models["esm2"], proteins)
+    half = ProteinEncoder.load(demo_models["esm2"], torch.device("cpu"), torch.float16)
+    computed, _ = embed_all(half, tokens[longest_first(tokens, ordinals)], "cpu", 4096)
+    np.testing.assert_array_equal(stored, computed.astype(np.float16))
+    assert read_embeddings(h5["esm2"])[2].dtype == np.float32
+    np.testing.assert_array_equal(read_embeddings(h5["esm2"])[2], stored.astype(np.float32))
+
+    # the classification stage and a training run read float16 files as float32
+    classify_shard(list(h5.values()), classifier, tmp_path / "job.tsv")
+    from_job = (tmp_path / "job.tsv").read_bytes()
+    with open_embeddings(h5["esm2"]) as protein:
+        digest = protein.attrs["scores_classifier_sha256"]
+    classify_shard(list(h5.values()), classifier, tmp_path / "here.tsv", threads=1)
+    assert (tmp_path / "here.tsv").read_bytes() == from_job and digest
+    ids = read_embeddings(h5["esm2"])[1]
+    matrix = training_matrix([list(h5.values())], dict.fromkeys(ids, 1))
+    rows = np.argsort(read_embeddings(h5["esm2"])[0], kind="stable")
+    np.testing.assert_array_equal(matrix.features[:, 48:], stored[rows].astype(np.float32))
+
+
+def test_a_vector_beyond_float16_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "shard.esm2.h5"
+    overflow = pytest.raises(FloatingPointError, match=f"{path}: a vector holds values beyond")
+    with overflow, embedding_writer(path, range(3), ["a", "b", "c"]) as out:
+        out.vectors(2, np.float16)
+        out.write(0, np.array([[1.0, 2.0], [7e4, 0.0], [3.0, 4.0]], dtype=np.float32))
+    assert not path.exists()
+
+
 def test_the_manifests_longest_frame_bounds_each_models_tokens(demo_run, demo_models):
     """The bound a job that starts the GPU beside its CPU phase warms up by: no frame of a
     shard takes more tokens than it, the DNABERT-S frames with letters its BPE does not know
@@ -211,3 +268,4 @@ def test_the_warm_up_batch_reaches_the_compiled_code_as_a_real_batch(
     warm, seen[:] = list(seen), []
     encoder(tokens.batch(rows))
     assert warm and warm == seen
+    assert embed.vector_dtype(encoder.dtype) == np.float16

@@ -327,6 +327,41 @@ def test_the_warm_up_compiles_the_kernels_the_loops_run(tmp_path, free):
     assert compiled_shapes() == [1] * len(COMPILED)
 
 
+def test_an_fp16_job_stores_float16_vectors_close_to_an_fp32_job(esm2_3b, tmp_path):
+    """Vectors computed in fp16 and stored in float16 against the same job in fp32: per frame,
+    cosine at least 0.9999 (fp16's alone: 0.99998 for DNABERT-S, 1.000000 for ESM-2 3B,
+    benchmarks/results/2026-11-22-h200-gpu-tests-fp8.txt; float16's rounding adds at most
+    2**-11 of each value) and every value within 5% of the frame's largest magnitude; the
+    scores the job stored are those of the stored vectors."""
+    frames, manifest, dnabert, classifier = one_shard(tmp_path, frames=1000)
+    models = {"dnabert_s": dnabert, "esm2": esm2_3b}
+    vectors = {}
+    for precision in ("fp16", "fp32"):
+        h5 = {kind: tmp_path / f"{precision}.{kind}.h5" for kind in models}
+        embed_shard(
+            *(frames, manifest, "shard_0000", h5, models, "cuda"),
+            precision=precision,
+            classifier_path=classifier,
+        )
+        for kind, path in h5.items():
+            with open_embeddings(path) as stored:
+                assert stored["embedding"].dtype == (
+                    np.float16 if precision == "fp16" else np.float32
+                )
+            vectors[precision, kind] = read_embeddings(path)[2]
+        with open_embeddings(h5["dnabert_s"]) as dna, open_embeddings(h5["esm2"]) as protein:
+            recomputed = score_files(
+                load_classifier(classifier), [dna["embedding"], protein["embedding"]]
+            )
+            np.testing.assert_array_equal(protein["scores"][:], recomputed)
+    for kind in models:
+        half, full = vectors["fp16", kind], vectors["fp32", kind]
+        assert report(f"{kind} fp16 stored as float16 vs fp32", half, full) >= 0.9999
+        relative = np.abs(half - full) / np.abs(full).max(axis=1, keepdims=True)
+        print(f"{kind}: largest |fp16 - fp32| of a frame's largest {relative.max():.2e}")
+        assert relative.max() <= 0.05, kind
+
+
 def test_a_job_that_starts_seeing_no_gpu_computes_on_the_one_it_leases(tmp_path):
     """No CUDA call before the lease, imports and the compiler's among them: a job whose
     process starts with no device visible, and is given one by its lease, computes on it (a

@@ -186,6 +186,13 @@ def longest_first(tokens, ordinals):
     return np.lexsort((ordinals, -tokens.lengths))
 
 
+def vector_dtype(dtype):
+    """The dtype a job computing in `dtype` stores its vectors in: float16 for fp16 (and FP8,
+    whose vectors are fp16's), which keeps every digit the model computes; float32 for fp32,
+    and for bf16, whose range float16 does not hold."""
+    return np.float16 if dtype == torch.float16 else np.float32
+
+
 ENCODERS = {"dnabert_s": NucleotideEncoder, "esm2": ProteinEncoder}  # in features order
 
 
@@ -299,7 +306,7 @@ def embed_shard(
                 os.environ.get("CUDA_VISIBLE_DEVICES", ""),
             )
             for kind in kinds:
-                out[kind].vectors(encoders[kind].dim, np.float32)
+                out[kind].vectors(encoders[kind].dim, vector_dtype(dtype))
             _ready(model[first], first, data, device, job)
             for kind in later:  # each moves to the GPU and warms up while the first computes
                 model[kind] = pool.submit(_bring_up, encoders[kind], kind, data, device, dtype, job)
