@@ -201,7 +201,7 @@ def embedding_jobs(run, sample):
 
 def sample_flops(run, sample):
     """Frames, tokens and model FLOPs of every frame the workflow embedded."""
-    from virnucpro.embed import NucleotideEncoder
+    from virnucpro.encoders import NucleotideEncoder
     from virnucpro.models.architectures import ESM2_PRESETS
     from virnucpro.models.dnabert_s import DNABertConfig
     from virnucpro.sharding import esm2_tokens, read_shard
@@ -245,7 +245,8 @@ def engine_check(args, run, sample, max_tokens):
 def engine_check_child(run, sample, max_tokens):
     import torch
 
-    from virnucpro.embed import ProteinEncoder, longest_first
+    from virnucpro.embed import longest_first
+    from virnucpro.encoders import ProteinEncoder
     from virnucpro.engine import auto_batch_tokens, consecutive_ranges, embed_all
     from virnucpro.sharding import read_shard
 

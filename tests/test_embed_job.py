@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from virnucpro import embed, scoring
-from virnucpro.embed import NucleotideEncoder, ProteinEncoder, embed_shard, longest_first
+from virnucpro.embed import embed_shard, longest_first
+from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import Engine, embed_all, filler
 from virnucpro.fidelity import FidelityError, GateSettings
 from virnucpro.frames import stored_bases

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from virnucpro import progress
-from virnucpro.embed import NucleotideEncoder, ProteinEncoder
+from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import Engine, consecutive_ranges, embed_all
 from virnucpro.h5store import embedding_writer
 from virnucpro.models import dnabert_s, esm2

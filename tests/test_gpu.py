@@ -14,7 +14,8 @@ from test_embed_job import RecordingLease
 from torch import nn
 from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 
-from virnucpro.embed import NucleotideEncoder, ProteinEncoder, embed_shard
+from virnucpro.embed import embed_shard
+from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import embed_all
 from virnucpro.fidelity import GateReport, GateSettings
 from virnucpro.h5store import open_embeddings, read_attrs, read_embeddings
