@@ -2,10 +2,11 @@
 model identity and precision as attributes.
 
 The vectors are float16 where the job computed in fp16 or FP8, float32 where it computed in
-fp32 or bf16 (whose range float16 does not hold): half precision computes no more digits than
-float16 keeps, and halves the disk and the writes (53 GB of DNABERT-S vectors in float32 for a
-sample of 10 million reads). Readers take them as float32 (float16 converts exactly), and the
-embedding job scores the stored values, so that scores from the file are the job's.
+fp32 or bf16 (whose range float16 does not hold): a model computing in fp16 rounds every
+activation to float16's 11 bits, so its vectors lose little more in float16 (2**-11 of a value
+at most), and the files take half the disk and the writes (53 GB of DNABERT-S vectors in float32
+for a sample of 10 million reads). Readers take them as float32 (float16 converts exactly), and
+the embedding job scores the stored values, so that scores from the file are the job's.
 
 A file says itself whether it is whole: its `rows` attribute gives the length of each dataset,
 and its `complete` attribute, written after every row, says its writer finished it. Readers
