@@ -23,7 +23,7 @@ from full_models import full_models
 from record import save
 from samples import read_genomes, reads
 
-from virnucpro.embed import NucleotideEncoder, ProteinEncoder
+from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import Engine, auto_batch_tokens
 from virnucpro.frames import kept_frames
 from virnucpro.models import esm2

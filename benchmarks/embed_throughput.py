@@ -29,7 +29,7 @@ from baselines import (
 )
 from model_flops import bf16_matmul_tflops, dnabert_flops, esm2_flops
 
-from virnucpro.embed import NucleotideEncoder, ProteinEncoder
+from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import embed_all
 from virnucpro.fasta import read_records
 from virnucpro.models import dnabert_s

@@ -102,7 +102,8 @@ def engine_check(args, run, sample, max_tokens):
 def engine_check_child(run, sample, max_tokens):
     import torch
 
-    from virnucpro.embed import ProteinEncoder, longest_first
+    from virnucpro.embed import longest_first
+    from virnucpro.encoders import ProteinEncoder
     from virnucpro.engine import auto_batch_tokens, consecutive_ranges, embed_all
     from virnucpro.sharding import read_shard
 

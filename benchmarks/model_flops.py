@@ -59,7 +59,7 @@ def frame_table_flops(frames_tsv, configs, dnabert_s_checkpoint):
     models of `configs` ({kind: ESM2Config or DNABertConfig}): ESM-2 from every protein's
     length, DNABERT-S from the tokens (its checkpoint's tokenizer) of every k-th frame, scaled
     to all frames, k such that about DNABERT_S_TOKENIZED frames are tokenized."""
-    from virnucpro.embed import NucleotideEncoder
+    from virnucpro.encoders import NucleotideEncoder
 
     every = max(1, round(_rows_estimate(frames_tsv) / DNABERT_S_TOKENIZED))
     frames, esm2_counts, esm2, sampled = 0, 0, 0.0, []
@@ -77,7 +77,7 @@ def frame_table_flops(frames_tsv, configs, dnabert_s_checkpoint):
     if "esm2" in configs:
         counted["esm2_tokens"], flops["esm2"] = esm2_counts, esm2
     if "dnabert_s" in configs:
-        lengths = [len(t) for t in NucleotideEncoder.tokenize(dnabert_s_checkpoint, sampled)]
+        lengths = NucleotideEncoder.tokenize(dnabert_s_checkpoint, sampled).lengths
         scale = frames / max(len(lengths), 1)
         counted["dnabert_s_tokens"] = round(sum(lengths) * scale)
         flops["dnabert_s"] = dnabert_flops(configs["dnabert_s"], lengths) * scale

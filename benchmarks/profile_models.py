@@ -18,7 +18,7 @@ from full_models import full_models
 from samples import read_genomes
 from torch.profiler import ProfilerActivity, profile
 
-from virnucpro.embed import NucleotideEncoder, ProteinEncoder
+from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import auto_batch_tokens, embed_all
 
 KINDS = [

@@ -174,6 +174,7 @@ def embedding_jobs(run, sample, jobs):
                 entry[kind] = {
                     "frames": int(attrs["rows"]),
                     "load_s": round(float(attrs["load_seconds"]), 2),
+                    "warm_up_s": round(float(attrs["warm_up_seconds"]), 2),
                     "begun_s": round(float(attrs["begun_seconds"]), 2),
                     "first_batch_s": round(float(attrs["first_batch_seconds"]), 2),
                     "loop_s": round(float(attrs["embed_seconds"]), 2),

@@ -26,7 +26,8 @@ def cut(path, keep):
 
 def embedding_file(path, frames=5, ordinals=None):
     ordinals = range(frames) if ordinals is None else ordinals
-    with embedding_writer(path, ordinals, [f"f{i}" for i in ordinals], 4) as out:
+    with embedding_writer(path, ordinals, [f"f{i}" for i in ordinals]) as out:
+        out.vectors(4, np.float32)
         out.write(0, np.ones((frames, 4), dtype=np.float32))
     return path
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from virnucpro.embed import NucleotideEncoder
+from virnucpro.encoders import NucleotideEncoder
 from virnucpro.engine import embed_all
 from virnucpro.models import dnabert_s
 from virnucpro.models.dnabert_s import DNABertConfig

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from virnucpro import progress
-from virnucpro.embed import NucleotideEncoder, ProteinEncoder
+from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import Engine, consecutive_ranges, embed_all
 from virnucpro.h5store import embedding_writer
 from virnucpro.models import dnabert_s, esm2
@@ -26,6 +26,33 @@ def test_consecutive_ranges_respect_the_budget():
 def test_padded_layouts_count_every_sequence_at_the_longest_padded_length():
     # 16, then 9 padded to 16 (2 x 16 = 32 rows); a third would make 3 x 16 = 48
     assert consecutive_ranges([16, 9, 3, 3], 0, 32, padded=True) == [(0, 2), (2, 4)]
+
+
+def ranges_one_by_one(lengths, budget, padded):
+    """consecutive_ranges from 0 as a loop over the sequences, one at a time."""
+    ranges, first, longest = [], 0, 0
+    for index, length in enumerate(lengths):
+        rows = padded_length(length) if padded else length
+        if padded:
+            grown = (index - first + 1) * max(longest, rows)
+        else:
+            grown = sum(lengths[first : index + 1])
+        if index > first and grown > budget:
+            ranges.append((first, index))
+            first, longest = index, 0
+        longest = max(longest, rows)
+    return ranges + [(first, len(lengths))] if lengths else ranges
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["packed", "padded"])
+def test_consecutive_ranges_in_array_arithmetic_are_those_found_one_by_one(padded):
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        lengths = rng.integers(1, 60, rng.integers(0, 80)).tolist()
+        budget = int(rng.integers(1, 300))
+        assert consecutive_ranges(lengths, 0, budget, padded) == ranges_one_by_one(
+            lengths, budget, padded
+        ), (lengths, budget)
 
 
 def test_every_gpu_batch_of_a_run_has_one_row_count(esm2_tiny):
@@ -176,8 +203,9 @@ def test_a_failed_run_leaves_no_embedding_file(tmp_path, esm2_tiny):
     encoder = ProteinEncoder.load(esm2_tiny, torch.device("cpu"), torch.float32)
     tokens = ProteinEncoder.tokenize(esm2_tiny, PROTEINS)
     path = tmp_path / "shard.h5"
-    writer = embedding_writer(path, range(len(tokens)), ["f"] * len(tokens), encoder.dim)
+    writer = embedding_writer(path, range(len(tokens)), ["f"] * len(tokens))
     with pytest.raises(torch.OutOfMemoryError), writer as out:
+        out.vectors(encoder.dim, np.float32)
         Engine(_MemoryLimited(encoder, limit=1), torch.device("cpu")).run(tokens, 64, out.write)
     assert list(tmp_path.iterdir()) == []
 

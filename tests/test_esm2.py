@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from virnucpro.embed import ProteinEncoder
+from virnucpro.encoders import ProteinEncoder
 from virnucpro.engine import embed_all
 from virnucpro.models import esm2
 from virnucpro.packing import PackedBatch

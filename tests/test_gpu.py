@@ -1,17 +1,25 @@
 """GPU paths at full size, against FP32 references on the same random weights. These run on the
 device machine (`pytest -m gpu`); the CPU suite deselects them."""
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_embed_job import RecordingLease
 from torch import nn
+from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 
-from virnucpro.embed import NucleotideEncoder, ProteinEncoder, embed_shard
+from virnucpro.embed import embed_shard
+from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import embed_all
 from virnucpro.fidelity import GateReport, GateSettings
 from virnucpro.h5store import open_embeddings, read_attrs, read_embeddings
-from virnucpro.models import attention
+from virnucpro.models import attention, dnabert_s, esm2
 from virnucpro.models.classifier import load_classifier
 from virnucpro.models.dnabert_s import DNABertConfig, alibi_slopes, weights_path
 from virnucpro.models.fp8 import Fp8GeluLinear, Fp8Linear, esm2_to_fp8
@@ -19,7 +27,7 @@ from virnucpro.packing import PackedBatch
 from virnucpro.random_checkpoints import write_dnabert_s, write_esm2, write_pickled_classifier
 from virnucpro.scoring import score_files
 
-from conftest import REAL_DNABERT_S
+from conftest import REAL_DNABERT_S, REPO
 from reference import dnabert as dnabert_reference
 from reference import fair_esm
 from stages import write_frame_table
@@ -182,16 +190,31 @@ def one_shard(directory, frames=6000):
     return table, manifest, dnabert, classifier
 
 
+class MeasuringLease(RecordingLease):
+    """A RecordingLease that also records the GPU memory still allocated at its release."""
+
+    def release(self):
+        if self.held:
+            self.events.append(("allocated", torch.cuda.memory_allocated()))
+        super().release()
+
+
 def test_an_embedding_job_keeps_the_gpu_busy(esm2_3b, tmp_path):
     """One shard through both full-size models as a job runs it: every batch in one row count,
     the GPU busy, the two files in one row order, and the scores it computed on the way the
-    ones the stored vectors give."""
+    ones the stored vectors give. The job gives the GPU its memory back (ESM-2 3B's 5.6 GB of
+    weights among it) and then its lease, before its files are finished."""
     frames, manifest, dnabert, classifier = one_shard(tmp_path)
     h5 = {kind: tmp_path / f"{kind}.h5" for kind in ("dnabert_s", "esm2")}
     models = {"dnabert_s": dnabert, "esm2": esm2_3b}
+    events = []
+    lease = MeasuringLease(False, events, list(h5.values()))
     stats = embed_shard(
-        frames, manifest, "shard_0000", h5, models, "cuda", classifier_path=classifier
+        frames, manifest, "shard_0000", h5, models, "cuda", classifier_path=classifier, lease=lease
     )
+    ((_, allocated),) = events[-2:-1]
+    print(f"GPU memory allocated at the lease's release: {allocated / 2**20:.0f} MiB")
+    assert events[-1] == ("released", [False, False]) and allocated < 512 * 2**20
     for kind, run in stats.items():
         print(kind, run.summary())
         attrs = read_attrs(h5[kind])
@@ -250,6 +273,7 @@ def test_an_fp8_embedding_job_records_its_gate_and_runs_in_fp8(esm2_3b, tmp_path
     h5 = {kind: tmp_path / f"{kind}.h5" for kind in ("dnabert_s", "esm2")}
     models = {"dnabert_s": dnabert, "esm2": esm2_3b}
     gate = GateSettings(min_cosine_p1=0.99)  # random weights: see test_esm2_3b_fp8_agrees...
+    torch._dynamo.reset()
     stats = embed_shard(
         *(frames, manifest, "shard_0000", h5, models, "cuda"),
         precision="fp8",
@@ -263,6 +287,107 @@ def test_an_fp8_embedding_job_records_its_gate_and_runs_in_fp8(esm2_3b, tmp_path
     assert measured.frames == 2000 and measured.cosine_p1 >= 0.99
     assert 0 <= measured.call_changes <= 0.005
     assert stats["esm2"].gpu_busy >= 0.9 and stats["esm2"].recomputed_in_fp32 == 0
+    # the gate's fp16 reference computed uncompiled (beside DNABERT-S's compiled loop), its
+    # FP8 sample and the loop in the kernels ESM-2's warm-up compiled
+    assert compiled_shapes() == [1] * len(COMPILED)
+
+
+# the layer code models.compile compiles on a GPU: ESM-2's three functions, DNABERT-S's one
+COMPILED = (
+    esm2._attention_inputs,
+    esm2._between_layers,
+    esm2._attention_output_and_mlp,
+    dnabert_s._attention_output_and_mlp,
+)
+
+
+def compiled_shapes():
+    """How many compiled variants (shapes, dtypes, ...) the compiler holds of each function."""
+    return [len(_debug_get_cache_entry_list(fn.__code__)) for fn in COMPILED]
+
+
+@pytest.mark.parametrize("free", [True, False], ids=["free-at-start", "busy-at-start"])
+def test_the_warm_up_compiles_the_kernels_the_loops_run(tmp_path, free):
+    """A job warms each model up on a batch of filler in its loop's row count (the first model
+    beside the CPU phase where the GPU is free at its start, by the manifest's longest frame;
+    else after it, by the tokens): one graph per compiled function, none compiled again for a
+    real batch (so the first batch takes no compiling), though ESM-2 compiles in a thread of
+    its own beside DNABERT-S's loop."""
+    frames, manifest, dnabert, _ = one_shard(tmp_path, frames=3000)
+    models = {"dnabert_s": dnabert, "esm2": write_esm2(tmp_path / "esm2_t6.pt", 6, 320, 20)}
+    h5 = {kind: tmp_path / f"{kind}.h5" for kind in models}
+    torch._dynamo.reset()
+    lease = RecordingLease(free, [], list(h5.values()))
+    stats = embed_shard(frames, manifest, "shard_0000", h5, models, "cuda", lease=lease)
+    for kind, run in stats.items():
+        attrs = read_attrs(h5[kind])
+        print(kind, f"warm-up {attrs['warm_up_seconds']:.2f} s;", run.summary())
+        assert attrs["warm_up_seconds"] > 0 and run.batches > 1
+    assert compiled_shapes() == [1] * len(COMPILED)
+
+
+def test_an_fp16_job_stores_float16_vectors_close_to_an_fp32_job(esm2_3b, tmp_path):
+    """Vectors computed in fp16 and stored in float16 against the same job in fp32: per frame,
+    cosine at least 0.9999 (fp16's alone: 0.99998 for DNABERT-S, 1.000000 for ESM-2 3B,
+    benchmarks/results/2026-11-22-h200-gpu-tests-fp8.txt; float16's rounding adds at most
+    2**-11 of each value) and every value within 5% of the frame's largest magnitude; the
+    scores the job stored are those of the stored vectors."""
+    frames, manifest, dnabert, classifier = one_shard(tmp_path, frames=1000)
+    models = {"dnabert_s": dnabert, "esm2": esm2_3b}
+    vectors = {}
+    for precision in ("fp16", "fp32"):
+        h5 = {kind: tmp_path / f"{precision}.{kind}.h5" for kind in models}
+        embed_shard(
+            *(frames, manifest, "shard_0000", h5, models, "cuda"),
+            precision=precision,
+            classifier_path=classifier,
+        )
+        for kind, path in h5.items():
+            with open_embeddings(path) as stored:
+                assert stored["embedding"].dtype == (
+                    np.float16 if precision == "fp16" else np.float32
+                )
+            vectors[precision, kind] = read_embeddings(path)[2]
+        with open_embeddings(h5["dnabert_s"]) as dna, open_embeddings(h5["esm2"]) as protein:
+            recomputed = score_files(
+                load_classifier(classifier), [dna["embedding"], protein["embedding"]]
+            )
+            np.testing.assert_array_equal(protein["scores"][:], recomputed)
+    for kind in models:
+        half, full = vectors["fp16", kind], vectors["fp32", kind]
+        assert report(f"{kind} fp16 stored as float16 vs fp32", half, full) >= 0.9999
+        relative = np.abs(half - full) / np.abs(full).max(axis=1, keepdims=True)
+        print(f"{kind}: largest |fp16 - fp32| of a frame's largest {relative.max():.2e}")
+        assert relative.max() <= 0.05, kind
+
+
+def test_a_job_that_starts_seeing_no_gpu_computes_on_the_one_it_leases(tmp_path):
+    """No CUDA call before the lease, imports and the compiler's among them: a job whose
+    process starts with no device visible, and is given one by its lease, computes on it (a
+    CUDA call before the lease would have fixed the process's devices to none)."""
+    frames, manifest, dnabert, _ = one_shard(tmp_path, frames=200)
+    esm = write_esm2(tmp_path / "esm2_t6.pt", 6, 320, 20)
+    device = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0] or "0"
+    for free in (True, False):
+        script = f"""
+            from virnucpro.embed import embed_shard
+            from virnucpro.gpu_lease import GpuLease
+
+            class Lease(GpuLease):
+                def try_take(self):
+                    return {free} and super().try_take()
+
+            h5 = {{k: "{tmp_path}/{free}." + k + ".h5" for k in ("dnabert_s", "esm2")}}
+            models = {{"dnabert_s": "{dnabert}", "esm2": "{esm}"}}
+            lease = Lease([{device!r}], "{tmp_path}/leases")
+            embed_shard("{frames}", "{manifest}", "shard_0000", h5, models, "cuda", lease=lease)
+        """
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO)}
+        done = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(script)], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert read_attrs(tmp_path / f"{free}.esm2.h5")["device"] == "cuda"
 
 
 def test_a_fit_on_the_gpu_repeats_itself_and_learns_as_the_cpu_fit_does(monkeypatch):

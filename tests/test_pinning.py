@@ -1,4 +1,7 @@
-"""One embedding job per device: K simulated GPUs, more jobs than devices, CPU compute."""
+"""Embedding jobs and GPU leases: K simulated GPUs, two job slots per GPU (Snakemake's `gpu`
+resource, as the workflow gives a local run), more jobs than slots, CPU compute. A job may
+start while its GPU computes another's shard; it reads and tokenizes its own meanwhile and
+takes the lease only then, so no two jobs ever compute on one device at once."""
 
 import re
 from collections import defaultdict
@@ -6,10 +9,10 @@ from datetime import datetime
 
 from workflow_runs import DEMO, set_config, snakemake
 
-K = 3
-TAKEN = re.compile(r"^(\S+ \S+) INFO virnucpro.gpu_lease: lease on GPU (\S+) taken", re.M)
-WAITED = re.compile(r"lease on GPU \S+ taken \(waited ([\d.]+) s\)")
-RELEASED = re.compile(r"^(\S+ \S+) INFO virnucpro.gpu_lease: lease on GPU (\S+) released", re.M)
+K = 2
+LINE = re.compile(r"^(\S+ \S+) INFO (\S+): (.*)$", re.M)
+TAKEN = re.compile(r"lease on GPU (\S+) taken \(waited ([\d.]+) s\)")
+RELEASED = re.compile(r"lease on GPU (\S+) released")
 VISIBLE = re.compile(r"CUDA_VISIBLE_DEVICES=(\S*)\)")
 
 
@@ -17,26 +20,41 @@ def when(stamp):
     return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f")
 
 
-def test_each_embedding_job_holds_one_device_and_all_devices_are_used(workdir, tmp_path):
+def events(log):
+    """(time, logger, message) of each line of a job's log, in order."""
+    return [(when(stamp), name, message) for stamp, name, message in LINE.findall(log)]
+
+
+def test_no_two_jobs_compute_on_one_device_and_a_waiting_job_has_read_its_shard(workdir, tmp_path):
     set_config(workdir, shards=3, gpus=list(range(K)), lease_dir=str(tmp_path / "leases"))
-    snakemake(workdir, *DEMO, "--cores", str(K + 1))
+    snakemake(workdir, *DEMO, "--cores", str(2 * K + 1), "--resources", f"gpu={2 * K}")
     logs = sorted((workdir / "logs").glob("embed_shard/*/*.log"))
     assert len(logs) == 2 * 3  # samples x shards
-    spans = defaultdict(list)
+    spans, waited = defaultdict(list), []
     for log in logs:
         text = log.read_text()
-        (taken,), (released,) = TAKEN.findall(text), RELEASED.findall(text)
-        assert taken[1] == released[1] and VISIBLE.findall(text) == [taken[1]], log
-        # Snakemake starts no more embedding jobs than there are GPUs: none queues for a lease
-        assert float(WAITED.search(text).group(1)) < 1.0, log
-        spans[taken[1]].append((when(taken[0]), when(released[0])))
-    assert sorted(spans) == [str(device) for device in range(K)]
+        lines = events(text)
+        messages = [message for _, _, message in lines]
+        (taken,) = [i for i, m in enumerate(messages) if TAKEN.match(m)]
+        (released,) = [i for i, m in enumerate(messages) if RELEASED.match(m)]
+        device = TAKEN.match(messages[taken])[1]
+        assert RELEASED.match(messages[released])[1] == device
+        assert VISIBLE.findall(text) == [device], log
+        (tokenized,) = [i for i, m in enumerate(messages) if "frames read and tokenized" in m]
+        (cpu_done,) = [i for i, m in enumerate(messages) if m.startswith("CPU phase done")]
+        (gpu_done,) = [i for i, m in enumerate(messages) if m.startswith("GPU work done")]
+        # the lease was free at the job's start and taken then, or it was taken once the shard
+        # was read and tokenized and the CPU phase done
+        assert taken < tokenized or cpu_done < taken, log
+        if cpu_done < taken:
+            waited.append(float(TAKEN.match(messages[taken])[2]))
+        # released once the GPU's work was done, before the job finished its files
+        assert released < gpu_done < len(messages) - 1, log
+        spans[device].append((lines[taken][0], lines[released][0]))
+    assert sorted(spans) == [str(device) for device in range(K)]  # every device was used
     for device, held in spans.items():
         held.sort()
         for (_, end), (start, _) in zip(held, held[1:], strict=False):
             assert start >= end, f"two jobs held GPU {device} at once"
-    starts = sorted(start for held in spans.values() for start, _ in held)
-    ends = sorted(end for held in spans.values() for _, end in held)
-    assert any(s < e for s, e in zip(starts[1:], ends, strict=False)), (
-        "no two devices were ever in use at once"
-    )
+    # 6 jobs in 4 slots on 2 devices: jobs started beside others on a device, and waited
+    assert waited, "no job started while its device was in use"

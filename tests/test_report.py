@@ -20,7 +20,8 @@ from stages import sample_outputs, table
 
 def embedding_file(path, frames):
     """An embedding file of `frames` rows, as the classifier would have read it."""
-    with embedding_writer(path, range(frames), ["f"] * frames, 4) as out:
+    with embedding_writer(path, range(frames), ["f"] * frames) as out:
+        out.vectors(4, np.float32)
         out.write(0, np.zeros((frames, 4), dtype=np.float32))
         out.attrs.update(
             model="m", model_path="m.pt", random_weights=False, precision="fp32", device="cpu"

@@ -34,7 +34,8 @@ def test_streamed_scores_equal_the_stored_files_scores_bit_for_bit(tmp_path, sma
     dna, protein = random_vectors(40, 5, 1), random_vectors(40, 9, 2)
     paths = {"dna": tmp_path / "d.h5", "protein": tmp_path / "p.h5"}
     for name, vectors in (("dna", dna), ("protein", protein)):
-        with embedding_writer(paths[name], range(40), ["f"] * 40, vectors.shape[1]) as out:
+        with embedding_writer(paths[name], range(40), ["f"] * 40) as out:
+            out.vectors(vectors.shape[1], np.float32)
             out.write(0, vectors)
     with open_embeddings(paths["dna"]) as d, open_embeddings(paths["protein"]) as p:
         from_files = scoring.score_files(model, [d["embedding"], p["embedding"]])

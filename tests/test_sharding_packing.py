@@ -2,9 +2,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from virnucpro import sharding
 from virnucpro.models.attention import PaddedRows
 from virnucpro.models.dnabert_s import alibi_slopes
-from virnucpro.packing import PackedBatch, segment_mean
+from virnucpro.packing import PackedBatch, TokenStore, segment_mean
 from virnucpro.sharding import frame_row, frame_table, read_shard, shard_name
 from virnucpro.sizing import esm2_tokens, frame_seconds
 
@@ -92,3 +93,33 @@ def test_packed_attention_equals_attention_on_each_sequence_alone():
             alone = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask, scale=8**-0.5)
             torch.testing.assert_close(packed[start : start + n], alone.transpose(0, 1))
             start += n
+
+
+def test_a_token_store_selects_and_packs_sequences_without_copying_tokens():
+    arrays = [np.array([7, 8, 9]), np.array([5]), np.array([1, 2])]
+    store = TokenStore.concatenate(
+        [TokenStore.from_arrays(arrays[:2]), TokenStore.from_arrays(arrays[2:])]
+    )
+    assert len(store) == 3 and store.flat.dtype == np.int32
+    assert [t.tolist() for t in store] == [[7, 8, 9], [5], [1, 2]]
+    reordered = store[np.array([2, 0])]
+    assert reordered.flat is store.flat and reordered.lengths.tolist() == [2, 3]
+    assert reordered[1].tolist() == [7, 8, 9] and store[1:][0].tolist() == [5]
+    batch = reordered.batch(rows=16)
+    expected = PackedBatch.from_token_lists([arrays[2], arrays[0]], rows=16)
+    for name in ("tokens", "cu_seqlens", "positions", "seq_index"):
+        assert torch.equal(getattr(batch, name), getattr(expected, name)), name
+    assert (batch.max_seqlen, batch.rows) == (3, 16)
+
+
+def test_a_shard_read_in_blocks_is_the_shard_read_whole(tmp_path, monkeypatch):
+    residues = np.random.default_rng(3).integers(1, 40, 300)
+    frames, manifest = write_table(tmp_path, residues, 3)
+    whole = read_shard(frames, manifest, "shard_0001")
+    monkeypatch.setattr(sharding, "READ_BYTES", 100)  # a row or two a read
+    blocks = list(sharding.shard_blocks(frames, manifest, "shard_0001", ("ordinal", "protein")))
+    assert len(blocks) > 10 and set(blocks[0]) == {"ordinal", "protein"}
+    assert np.concatenate([b["ordinal"] for b in blocks]).tolist() == whole[0].tolist()
+    assert [p for b in blocks for p in b["protein"]] == whole[3]
+    longest = max(map(len, whole[3]))
+    assert int(sharding.shard_entry(frames, manifest, "shard_0001")["max_residues"]) == longest

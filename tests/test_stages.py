@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from virnucpro.embed import NucleotideEncoder, ProteinEncoder, embed_shard
+from virnucpro.embed import embed_shard
+from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import embed_all
 from virnucpro.h5store import read_embeddings
 from virnucpro.predict import classify_shard

@@ -4,11 +4,11 @@ Batches are consecutive runs of the sequences (the caller orders them longest fi
 at most `batch_tokens` rows in the model's attention layout: their tokens when packed, their
 count times the longest's padded length when padded. On a GPU every batch of a run is computed
 in the same number of rows (the budget, padded with filler rows), so the compiled kernels are
-built once, for exactly the shape every batch runs; the first batch, which compiles
-them, is timed apart from the rest. A worker thread packs the next batches into pinned memory
-while the GPU computes; each batch's copies to and from the GPU are asynchronous and the host
-waits on a batch only once the next one is queued behind it, so the GPU does not wait on the
-host.
+built once, for exactly the shape every batch runs: by `warm_up`, on a batch of filler, before
+the run, or else by the first batch, which is timed apart from the rest. A worker thread packs
+the next batches into pinned memory while the GPU computes; each batch's copies to and from the
+GPU are asynchronous and the host waits on a batch only once the next one is queued behind it,
+so the GPU does not wait on the host.
 
 Safety: a batch whose vectors are not all finite (an fp16 overflow) is recomputed in float32
 and counted; an out-of-memory error halves the token budget and the work goes on from the
@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from .models.attention import is_packed, padded_length
-from .packing import PackedBatch
+from .models.compile import eager_in_this_thread
+from .packing import TokenStore
 from .progress import Progress
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class RunStats:
     batch_tokens: int
     batches: int = 0
     rows: int | None = None  # rows every batch is computed in (on a GPU), else None
-    first_batch_seconds: float = 0.0  # the first batch, with the compiling it needs
+    first_batch_seconds: float = 0.0  # the first batch, with any compiling it needs
     first_batch_tokens: int = 0
     wall_seconds: float = 0.0  # every batch after the first
     gpu_seconds: float | None = None  # summed per-batch time on the GPU's own clock, ditto
@@ -65,7 +66,7 @@ class RunStats:
         shape = "" if self.rows is None else f", each computed in {self.rows} rows"
         return (
             f"{self.frames} sequences, {self.tokens} tokens in {self.batches} batches of at most "
-            f"{self.batch_tokens} rows{shape}: first batch (compiling) "
+            f"{self.batch_tokens} rows{shape}: first batch "
             f"{self.first_batch_seconds:.1f} s, then {self.wall_seconds:.1f} s at "
             f"{self.tokens_per_second:,.0f} tokens/s{busy}; {self.recomputed_in_fp32} batches "
             f"recomputed in fp32 after non-finite values, {self.out_of_memory_retries} "
@@ -74,31 +75,42 @@ class RunStats:
 
 
 def layout_rows(length, padded):
-    """Rows one sequence of `length` tokens takes in the attention layout."""
+    """Rows one sequence of `length` tokens (or each of an array of lengths) takes in the
+    attention layout."""
     return padded_length(length) if padded else length
 
 
 def consecutive_ranges(lengths, start, budget, padded=False):
     """[start, end) runs of consecutive sequences that take at most `budget` rows each in the
-    layout (a sequence longer than that gets a run of its own)."""
-    ranges, first, used, longest = [], start, 0, 0
-    for index in range(start, len(lengths)):
-        rows = layout_rows(lengths[index], padded)
-        grown = (index - first + 1) * max(longest, rows) if padded else used + rows
-        if index > first and grown > budget:
-            ranges.append((first, index))
-            first, longest, grown = index, 0, rows
-        used, longest = grown, max(longest, rows)
-    if first < len(lengths):
-        ranges.append((first, len(lengths)))
+    layout (a sequence longer than that gets a run of its own); in array arithmetic, each run
+    sought among as many sequences as the budget can hold: a shard holds millions."""
+    rows = layout_rows(np.asarray(lengths[start:], dtype=np.int64), padded)
+    ranges, first = [], 0
+    most = budget // max(int(rows.min()), 1) + 1 if len(rows) else 0
+    while first < len(rows):
+        window = rows[first : first + most]
+        if padded:  # every sequence of a run padded to its longest
+            grown = np.maximum.accumulate(window) * np.arange(1, len(window) + 1)
+        else:
+            grown = np.cumsum(window)
+        end = first + max(1, int(np.searchsorted(grown, budget, side="right")))
+        ranges.append((start + first, start + end))
+        first = end
     return ranges
+
+
+def filler(rows):
+    """A batch of filler computed in `rows` rows, for Engine.warm_up: two sequences of unequal
+    length, as most batches hold, whose attention takes the packed layout's variable-length
+    path, as theirs does; the compiled layer code sees only the rows (tests/test_engine.py)."""
+    return TokenStore.back_to_back(np.zeros(15, dtype=np.int32), [8, 7]).batch(rows)
 
 
 def _packed(tokens, ranges, rows, pin):
     """Yield (start, end, batch) for each range, the next AHEAD packed on a worker thread."""
 
     def pack(start, end):
-        batch = PackedBatch.from_token_lists(tokens[start:end], rows)
+        batch = tokens[start:end].batch(rows)
         return batch.pin_memory() if pin else batch
 
     with ThreadPoolExecutor(1, thread_name_prefix="pack") as pool:
@@ -150,13 +162,35 @@ class Engine:
         are compiled for it; on the CPU each batch's own (no padding to compute)."""
         if not self.cuda:
             return None
-        return max(budget, max(layout_rows(n, self.padded) for n in lengths))
+        return max(budget, int(layout_rows(np.max(lengths), self.padded)))
+
+    def warm_up(self, rows):
+        """Compute a batch of filler in `rows` rows, the shape of a run's batches (`rows()`),
+        so that the compiler builds, or loads from its cache, the kernels of that shape now
+        and the run's first batch finds them; returns the seconds it took. On the CPU, where
+        nothing is compiled, it does nothing. Out of memory, it leaves the run to halve its
+        budget."""
+        if not self.cuda:
+            return 0.0
+        started = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                self.encoder(filler(rows).to(self.device))
+                torch.cuda.synchronize(self.device)
+        except Exception as error:
+            if not _out_of_memory(error):
+                raise
+            log.warning("out of memory warming up for batches of %d rows", rows)
+            torch.cuda.empty_cache()
+        return time.perf_counter() - started
 
     def run(self, tokens, batch_tokens, on_result):
-        """Embed every token array; `on_result(start, vectors)` gets each batch's [n, dim]
-        float32 block, in order, as soon as it is done."""
-        lengths = [len(t) for t in tokens]
-        stats = RunStats(frames=len(tokens), tokens=sum(lengths), batch_tokens=batch_tokens)
+        """Embed every sequence of `tokens` (a TokenStore, or a list of token arrays);
+        `on_result(start, vectors)` gets each batch's [n, dim] float32 block, in order, as soon
+        as it is done."""
+        tokens = TokenStore.of(tokens)
+        lengths = tokens.lengths
+        stats = RunStats(frames=len(tokens), tokens=int(lengths.sum()), batch_tokens=batch_tokens)
         progress = Progress(self.encoder.name, stats.frames, stats.tokens)
         stats.gpu_seconds = 0.0 if self.cuda else None
         started = time.perf_counter()
@@ -175,9 +209,9 @@ class Engine:
                     break
                 in_flight.append(item)
                 position = end
-                if stats.batches == 0:  # the first batch compiles: timed on its own
+                if stats.batches == 0:  # compiles, unless warmed up: timed on its own
                     self._finish(in_flight.popleft(), tokens, stats, on_result, progress)
-                    stats.first_batch_tokens = sum(lengths[start:end])
+                    stats.first_batch_tokens = int(lengths[start:end].sum())
                     stats.first_batch_seconds = time.perf_counter() - started
                     stats.gpu_seconds = 0.0 if self.cuda else None
                     started = time.perf_counter()
@@ -219,18 +253,19 @@ class Engine:
             stats.recomputed_in_fp32 += 1
         stats.batches += 1
         on_result(item.start, vectors.numpy())
-        done = tokens[item.start : item.end]
-        progress.advance(len(done), sum(map(len, done)))
+        done = tokens.lengths[item.start : item.end]
+        progress.advance(len(done), int(done.sum()))
 
-    def _recompute_wide(self, token_lists):
+    def _recompute_wide(self, tokens):
         """The batch again in float32, whose range fp16 overflows cannot exceed."""
         if self._wide is None:
             self._wide = self.encoder.float32_copy()
         log.warning(
-            "non-finite values in a batch of %d sequences: recomputed in float32", len(token_lists)
+            "non-finite values in a batch of %d sequences: recomputed in float32", len(tokens)
         )
-        batch = PackedBatch.from_token_lists(token_lists).to(self.device)
-        vectors = self._wide(batch).float().cpu()
+        batch = tokens.batch().to(self.device)
+        with eager_in_this_thread():  # a batch's shape of its own: compiling it would not pay
+            vectors = self._wide(batch).float().cpu()
         if not torch.isfinite(vectors).all():
             raise FloatingPointError("non-finite embeddings even in float32: the model is broken")
         return vectors

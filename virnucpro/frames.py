@@ -50,9 +50,14 @@ def kept_frames(chunk):
         for offset, name in enumerate(names):
             protein = "" if _stop_in_frame(strand, offset) else translate(strand, offset)
             if protein:
-                nucleotide = strand[offset : offset + 1 + 3 * len(protein)]
+                nucleotide = strand[offset : offset + stored_bases(len(protein))]
                 kept.append(Frame(name, protein, nucleotide))
     return kept
+
+
+def stored_bases(residues):
+    """The bases stored with a frame of `residues` residues: 3P+1, fewer at the strand's end."""
+    return 3 * residues + 1
 
 
 def kept_frame_sizes(chunk):
@@ -65,7 +70,7 @@ def kept_frame_sizes(chunk):
         for offset in range(3):
             residues = (len(strand) - offset) // 3
             if residues > 0 and not _stop_in_frame(strand, offset):
-                sizes.append((residues, min(1 + 3 * residues, len(strand) - offset)))
+                sizes.append((residues, min(stored_bases(residues), len(strand) - offset)))
     return sizes
 
 

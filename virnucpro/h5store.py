@@ -1,5 +1,12 @@
-"""Per-shard embedding files (HDF5): frame ordinals and ids, one float32 vector per frame, and
-the model identity and precision as attributes.
+"""Per-shard embedding files (HDF5): frame ordinals and ids, one vector per frame, and the
+model identity and precision as attributes.
+
+The vectors are float16 where the job computed in fp16 or FP8, float32 where it computed in
+fp32 or bf16 (whose range float16 does not hold): a model computing in fp16 rounds every
+activation to float16's 11 bits, so its vectors lose little more in float16 (2**-11 of a value
+at most), and the files take half the disk and the writes (53 GB of DNABERT-S vectors in float32
+for a sample of 10 million reads). Readers take them as float32 (float16 converts exactly), and
+the embedding job scores the stored values, so that scores from the file are the job's.
 
 A file says itself whether it is whole: its `rows` attribute gives the length of each dataset,
 and its `complete` attribute, written after every row, says its writer finished it. Readers
@@ -17,19 +24,47 @@ from .damage import DamagedFile
 
 DATASETS = ("ordinal", "frame_id", "embedding")
 OPTIONAL_DATASETS = ("scores",)  # stored by the embedding job (predict.SCORED_WITH)
+VECTOR_DTYPES = (np.float16, np.float32)
+_ID_ROWS = 65536  # frame ids written at a time: HDF5 converts each block's strings at once
 
 
 class EmbeddingFileWriter:
-    """What `embedding_writer` yields: `write(start, vectors)` stores rows start.. from a
-    background thread, off the GPU's critical path; `attrs` takes the file's attributes and
-    `store(name, data)` a dataset of one row per frame (the classifier's scores)."""
+    """What `embedding_writer` yields, its frames written: `vectors(dim, dtype)` makes the
+    dataset of their vectors; `write(start, vectors)` stores vectors at rows start.. from a
+    background thread, off the GPU's critical path, as `stored(vectors)` makes them; `attrs`
+    takes the file's attributes and `store(name, data)` a dataset of one row per frame (the
+    classifier's scores)."""
 
-    def __init__(self, h5, pool):
-        self.h5, self.pool, self.attrs, self.writes = h5, pool, h5.attrs, []
+    def __init__(self, path, h5, pool):
+        self.path, self.h5, self.pool, self.attrs, self.writes = path, h5, pool, h5.attrs, []
+        self.dtype = None  # the vectors', once `vectors` has made their dataset
+
+    def vectors(self, dim, dtype):
+        """Make the [rows, dim] dataset of vectors in `dtype`, one of VECTOR_DTYPES."""
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in VECTOR_DTYPES:
+            raise ValueError(f"embedding vectors are stored as one of {VECTOR_DTYPES}: {dtype}")
+        self.h5.create_dataset("embedding", shape=(self.attrs["rows"], dim), dtype=self.dtype)
+
+    def stored(self, vectors):
+        """Finite `vectors` [n, dim] as the file stores them: FloatingPointError, naming the
+        file, where a value does not fit float16 (over 65504)."""
+        with np.errstate(over="ignore"):  # the error below says it
+            stored = vectors.astype(self.dtype, copy=False)
+        if stored.dtype != vectors.dtype and not np.isfinite(stored).all():
+            raise FloatingPointError(
+                f"{self.path}: a vector holds values beyond float16's range (largest magnitude "
+                f"{np.abs(vectors).max():.6g}), which the file cannot store; set "
+                "embedding.precision to fp32 to embed and store in float32"
+            )
+        return stored
 
     def write(self, start, vectors):
-        block = slice(start, start + len(vectors))
-        self.writes.append(self.pool.submit(self.h5["embedding"].__setitem__, block, vectors))
+        """Store `vectors` at rows start..; returns them as stored."""
+        stored = self.stored(vectors)
+        block = slice(start, start + len(stored))
+        self.writes.append(self.pool.submit(self.h5["embedding"].__setitem__, block, stored))
+        return stored
 
     def store(self, name, data):
         self.h5.create_dataset(name, data=data)
@@ -40,9 +75,9 @@ class EmbeddingFileWriter:
 
 
 @contextmanager
-def embedding_writer(path, ordinals, frame_ids, dim):
-    """Yield an EmbeddingFileWriter for a new file of len(frame_ids) rows of `dim` floats; the
-    file gets its name only when every row is written."""
+def embedding_writer(path, ordinals, frame_ids):
+    """Yield an EmbeddingFileWriter for a new file of the frames `ordinals` and `frame_ids` (a
+    list), their vectors to come; the file gets its name only when every row is written."""
     with (
         atomic_path(path) as tmp,
         # atomic_path's lock on the temporary file is the one that counts; HDF5's would clash
@@ -51,9 +86,10 @@ def embedding_writer(path, ordinals, frame_ids, dim):
     ):
         h5.attrs["rows"] = len(frame_ids)
         h5.create_dataset("ordinal", data=np.asarray(ordinals, dtype=np.int64))
-        h5.create_dataset("frame_id", data=list(frame_ids), dtype=h5py.string_dtype())
-        h5.create_dataset("embedding", shape=(len(frame_ids), dim), dtype=np.float32)
-        writer = EmbeddingFileWriter(h5, pool)
+        ids = h5.create_dataset("frame_id", shape=(len(frame_ids),), dtype=h5py.string_dtype())
+        for start in range(0, len(frame_ids), _ID_ROWS):
+            ids[start : start + _ID_ROWS] = frame_ids[start : start + _ID_ROWS]
+        writer = EmbeddingFileWriter(path, h5, pool)
         yield writer
         writer.finish()
         h5.attrs["complete"] = True  # last: a file without it was never finished
@@ -105,7 +141,7 @@ def read_embeddings(path):
         return (
             h5["ordinal"][:],
             [s.decode() for s in h5["frame_id"][:]],
-            h5["embedding"][:],
+            h5["embedding"].astype(np.float32)[:],
             dict(h5.attrs),
         )
 

@@ -1,8 +1,9 @@
 """The classifier over a shard's embeddings (one file per model, its features side by side in
 the models' order), in blocks of BLOCK_ROWS frames in file order: either read from the stored
 files (`score_files`) or as the last model's vectors arrive in the embedding job
-(`StreamingScorer`). Both score the same blocks with the same code, so a shard's scores do not
-depend on which of them computed it."""
+(`StreamingScorer`). Both score the same blocks with the same code, of the vectors as the files
+store them (float16 or float32, h5store) taken as float32, so a shard's scores do not depend on
+which of them computed it."""
 
 import json
 import logging
@@ -72,10 +73,10 @@ def score_files(model, datasets):
 
 class StreamingScorer:
     """Scores a shard inside its embedding job: `add(start, vectors)` takes the last model's
-    vectors in file order as the GPU produces them, and each full block is scored on the CPU in
-    a thread while the GPU goes on, beside the `earlier` models' vectors already computed (a
-    list, empty when the last model is the only one). The classification stage then reads the
-    scores instead of the files' features."""
+    vectors in file order as the GPU produces them and its file stores them, and each full
+    block is scored on the CPU in a thread while the GPU goes on, beside the `earlier` models'
+    vectors already computed (a list, empty when the last model is the only one). The
+    classification stage then reads the scores instead of the files' features."""
 
     def __init__(self, model, earlier, frames):
         self.model, self.earlier = model, earlier
@@ -102,7 +103,8 @@ class StreamingScorer:
 
     def _score(self, start, last):
         rows = np.s_[start : start + len(last)]
-        features = np.concatenate([vectors[rows] for vectors in self.earlier] + [last], axis=1)
+        blocks = [vectors[rows] for vectors in self.earlier] + [last]
+        features = np.concatenate(blocks, axis=1, dtype=np.float32)  # float16 converts exactly
         self.probabilities[rows] = scores(self.model, torch.from_numpy(features))
 
     def result(self):

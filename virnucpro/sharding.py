@@ -11,8 +11,8 @@ alone.
 
 import logging
 import os
-from collections import deque
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,7 +24,19 @@ from .tables import tsv_writer
 log = logging.getLogger(__name__)
 
 FRAME_COLUMNS = ("frame_id", "nucleotide", "protein")
-MANIFEST_COLUMNS = ("shard", "frames", "first_ordinal", "seconds", "start_byte", "end_byte")
+# a shard's frames, their first ordinal, their reference GPU seconds (sizing.frame_seconds),
+# the residues of its longest frame (the embedding job's bound on its batches before it has
+# tokenized them), and its byte range in the frame table
+MANIFEST_COLUMNS = (
+    "shard",
+    "frames",
+    "first_ordinal",
+    "seconds",
+    "max_residues",
+    "start_byte",
+    "end_byte",
+)
+READ_BYTES = 1 << 24  # of the table read at a time by shard_blocks: about 65,000 frames of reads
 _HEADER = ("\t".join(FRAME_COLUMNS) + "\n").encode()
 
 
@@ -37,18 +49,30 @@ def shard_name(index):
     return f"shard_{index:04d}"
 
 
+@dataclass(frozen=True)
+class _Block:
+    """Rows added at once to a frame table: where they start, and their frames' count, work
+    and longest protein."""
+
+    start: int
+    frames: int
+    seconds: float
+    max_residues: int
+
+
 class FrameTableWriter:
     """What `frame_table` yields: `add(rows, residues, bases)` appends a block of rows (bytes)
     of frames with those protein and nucleotide lengths."""
 
     def __init__(self, handle, models):
         self.handle, self.models = handle, models
-        self.blocks = []  # (first byte, frames, seconds) of each block
+        self.blocks = []
 
     def add(self, rows, residues, bases):
         if len(residues):
             seconds = float(frame_seconds(residues, bases, self.models).sum())
-            self.blocks.append((self.handle.tell(), len(residues), seconds))
+            block = _Block(self.handle.tell(), len(residues), seconds, int(np.max(residues)))
+            self.blocks.append(block)
         self.handle.write(rows)
 
 
@@ -61,47 +85,62 @@ def frame_table(frames_tsv, manifest_tsv, n_shards, models):
         writer = FrameTableWriter(handle, models)
         yield writer
         handle.flush()
-        cuts = _cuts(tmp, writer.blocks, handle.tell(), n_shards, models)
-    frames = sum(n for _, n, _ in writer.blocks)
+        shards = _shards(tmp, writer.blocks, handle.tell(), n_shards, models)
+        ends = [shard.start for shard in shards[1:]] + [handle.tell()]
     with atomic_open(manifest_tsv) as out:
         table = tsv_writer(out)
         table.writerow(MANIFEST_COLUMNS)
-        for i, ((ordinal, start, done), (following, end, reached)) in enumerate(
-            zip(cuts, cuts[1:], strict=False)
-        ):
-            work = f"{reached - done:.3f}"
-            table.writerow((shard_name(i), following - ordinal, ordinal, work, start, end))
+        for i, (shard, end) in enumerate(zip(shards, ends, strict=True)):
+            work = f"{shard.seconds:.3f}"
+            table.writerow(
+                (shard_name(i), shard.frames, shard.first, work, shard.longest, shard.start, end)
+            )
     log.info(
         "%d frames, %.1f s of GPU work (reference rates) for %s, in %d shards",
-        frames,
-        cuts[-1][2],
+        sum(block.frames for block in writer.blocks),
+        sum(block.seconds for block in writer.blocks),
         " and ".join(models),
         n_shards,
     )
 
 
-def _cuts(table, blocks, size, n_shards, models):
-    """(first ordinal, first byte, work before it) of each shard, and the same past the last
-    frame: shard k starts at the first frame whose work's midpoint reaches k/n of the total."""
-    total = sum(seconds for _, _, seconds in blocks)
-    past_last = (sum(frames for _, frames, _ in blocks), size, total)
-    cuts, ordinal, done, remaining = [(0, len(_HEADER), 0.0)], 0, 0.0, deque(blocks)
-    for k in range(1, n_shards):
-        target = total * k / n_shards
-        while remaining and done + remaining[0][2] < target:
-            ordinal, done = ordinal + remaining[0][1], done + remaining[0][2]
-            remaining.popleft()
-        if not remaining:
-            cuts.append(past_last)
-            continue
-        start, frames, _ = remaining[0]
-        rows, residues, bases = _block_rows(table, start, frames)
-        seconds = frame_seconds(residues, bases, models)
-        before = np.cumsum(seconds) - seconds  # the work before each frame of the block
-        inside = int(np.count_nonzero(done + before + seconds / 2 < target))
-        cuts.append((ordinal + inside, start + sum(rows[:inside]), done + seconds[:inside].sum()))
-    cuts.append(past_last)
-    return cuts
+@dataclass
+class _Shard:
+    first: int  # ordinal of its first frame
+    start: int  # byte of its first row
+    frames: int = 0
+    seconds: float = 0.0
+    longest: int = 0  # residues
+
+    def take(self, frames, seconds, longest):
+        self.frames, self.seconds = self.frames + frames, self.seconds + seconds
+        self.longest = max(self.longest, longest)
+
+
+def _shards(table, blocks, size, n_shards, models):
+    """The `n_shards` shards of the frames of `blocks` of `table`: shard k starts at the first
+    frame whose work's midpoint reaches k/n of the total. A block wholly inside a shard is not
+    read again; one where a shard starts has its rows read back, a frame at a time."""
+    total = sum(block.seconds for block in blocks)
+    targets = [total * k / n_shards for k in range(1, n_shards)]
+    shards, ordinal, done = [_Shard(0, len(_HEADER))], 0, 0.0
+    for block in blocks:
+        if len(shards) < n_shards and done + block.seconds >= targets[len(shards) - 1]:
+            sizes, residues, bases = _block_rows(table, block.start, block.frames)
+            seconds = frame_seconds(residues, bases, models)
+            midpoints = done + np.cumsum(seconds) - seconds / 2
+            start = block.start
+            for i in range(block.frames):
+                while len(shards) < n_shards and midpoints[i] >= targets[len(shards) - 1]:
+                    shards.append(_Shard(ordinal + i, start))
+                shards[-1].take(1, seconds[i], residues[i])
+                start += sizes[i]
+        else:
+            shards[-1].take(block.frames, block.seconds, block.max_residues)
+        ordinal, done = ordinal + block.frames, done + block.seconds
+    while len(shards) < n_shards:  # past the last frame: shards of none
+        shards.append(_Shard(ordinal, size))
+    return shards
 
 
 def _block_rows(table, start, frames):
@@ -118,9 +157,17 @@ def _block_rows(table, start, frames):
 
 
 def read_shard(frames_tsv, manifest_tsv, name):
-    """The frames of one shard in input order: ordinals (int64), ids, nucleotides, proteins.
-    DamagedFile if the table or its manifest is not whole: the table ends where the manifest's
-    last shard ends."""
+    """The frames of one shard in input order: ordinals (int64), ids, nucleotides, proteins, as
+    lists (tests, benchmarks; a job reads its shard in blocks, shard_blocks)."""
+    columns = ("ordinal", *FRAME_COLUMNS)
+    blocks = list(shard_blocks(frames_tsv, manifest_tsv, name, columns))
+    ordinals = np.concatenate([np.empty(0, np.int64)] + [block["ordinal"] for block in blocks])
+    return ordinals, *([v for block in blocks for v in block[c]] for c in FRAME_COLUMNS)
+
+
+def shard_entry(frames_tsv, manifest_tsv, name):
+    """The manifest's row of shard `name` as {column: text}. DamagedFile if the table or its
+    manifest is not whole: the table ends where the manifest's last shard ends."""
     shards = _read_manifest(manifest_tsv)
     size, end = os.path.getsize(frames_tsv), int(shards[-1]["end_byte"])
     if size < end:
@@ -134,22 +181,44 @@ def read_shard(frames_tsv, manifest_tsv, name):
     entry = next((row for row in shards if row["shard"] == name), None)
     if entry is None:
         raise ValueError(f"{manifest_tsv} lists no shard {name}")
+    return entry
+
+
+def shard_blocks(frames_tsv, manifest_tsv, name, columns=("ordinal", *FRAME_COLUMNS)):
+    """The frames of shard `name` in input order, in blocks of the rows of READ_BYTES of the
+    table at a time: per block, {column: its values} for `columns` (FRAME_COLUMNS, and
+    `ordinal`, which the table holds by position: an int64 array), the rest lists of text. So
+    a job holds only the columns it needs, not the whole shard's text. DamagedFile as
+    shard_entry says, or if the table holds more or fewer of the shard's frames than the
+    manifest lists, or a row that is not whole."""
+    entry = shard_entry(frames_tsv, manifest_tsv, name)
+    at = {column: FRAME_COLUMNS.index(column) for column in columns if column != "ordinal"}
+    start, end = int(entry["start_byte"]), int(entry["end_byte"])
+    frames, rest = 0, b""
     with open(frames_tsv, "rb") as table:
-        table.seek(int(entry["start_byte"]))
-        text = table.read(int(entry["end_byte"]) - int(entry["start_byte"])).decode()
-    rows = [line.split("\t") for line in text.splitlines()]
-    if len(rows) != int(entry["frames"]) or any(len(row) != len(FRAME_COLUMNS) for row in rows):
+        table.seek(start)
+        while start < end:
+            chunk = table.read(min(READ_BYTES, end - start))
+            if not chunk:
+                raise DamagedFile(frames_tsv, f"it ends at byte {start}, inside {name}")
+            start += len(chunk)
+            text = rest + chunk
+            cut = text.rfind(b"\n") + 1 if start < end else len(text)
+            rows = [line.split("\t") for line in text[:cut].decode().splitlines()]
+            if any(len(row) != len(FRAME_COLUMNS) for row in rows):
+                raise DamagedFile(frames_tsv, f"a row of {name} is not whole")
+            rest = text[cut:]
+            block = {column: [row[i] for row in rows] for column, i in at.items()}
+            if "ordinal" in columns:
+                first = int(entry["first_ordinal"]) + frames
+                block["ordinal"] = np.arange(first, first + len(rows), dtype=np.int64)
+            frames += len(rows)
+            yield block
+    if frames != int(entry["frames"]):
         raise DamagedFile(
             frames_tsv,
-            f"it holds {len(rows)} frames of {name}, but {manifest_tsv} lists {entry['frames']}",
+            f"it holds {frames} frames of {name}, but {manifest_tsv} lists {entry['frames']}",
         )
-    first = int(entry["first_ordinal"])
-    return (
-        np.arange(first, first + len(rows), dtype=np.int64),
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-    )
 
 
 def _read_manifest(manifest_tsv):

@@ -2,6 +2,8 @@
 kernel (layer norms, rotary, GELU, bias and residual adds), which it fuses into a few kernels."""
 
 import functools
+import threading
+from contextlib import contextmanager
 
 import torch
 
@@ -11,17 +13,32 @@ import torch
 # on a first run and 5 s on every later job's first batch; max-autotune buys 0.9% more for
 # 100 s more (benchmarks/results/2026-11-22-h200-compile-modes.txt).
 OPTIONS = {"dynamic": False}
+_this_thread = threading.local()
+
+
+@contextmanager
+def eager_in_this_thread():
+    """The functions of compiled_on_cuda run uncompiled in this thread for the block:
+    torch.compiler.set_stance would make them so in every thread, where another model may be
+    computing with its compiled kernels meanwhile (embed: ESM-2's start beside DNABERT-S)."""
+    _this_thread.eager = True
+    try:
+        yield
+    finally:
+        _this_thread.eager = False
 
 
 def compiled_on_cuda(fn):
-    """Run `fn(*modules, x, ...)` compiled when its tensors are on a GPU, eagerly on the CPU.
-    One compilation serves every layer: the modules' weights are graph inputs."""
+    """Run `fn(*modules, x, ...)` compiled when its tensors are on a GPU, eagerly on the CPU
+    (and within eager_in_this_thread). One compilation serves every layer: the modules'
+    weights are graph inputs."""
     compiled = None
 
     @functools.wraps(fn)
     def run(*args):
         nonlocal compiled
-        if not next(a for a in args if isinstance(a, torch.Tensor)).is_cuda:
+        on_cuda = next(a for a in args if isinstance(a, torch.Tensor)).is_cuda
+        if not on_cuda or getattr(_this_thread, "eager", False):
             return fn(*args)
         if compiled is None:
             compiled = torch.compile(fn, **OPTIONS)

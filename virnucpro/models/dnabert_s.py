@@ -4,6 +4,7 @@ from a Hugging Face model directory, with its tokenizer read by the `tokenizers`
 Post-LayerNorm BERT layers with ALiBi instead of position embeddings and a gated GELU MLP.
 """
 
+import itertools
 import json
 import logging
 import math
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 from torch import nn
 
-from ..packing import segment_mean
+from ..packing import TokenStore, segment_mean
 from .architectures import DNABertConfig
 from .attention import rows_for
 from .compile import compiled_on_cuda
@@ -26,6 +27,10 @@ from .loading import materialize
 log = logging.getLogger(__name__)
 
 CONFIG_FILE, TOKENIZER_FILE = "config.json", "tokenizer.json"
+# sequences tokenized at a time: the tokenizer's Encoding objects (their tokens' strings and
+# more, kilobytes each) of one block at a time, not of a whole shard; 65,536 of 148 bases held
+# 400 MB more than this (benchmarks/cpu_phase_memory.py), and took no less time
+ENCODE_AT_ONCE = 16384
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -162,17 +167,23 @@ def read_weights_file(path):
     return state
 
 
-def load_model(directory, device="cpu", dtype=torch.float32):
-    """DNABERT-S from a Hugging Face directory (config.json and weights). Returns (model, info)."""
+def read_model(directory):
+    """DNABERT-S from a Hugging Face directory (config.json and weights) on the CPU, in the
+    checkpoint's dtype. Returns (model, info)."""
     directory = Path(directory)
     cfg = DNABertConfig.from_json(directory / CONFIG_FILE)
     path = weights_path(directory)
-    state = read_weights_file(path)
-    model = materialize(lambda: DNABertS(cfg), state, path, device, dtype)
+    model = materialize(lambda: DNABertS(cfg), read_weights_file(path), path)
     with open(directory / CONFIG_FILE, encoding="utf-8") as handle:
         random_weights = bool(json.load(handle).get("virnucpro_random_weights", False))
     info = {"name": directory.name, "random_weights": random_weights}
     return model, info
+
+
+def load_model(directory, device="cpu", dtype=torch.float32):
+    """read_model's DNABERT-S on `device` in `dtype`. Returns (model, info)."""
+    model, info = read_model(directory)
+    return model.to(device=device, dtype=dtype), info
 
 
 def load_tokenizer(directory):
@@ -185,5 +196,19 @@ def load_tokenizer(directory):
 
 
 def tokenize_all(tokenizer, sequences):
-    """[CLS] + BPE tokens + [SEP] for each sequence, as int64 arrays (Rust threads do the work)."""
-    return [np.asarray(e.ids, dtype=np.int64) for e in tokenizer.encode_batch_fast(sequences)]
+    """[CLS] + BPE tokens + [SEP] for each sequence, in one TokenStore (Rust threads do the
+    work, ENCODE_AT_ONCE sequences at a time)."""
+    blocks = []
+    for start in range(0, len(sequences), ENCODE_AT_ONCE):
+        block = sequences[start : start + ENCODE_AT_ONCE]
+        ids = [encoding.ids for encoding in tokenizer.encode_batch_fast(block)]
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        flat = np.fromiter(itertools.chain.from_iterable(ids), np.int32, int(lengths.sum()))
+        blocks.append(TokenStore.back_to_back(flat, lengths))
+    return TokenStore.concatenate(blocks)
+
+
+def most_tokens(bases):
+    """The most tokens a sequence of `bases` letters takes: each BPE token spans a letter or
+    more ([UNK] one letter it does not know), with [CLS] and [SEP] around them."""
+    return bases + 2

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..packing import segment_mean
+from ..packing import TokenStore, segment_mean
 from .architectures import ESM2Config
 from .attention import rows_for
 from .compile import compiled_on_cuda
@@ -151,22 +151,22 @@ for _token, _index in ALPHABET.tok_to_idx.items():
 
 def tokenize(protein):
     """<cls> + every residue + <eos>, as the original's batch converter (no truncation) encodes
-    them: sharding.esm2_tokens counts these tokens."""
+    them: sizing.esm2_tokens counts these tokens."""
     return tokenize_all([protein])[0]
 
 
 def tokenize_all(proteins):
-    """tokenize() of each protein, as views of one array: one pass over all residues, since a
-    job tokenizes its shard beside the compiler's import, and per-protein work in Python holds
-    the interpreter lock that the import needs (a shard of 260,000 reads' frames)."""
+    """tokenize() of each protein, in one TokenStore: one pass over all residues, since a job
+    tokenizes its shard beside the GPU's start, and per-protein work in Python holds the
+    interpreter lock that the compiler needs (a shard of 260,000 reads' frames)."""
     lengths = np.fromiter(map(len, proteins), dtype=np.int64, count=len(proteins)) + 2
     ends = np.cumsum(lengths)
-    tokens = np.empty(int(ends[-1]) if len(proteins) else 0, dtype=np.int64)
+    tokens = np.empty(int(ends[-1]) if len(proteins) else 0, dtype=np.int32)
     residue = np.ones(len(tokens), dtype=bool)
     residue[ends - lengths] = residue[ends - 1] = False
     tokens[ends - lengths], tokens[ends - 1] = ALPHABET.cls_idx, ALPHABET.eos_idx
     tokens[residue] = _TOKEN_OF_BYTE[np.frombuffer("".join(proteins).encode("ascii"), np.uint8)]
-    return [tokens[a:b] for a, b in zip((ends - lengths).tolist(), ends.tolist(), strict=True)]
+    return TokenStore.back_to_back(tokens, lengths)
 
 
 def residue_mean(hidden, batch):
@@ -238,13 +238,18 @@ def _rotary_frequencies(state, cfg, path):
     return first
 
 
-def load_model(path, device="cpu", dtype=torch.float32):
-    """ESM-2 from a fair-esm checkpoint (.pt): read memory-mapped and sent to `device` in about
-    a second for ESM-2 3B from the page cache (benchmarks/results/2026-11-22-h200-job-start.txt).
-
-    Returns (model, info): info holds the model's name and whether its weights are random.
-    """
+def read_model(path):
+    """ESM-2 from a fair-esm checkpoint (.pt) on the CPU, memory-mapped, in the checkpoint's
+    dtype (q, k and v fused). Returns (model, info): info holds the model's name and whether
+    its weights are random."""
     path = Path(path)
     cfg, state, extra = read_fair_esm(path)
     info = {"name": path.stem, "random_weights": bool(extra.get("random_weights", False))}
-    return materialize(lambda: ESM2(cfg), state, path, device, dtype), info
+    return materialize(lambda: ESM2(cfg), state, path), info
+
+
+def load_model(path, device="cpu", dtype=torch.float32):
+    """read_model's ESM-2 on `device` in `dtype`: about a second for ESM-2 3B from the page
+    cache (benchmarks/results/2026-11-22-h200-job-start.txt)."""
+    model, info = read_model(path)
+    return model.to(device=device, dtype=dtype), info

@@ -11,22 +11,21 @@ end_with_snakemake()
 settings = snakemake.config["embedding"]
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.abspath(settings["compile_cache"])
 
-from virnucpro.damage import removing_damaged_inputs  # noqa: E402
-from virnucpro.gpu_lease import gpu_lease  # noqa: E402
+import torch
 
-# the GPU lease is taken before CUDA starts
-with removing_damaged_inputs(), gpu_lease(settings["gpus"], settings["lease_dir"]):
-    import torch
+from virnucpro.damage import removing_damaged_inputs
+from virnucpro.embed import embed_shard
+from virnucpro.fidelity import GateSettings
+from virnucpro.gpu_lease import GpuLease
 
-    from virnucpro.embed import embed_shard
-    from virnucpro.fidelity import GateSettings
-
-    if (age := process_age()) is not None:
-        logging.getLogger("embed_shard").info(
-            "%.1f s into the process: Python, Snakemake's preamble and the imports done", age
-        )
-    torch.set_num_threads(snakemake.threads)
-    models = snakemake.params.models  # the output files' models, in their order
+if (age := process_age()) is not None:
+    logging.getLogger("embed_shard").info(
+        "%.1f s into the process: Python, Snakemake's preamble and the imports done", age
+    )
+torch.set_num_threads(snakemake.threads)
+models = snakemake.params.models  # the output files' models, in their order
+with removing_damaged_inputs():
+    # the job takes the GPU's lease only for its GPU work (embed.py), and no CUDA call before
     embed_shard(
         snakemake.input.frames,
         snakemake.input.manifest,
@@ -39,4 +38,5 @@ with removing_damaged_inputs(), gpu_lease(settings["gpus"], settings["lease_dir"
         # a training set has no classifier to score with
         classifier_path=settings["scoring_classifier"].get(snakemake.wildcards.sample),
         fp8_gate=GateSettings(**settings["fp8_gate"]),
+        lease=GpuLease(settings["gpus"], settings["lease_dir"]),
     )
