@@ -6,7 +6,7 @@ import gzip
 import pytest
 from Bio.Seq import Seq
 
-from virnucpro.fasta import InputError, read_records, read_unwrapped
+from virnucpro.fasta import InputError, read_records
 from virnucpro.tables import read_tsv
 
 from stages import run_sample
@@ -53,8 +53,7 @@ def test_every_record_is_listed_with_a_reason_when_unscored(tmp_path, demo_model
         assert rows[scored].call in {"virus", "others"} and rows[scored].reason == ""
     frames = (out / "prediction_results.txt").read_text().splitlines()[1:]
     assert any(line.startswith("lower_chunk_1F1\t") for line in frames)  # lowercase translated
-    with open(out / "prepare" / "protein.faa") as handle:
-        proteins = dict(read_unwrapped(handle))
+    proteins = {row.frame_id: row.protein for row in read_tsv(out / "shards" / "frames.tsv")}
     # the four codons holding IUPAC letters are dropped, so frame 1 reads as the gene alone
     assert proteins["iupac_chunk_1F1"] == str(Seq(GENE).translate())
 
