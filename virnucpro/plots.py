@@ -21,7 +21,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import NullFormatter
 
 from .atomic import atomic_path
-from .table_columns import column_blocks, floats, integers
+from .table_columns import column_blocks
 
 CALLS = ("others", "virus", "unscored")  # the codes of records.tsv's call, in this order
 COLOURS = {"virus": "#d62728", "others": "#1f77b4"}  # the original VirNucPro figure's red, blue
@@ -30,7 +30,9 @@ BINS = np.linspace(0, 1, 51)
 # scored records above which the length figure counts records in bins: a point each would hide
 # how many lie where, and an SVG of a mark per point would be huge
 BIN_ABOVE = 5000
-LENGTH_BINS = 60  # log-spaced, over the lengths of the scored records
+# the length bins, the same for every sample: 1 bp to 10 Gbp, evenly on a log scale
+LENGTH_BINS_PER_DECADE = 20
+LENGTH_EDGES = 10 ** (np.arange(10 * LENGTH_BINS_PER_DECADE + 1) / LENGTH_BINS_PER_DECADE)
 STYLE = {
     "svg.hashsalt": "virnucpro",  # the SVG's ids from a fixed salt, not a random one
     "svg.fonttype": "none",  # text as text: smaller, searchable and editable
@@ -66,10 +68,10 @@ def plot_sample(
 ):
     """Write the sample's three figures; return the record ids the tracks figure shows, in the
     order of its panels. `threshold`: the virus score above which a chunk is viral."""
-    lengths, scores, calls, chosen = _read_records(records_tsv, max_tracks)
+    drawn, chosen = _read_records(records_tsv, max_tracks)
     with rc_context(STYLE):
-        save_svg(_distribution(sample, scores, calls, threshold), distribution_svg)
-        save_svg(_length(sample, lengths, scores, calls, threshold), length_svg)
+        save_svg(_distribution(sample, drawn, threshold), distribution_svg)
+        save_svg(_length(sample, drawn, threshold), length_svg)
         tracks = _tracks(
             sample,
             chosen,
@@ -81,52 +83,67 @@ def plot_sample(
     return [track.record_id for track in chosen]
 
 
+class _Drawn:
+    """What the score and length figures draw, summed a block of records at a time, so that
+    memory does not grow with the sample: the records of each call, their histogram of scores
+    and of length and score, and the records' points while few enough to draw each one."""
+
+    def __init__(self):
+        self.records = dict.fromkeys(CALLS, 0)
+        self.scores = {call: np.zeros(len(BINS) - 1, dtype=np.int64) for call in COLOURS}
+        shape = (len(LENGTH_EDGES) - 1, len(BINS) - 1)
+        self.grid = {call: np.zeros(shape, dtype=np.int64) for call in COLOURS}
+        self.blocks = []  # each block's (lengths, scores, calls); None once too many to draw
+
+    def add(self, lengths, scores, calls):
+        for code, call in enumerate(CALLS):
+            self.records[call] += int(np.count_nonzero(calls == code))
+        for call in COLOURS:
+            drawn = calls == CALLS.index(call)
+            self.scores[call] += np.histogram(scores[drawn], BINS)[0]
+            inside = np.clip(lengths[drawn], LENGTH_EDGES[0], LENGTH_EDGES[-1])
+            self.grid[call] += np.histogram2d(inside, scores[drawn], (LENGTH_EDGES, BINS))[
+                0
+            ].astype(np.int64)
+        if self.blocks is not None:
+            self.blocks.append((lengths, scores, calls))
+            if self.scored() > BIN_ABOVE:
+                self.blocks = None
+
+    def scored(self):
+        return self.records["virus"] + self.records["others"]
+
+    def points(self):
+        """Every record's length, score and call code, while few enough to draw each."""
+        blocks = self.blocks or [(np.empty(0, np.int64), np.empty(0), np.empty(0, np.int8))]
+        return tuple(map(np.concatenate, zip(*blocks, strict=True)))
+
+
 def _read_records(path, max_tracks):
-    """The records' lengths, best virus scores (NaN when unscored) and call codes, and the
-    Tracks of the records to draw: those with regions (most regions first, then best score),
-    then those with 2 or more scored chunks (best score first), ties in table order."""
-    lengths, scores, calls, candidates = [], [], [], []
+    """The _Drawn of the records, and the Tracks of the records to draw: those with regions
+    (most regions first, then best score), then those with 2 or more scored chunks (best score
+    first), ties in table order."""
+    drawn, candidates = _Drawn(), []
     number, chunks_before, regions_before = 0, 0, 0
-    for columns, offsets in column_blocks(path, _COLUMNS):
+    for rows in column_blocks(path, _COLUMNS):
         block = {
-            name: integers(columns[name])
-            for name in ("length", "regions", "chunks_scored", "chunks")
+            name: rows.integers(name) for name in ("length", "regions", "chunks_scored", "chunks")
         }
-        block["score"], block["call"] = (
-            floats(columns["best_virus_score"]),
-            _codes(path, columns["call"]),
-        )
-        block["number"] = number + np.arange(len(offsets))
-        block["offset"] = offsets
+        block["score"] = rows.floats("best_virus_score")
+        block["number"] = number + np.arange(len(rows))
+        block["offset"] = rows.offsets
         block["first_chunk"] = chunks_before + np.cumsum(block["chunks"]) - block["chunks"]
         block["first_region"] = regions_before + np.cumsum(block["regions"]) - block["regions"]
         candidates.append(_take(block, _ranked(block, max_tracks)))
-        lengths.append(block["length"])
-        scores.append(block["score"])
-        calls.append(block["call"])
-        number += len(offsets)
+        drawn.add(block["length"], block["score"], rows.codes("call", CALLS))
+        number += len(rows)
         chunks_before += int(block["chunks"].sum())
         regions_before += int(block["regions"].sum())
     if not candidates:
-        return np.empty(0, np.int64), np.empty(0), np.empty(0, np.int8), []
+        return drawn, []
     candidates = {name: np.concatenate([c[name] for c in candidates]) for name in candidates[0]}
     chosen = _take(candidates, _ranked(candidates, max_tracks))
-    return (
-        np.concatenate(lengths),
-        np.concatenate(scores),
-        np.concatenate(calls),
-        _tracks_of(path, chosen, max_tracks),
-    )
-
-
-def _codes(path, calls):
-    """CALLS' index of each call (bytes)."""
-    codes = np.full(len(calls), -1, dtype=np.int8)
-    for code, call in enumerate(CALLS):
-        codes[calls == call.encode()] = code
-    if np.any(codes < 0):
-        raise ValueError(f"{path}: a call is none of {CALLS}")
-    return codes
+    return drawn, _tracks_of(path, chosen, max_tracks)
 
 
 def _ranked(block, size):
@@ -225,10 +242,10 @@ def _regions_of(regions_tsv, chosen):
     }
 
 
-def _distribution(sample, scores, calls, threshold):
+def _distribution(sample, drawn, threshold):
     fig = Figure(figsize=(7, 3.6), layout="constrained")
     ax = fig.add_subplot()
-    counts = {call: np.histogram(scores[calls == CALLS.index(call)], BINS)[0] for call in COLOURS}
+    counts = drawn.scores
     for call, colour in COLOURS.items():
         ax.stairs(
             counts[call],
@@ -242,7 +259,7 @@ def _distribution(sample, scores, calls, threshold):
     ax.axvline(
         threshold, color="0.2", linestyle="--", linewidth=1, label=f"threshold {threshold:g}"
     )
-    unscored = int((calls == CALLS.index("unscored")).sum())
+    unscored = drawn.records["unscored"]
     ax.plot([], [], " ", label=f"unscored (n = {unscored:,}, not drawn)")
     ax.set(
         xlim=(0, 1),
@@ -262,22 +279,22 @@ def _distribution(sample, scores, calls, threshold):
     return fig
 
 
-def _length(sample, lengths, scores, calls, threshold):
-    scored = calls != CALLS.index("unscored")
-    if np.count_nonzero(scored) > BIN_ABOVE:
-        return _length_binned(sample, lengths[scored], scores[scored], calls[scored], threshold)
+def _length(sample, drawn, threshold):
+    if drawn.scored() > BIN_ABOVE:
+        return _length_binned(sample, drawn, threshold)
+    lengths, scores, calls = drawn.points()
     fig = Figure(figsize=(7, 3.6), layout="constrained")
     ax = fig.add_subplot()
     for call, colour in COLOURS.items():
-        drawn = calls == CALLS.index(call)
+        shown = calls == CALLS.index(call)
         ax.scatter(
-            lengths[drawn],
-            scores[drawn],
+            lengths[shown],
+            scores[shown],
             s=12,
             color=colour,
             alpha=0.8,
             linewidths=0,
-            label=f"{call} (n = {np.count_nonzero(drawn):,})",
+            label=f"{call} (n = {np.count_nonzero(shown):,})",
         )
     ax.axhline(
         threshold, color="0.2", linestyle="--", linewidth=1, label=f"threshold {threshold:g}"
@@ -289,7 +306,7 @@ def _length(sample, lengths, scores, calls, threshold):
         ylabel="best chunk virus score",
     )
     fig.suptitle(f"{sample}: virus score against record length")
-    if not np.any(scored):
+    if not drawn.scored():
         ax.set_xlim(1, 1e4)  # the log axis of no point has no range of its own
         _note(ax, "no record has a score")
     legend = ax.legend(loc="upper left", bbox_to_anchor=(1, 1), frameon=False, markerscale=2)
@@ -298,21 +315,21 @@ def _length(sample, lengths, scores, calls, threshold):
     return fig
 
 
-def _length_binned(sample, lengths, scores, calls, threshold):
+def _length_binned(sample, drawn, threshold):
     """The length figure of many scored records: for each call, the number of records in each
     bin of log length and score, on a log colour scale (one record to the fullest bin)."""
     fig = Figure(figsize=(7, 3.6), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
-    # a little beyond the extremes, a tenfold range at least: reads of one length make a bar
-    # in the middle of a readable log axis
-    low, high = lengths.min() / 1.05, lengths.max() * 1.05
-    widen = np.sqrt(max(10 * low / high, 1))
-    edges = np.geomspace(low / widen, high * widen, LENGTH_BINS + 1)
+    # the bins of lengths that hold records, a decade at least: reads of one length make a
+    # bar in the middle of a readable axis
+    held = np.flatnonzero(sum(grid.sum(axis=1) for grid in drawn.grid.values()))
+    widen = max(LENGTH_BINS_PER_DECADE - (held[-1] + 1 - held[0]), 0)
+    first = max(held[0] - (widen + 1) // 2, 0)
+    end = min(held[-1] + 1 + (widen + 1) // 2, len(LENGTH_EDGES) - 1)
     for ax, (call, colour) in zip(axes, COLOURS.items(), strict=True):
-        drawn = calls == CALLS.index(call)
-        counts = np.histogram2d(lengths[drawn], scores[drawn], bins=(edges, BINS))[0]
+        counts = drawn.grid[call][first:end]
         mesh = ax.pcolormesh(
-            edges,
+            LENGTH_EDGES[first : end + 1],
             BINS,
             np.ma.masked_equal(counts.T, 0),  # an empty bin stays white
             cmap=COLOUR_MAPS[call],
@@ -324,7 +341,7 @@ def _length_binned(sample, lengths, scores, calls, threshold):
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())  # crowded on a range of one decade
         ax.set(ylim=(-0.02, 1.02), xlabel="record length (bp)")
-        ax.set_title(f"{call} (n = {np.count_nonzero(drawn):,})", color=colour)
+        ax.set_title(f"{call} (n = {drawn.records[call]:,})", color=colour)
     axes[0].set_ylabel("best chunk virus score")
     fig.suptitle(f"{sample}: virus score against record length (dashed: threshold {threshold:g})")
     return fig

@@ -76,12 +76,12 @@ def aggregate_sample(
             (Path(h5).name, GateReport.from_attributes(a))
             for h5, a in zip(shard.files, attrs, strict=True)
         )
-    tasks = _tasks(parts, shards, scorer, prepared)
     results = ordered_map(
-        functools.partial(call_part, Calling(rule, region_settings, calibration)), tasks, workers
+        functools.partial(call_part, Calling(rule, region_settings, calibration)),
+        _tasks(parts, shards, scorer, prepared),
+        workers,
     )
-    folder = Path(outputs.records).parent
-    totals, quoted, probabilities, called, sizes = Counter(), False, [], [], []
+    folder, tally = Path(outputs.records).parent, _Tally()
     with (
         atomic_open(outputs.predictions, "wb") as predictions,
         atomic_open(outputs.chunks, "wb") as chunks,
@@ -102,48 +102,69 @@ def aggregate_sample(
         first_pass = unranked if calibration is not None else records
         with sorting_into(highest, workers, folder) as unsorted:
             for result in results:
-                predictions.write(result.predictions)
-                chunks.write(result.chunks)
-                sizes.append(
-                    _PartSizes(len(result.probabilities), len(result.records), len(result.regions))
-                )
-                first_pass.write(result.records)
-                regions.write(result.regions)
-                unsorted.write(result.highest)
-                quoted |= result.quoted
-                totals.update(result.totals)
-                probabilities.append(result.probabilities)
-                called.append(result.called_virus)
+                for out, rows in (
+                    (predictions, result.predictions),
+                    (chunks, result.chunks),
+                    (first_pass, result.records),
+                    (regions, result.regions),
+                    (unsorted, result.highest),
+                ):
+                    out.write(rows)
+                tally.add(result)
             unsorted.close()  # sort merges its runs meanwhile
-            probabilities = np.concatenate(probabilities or [np.empty(0)])
-            called = np.concatenate(called or [np.empty(0, dtype=bool)])
+            probabilities = tally.probabilities()
             if calibration is not None:
-                sizes = _write_ranked(unranked, records, sizes, probabilities, workers)
-        _write_highest(highest, outputs.highestscore, quoted)
+                tally.sizes = _write_ranked(unranked, records, tally.sizes, probabilities, workers)
+        _write_highest(highest, outputs.highestscore, tally.quoted)
     write_part_rows(
         outputs.part_rows,
-        [(part.records_bytes, part.regions_bytes) for part in sizes],
+        [(part.records_bytes, part.regions_bytes) for part in tally.sizes],
         len(_header(RECORD_COLUMNS)),
         len(_header(REGION_COLUMNS)),
     )
     _write_summary(
         outputs.summary,
         sample,
-        totals,
+        tally.totals,
         (models, {h5: gate for h5, gate in gates.items() if gate is not None}),
         settings,
         rule,
         region_settings,
-        None if calibration is None else probabilities[called],
+        None if calibration is None else probabilities[tally.called_virus()],
     )
     log.info(
         "%s: %d records, %d called virus, %d regions (%d workers)",
         sample,
-        totals["records"],
-        totals["call_virus"],
-        totals["regions"],
+        tally.totals["records"],
+        tally.totals["call_virus"],
+        tally.totals["regions"],
         workers,
     )
+
+
+class _Tally:
+    """What the parts add up to: the sample's counts, whether some chunk id is quoted in a
+    table, each part's _PartSizes, and each record's virus probability and call (a few bytes a
+    record, for the estimated FDR)."""
+
+    def __init__(self):
+        self.totals, self.quoted, self.sizes = Counter(), False, []
+        self._probabilities, self._called = [], []
+
+    def add(self, result):
+        self.totals.update(result.totals)
+        self.quoted |= result.quoted
+        self.sizes.append(
+            _PartSizes(len(result.probabilities), len(result.records), len(result.regions))
+        )
+        self._probabilities.append(result.probabilities)
+        self._called.append(result.called_virus)
+
+    def probabilities(self):
+        return np.concatenate([np.empty(0), *self._probabilities])
+
+    def called_virus(self):
+        return np.concatenate([np.empty(0, dtype=bool), *self._called])
 
 
 def _shards(manifest_tsv, embeddings, parts, parts_tsv):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_open
-from .table_columns import column_blocks, integers
+from .table_columns import column_blocks
 from .tables import tsv_writer
 
 COUNT_COLUMNS = ("records", "virus", "others", "unscored", "regions")
@@ -38,11 +38,12 @@ def _counts(records_tsv):
     """COUNT_COLUMNS of a records table, from its call and regions columns alone, read as
     arrays (table_columns.py): a sample may hold tens of millions of records."""
     counts = Counter()
-    for columns, rows in column_blocks(records_tsv, ("call", "regions")):
+    calls = ("virus", "others", "unscored")
+    for rows in column_blocks(records_tsv, ("call", "regions")):
         counts["records"] += len(rows)
-        counts["regions"] += int(integers(columns["regions"]).sum())
-        for call in ("virus", "others", "unscored"):
-            counts[call] += int(np.count_nonzero(columns["call"] == call.encode()))
+        counts["regions"] += int(rows.integers("regions").sum())
+        each = np.bincount(rows.codes("call", calls), minlength=len(calls))
+        counts.update(dict(zip(calls, each.tolist(), strict=True)))
     return [counts[name] for name in COUNT_COLUMNS]
 
 

@@ -31,22 +31,20 @@ _RegionRow = namedtuple(
     "_RegionRow",
     ("region_id", "record_id", "start", "end", "mean_virus_score", "best_virus_score"),
 )
-
-
-_Tables = namedtuple("_Tables", ("fasta", "records", "regions"))
+_Tables = namedtuple("_Tables", ("fasta", "records", "regions"))  # the paths a worker reads
 
 
 @dataclass(frozen=True)
 class _Task:
     """A part: its records' text (None: to be read from the plain input), the number of its
-    first record in the input, and its rows (bytes) of records.tsv and regions.tsv."""
+    first record in the input, and where its rows lie in records.tsv and regions.tsv
+    (parts.PartRows)."""
 
     text: bytes | None
     text_start: int
     text_end: int
     first_record: int
-    records: bytes
-    regions: bytes
+    rows: tuple
 
 
 def write_virus_fasta(fasta, parts_tsv, records_tsv, regions_tsv, part_rows_tsv, out, workers=1):
@@ -59,13 +57,11 @@ def write_virus_fasta(fasta, parts_tsv, records_tsv, regions_tsv, part_rows_tsv,
     tables = _Tables(str(fasta), str(records_tsv), str(regions_tsv))
     work = functools.partial(_part_fasta, tables, _columns(records_tsv), _columns(regions_tsv))
     with atomic_open(out, "wb") as handle:
-        for text in ordered_map(
-            work, _tasks(fasta, parts, rows, records_tsv, regions_tsv), workers
-        ):
+        for text in ordered_map(work, _tasks(fasta, parts, rows), workers):
             handle.write(text)
 
 
-def _tasks(fasta, parts, rows, records_tsv, regions_tsv):
+def _tasks(fasta, parts, rows):
     fmt = format_of(fasta)
     # threads=0 decompresses in this process, as fasta.read_blocks does
     with open(fasta, "rb") if fmt is None else xopen(fasta, "rb", format=fmt, threads=0) as text:
@@ -76,8 +72,7 @@ def _tasks(fasta, parts, rows, records_tsv, regions_tsv):
                 part.text_start,
                 part.text_end,
                 first_record,
-                read_range(records_tsv, row.records_start, row.records_end),
-                read_range(regions_tsv, row.regions_start, row.regions_end),
+                row,
             )
             first_record += part.records
 
@@ -96,8 +91,13 @@ def _part_fasta(tables, record_columns, region_columns, task):
     # whole and raised any, so a record that fails here is from an input changed since
     block = Block(text, task.text_start, task.first_record, first_line=0)
     records = block_records(block, fasta)
-    rows = _rows(task.records, record_columns, _RecordRow)
-    regions = _rows(task.regions, region_columns, _RegionRow)
+    at = task.rows
+    rows = _rows(
+        read_range(tables.records, at.records_start, at.records_end), record_columns, _RecordRow
+    )
+    regions = _rows(
+        read_range(tables.regions, at.regions_start, at.regions_end), region_columns, _RegionRow
+    )
     out = io.StringIO()
     pending = 0  # the next region
     for record, row in itertools.zip_longest(records, rows):
