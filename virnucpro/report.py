@@ -79,7 +79,7 @@ def aggregate_sample(
     results = ordered_map(
         functools.partial(call_part, Calling(rule, region_settings, calibration)),
         _tasks(parts, shards, scorer, prepared),
-        workers,
+        min(workers, len(parts)),  # a small sample spares itself the starting of idle ones
     )
     folder, tally = Path(outputs.records).parent, _Tally()
     with (
@@ -233,7 +233,7 @@ def _write_ranked(unranked, records, parts, probabilities, workers):
         for part, end in zip(parts, ends, strict=True)
     )
     ranked = []
-    for part, rows in zip(parts, ordered_map(_rank, tasks, workers), strict=True):
+    for part, rows in zip(parts, ordered_map(_rank, tasks, min(workers, len(parts))), strict=True):
         records.write(rows)
         ranked.append(part._replace(records_bytes=len(rows)))
     return ranked

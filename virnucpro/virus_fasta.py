@@ -57,7 +57,7 @@ def write_virus_fasta(fasta, parts_tsv, records_tsv, regions_tsv, part_rows_tsv,
     tables = _Tables(str(fasta), str(records_tsv), str(regions_tsv))
     work = functools.partial(_part_fasta, tables, _columns(records_tsv), _columns(regions_tsv))
     with atomic_open(out, "wb") as handle:
-        for text in ordered_map(work, _tasks(fasta, parts, rows), workers):
+        for text in ordered_map(work, _tasks(fasta, parts, rows), min(workers, len(parts))):
             handle.write(text)
 
 
