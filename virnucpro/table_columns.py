@@ -3,7 +3,7 @@ rows at a time, for the stages that read a few columns of tens of millions of ro
 
 numpy rather than the csv module: the fields are found at the positions of the block's tabs
 and line breaks, and read in a few vectorized passes, where csv makes Python objects of every
-field of every row (seconds per million rows). This holds for tables whose fields hold no tab
+field of every row. This holds for tables whose fields hold no tab
 or line break, which tsv_writer would quote: the workflow's are such (ids are FASTA header
 words, the rest are numbers, calls and reasons)."""
 
