@@ -6,7 +6,7 @@ from virnucpro.calling import CallRule, covered_bases
 from virnucpro.fasta import read_records
 from virnucpro.virus_fasta import write_virus_fasta
 
-from stages import table
+from stages import part_rows_by_hand, table
 
 
 def test_the_default_rule_is_the_originals_whatever_the_score():
@@ -37,17 +37,18 @@ REGIONS = ("region_id", "record_id", "start", "end", "mean_virus_score", "best_v
 
 
 def write_calls(tmp_path, records, regions):
+    """The inputs of write_virus_fasta, all but its output: the tables hand-written, in one
+    part."""
     fasta = tmp_path / "in.fa"
     fasta.write_text(">a first\nACGTACGTAC\n>b\nGGGGCCCCAA\n>c\nTTTT\n")
-    return (
-        fasta,
-        table(tmp_path / "records.tsv", RECORDS, records),
-        table(tmp_path / "regions.tsv", REGIONS, regions),
-    )
+    records = table(tmp_path / "records.tsv", RECORDS, records)
+    regions = table(tmp_path / "regions.tsv", REGIONS, regions)
+    parts, part_rows = part_rows_by_hand(fasta, records, regions, tmp_path)
+    return fasta, parts, records, regions, part_rows
 
 
 def test_virus_fasta_holds_viral_records_whole_and_regions_as_their_own_records(tmp_path):
-    fasta, records, regions = write_calls(
+    inputs = write_calls(
         tmp_path,
         [("a", 10, "0.9", 1, "virus"), ("b", 10, "0.8", 2, "others"), ("c", 4, "0.1", 0, "others")],
         [
@@ -56,7 +57,7 @@ def test_virus_fasta_holds_viral_records_whole_and_regions_as_their_own_records(
             ("b|region_7_10", "b", 7, 10, "0.6", "0.6"),
         ],
     )
-    write_virus_fasta(fasta, records, regions, tmp_path / "virus.fna")
+    write_virus_fasta(*inputs, tmp_path / "virus.fna")
     text = (tmp_path / "virus.fna").read_text()
     assert text.splitlines()[0] == ">a length=10 best_virus_score=0.9"
     assert "b|region_1_4 record_length=10 mean_virus_score=0.7 best_virus_score=0.8" in text
@@ -65,9 +66,7 @@ def test_virus_fasta_holds_viral_records_whole_and_regions_as_their_own_records(
 
 
 def test_records_that_do_not_match_the_fasta_are_an_error(tmp_path):
-    fasta, records, regions = write_calls(
-        tmp_path, [("a", 10, "0.9", 0, "virus"), ("c", 4, "0.1", 0, "others")], []
-    )
+    inputs = write_calls(tmp_path, [("a", 10, "0.9", 0, "virus"), ("c", 4, "0.1", 0, "others")], [])
     with pytest.raises(ValueError, match="does not list the records of"):
-        write_virus_fasta(fasta, records, regions, tmp_path / "virus.fna")
+        write_virus_fasta(*inputs, tmp_path / "virus.fna")
     assert not (tmp_path / "virus.fna").exists()

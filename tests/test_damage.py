@@ -8,12 +8,18 @@ import h5py
 import numpy as np
 import pytest
 
-from virnucpro.damage import DamagedFile
+from virnucpro.calling import CallRule
+from virnucpro.damage import DamagedFile, removing_damaged_inputs
 from virnucpro.h5store import embedding_writer, open_embeddings
-from virnucpro.predict import SCORE_COLUMNS, check_scores, classify_shard
+from virnucpro.models.classifier_header import EMBEDDING_MODELS
+from virnucpro.predict import ShardScorer
+from virnucpro.prepare import prepare_sample
 from virnucpro.random_checkpoints import write_pickled_classifier
-from virnucpro.sharding import read_shard, shard_frames
+from virnucpro.regions import RegionSettings
+from virnucpro.report import aggregate_sample
+from virnucpro.sharding import read_shard
 
+from stages import prepared, prepared_by_hand, sample_outputs
 from workflow_runs import DEMO, aggregation, planned, snakemake
 
 
@@ -70,33 +76,83 @@ def test_the_two_embedding_files_of_a_shard_that_disagree_are_named(tmp_path):
     classifier = write_pickled_classifier(tmp_path / "500_model.pth", 8)
     expected = f"{esm2} is damaged: it does not list the frames of {dnabert_s} in the same order"
     with pytest.raises(DamagedFile, match=expected):
-        classify_shard([dnabert_s, esm2], classifier, tmp_path / "scores.tsv")
+        ShardScorer(classifier).check([dnabert_s, esm2], 0, 5)
 
 
-def test_a_scores_table_cut_short_is_named(tmp_path):
-    path = tmp_path / "scores.tsv"
-    rows = [f"{i}\tf{i}\tvirus\t0.25\t0.75\n" for i in range(3)]
-    path.write_text("\t".join(SCORE_COLUMNS) + "\n" + "".join(rows))
-    check_scores(path, 3)
-    with pytest.raises(DamagedFile, match=f"{path} is damaged: it holds 3 whole rows, but its"):
-        check_scores(path, 4)
-    cut(path, path.stat().st_size - 5)
-    with pytest.raises(DamagedFile, match="it holds 2 whole rows and part of one, but its shard"):
-        check_scores(path, 3)
+def test_an_embedding_file_of_other_frames_than_its_shards_is_named(tmp_path):
+    path = embedding_file(tmp_path / "s.esm2.h5", ordinals=[5, 6, 7, 8, 9])
+    scorer = ShardScorer(write_pickled_classifier(tmp_path / "500_model.pth", 4))
+    scorer.check([path], 5, 5)
+    for first, frames in ((0, 5), (5, 6), (6, 5)):
+        with pytest.raises(DamagedFile, match=f"{path} is damaged: it holds 5 frames, not the"):
+            scorer.check([path], first, frames)
+
+
+def hand_sample(directory):
+    """A sample of 12 reads, 3 of them without a frame, in parts of 2 records, 2 shards."""
+    records = [(f"r{i}", 150, 1, "") for i in range(12)]
+    chunks = [
+        (f"r{i}_chunk_1", f"r{i}", 1, 150, 150, "" if i % 4 == 1 else "F1,R2", "")
+        for i in range(12)
+    ]
+    classifier = write_pickled_classifier(directory / "500_model.pth", 4)
+    scores = [(0.25, 0.75), (0.5, 0.5)] * 9
+    paths, embeddings = prepared_by_hand(
+        directory, records, chunks, scores, classifier, part_records=2, shards=2
+    )
+    return paths, embeddings, classifier
+
+
+def rewrite_part(parts_tsv, part, column, change):
+    """Change one number of the parts table, as a table of another run would hold it."""
+    lines = [line.split("\t") for line in parts_tsv.read_text().splitlines()]
+    at = lines[0].index(column)
+    lines[part + 1][at] = str(int(lines[part + 1][at]) + change)
+    parts_tsv.write_text("".join("\t".join(line) + "\n" for line in lines))
+
+
+@pytest.mark.parametrize(
+    ("damage", "named", "problem"),
+    [
+        (lambda p: cut(p.parts, p.parts.stat().st_size - 3), "parts", "it is not a table of"),
+        (lambda p: cut(p.records, p.records.stat().st_size - 20), "records", "it holds .* bytes"),
+        (lambda p: cut(p.chunks, p.chunks.stat().st_size - 1), "chunks", "it holds .* bytes"),
+        (lambda p: rewrite_part(p.parts, 5, "text_start", 1), "parts", "part 5 is"),
+        (lambda p: rewrite_part(p.parts, 5, "frames", 1), "parts", "its parts hold 19 frames"),
+        # the part's range of the records table holds one record more than it says: found by
+        # the worker process that reads the part
+        (lambda p: rewrite_part(p.parts, 3, "records", -1), "records", "it holds 2 rows where"),
+    ],
+    ids=["parts-cut", "records-cut", "chunks-cut", "parts-text", "parts-frames", "part-rows"],
+)
+def test_prepare_tables_that_do_not_match_the_parts_table_are_named_and_removed(
+    tmp_path, damage, named, problem
+):
+    paths, embeddings, classifier = hand_sample(tmp_path)
+    damage(paths)
+    settings = {"classifier": classifier, "chunk_size": 150, "chunking": "overlap"}
+    path = getattr(paths, named)
+    outputs = sample_outputs(tmp_path / "out")
+    expected = f"{path} is damaged: {problem}.* It has been removed"
+    with pytest.raises(DamagedFile, match=expected), removing_damaged_inputs():
+        aggregate_sample(
+            "s", paths, embeddings, outputs, settings, CallRule(), RegionSettings(), workers=2
+        )
+    assert not path.exists()
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))
 
 
 @pytest.fixture
 def frame_table(tmp_path):
-    (tmp_path / "n.fa").write_text(">a_chunk_1F1\nATGAAA\n>a_chunk_1F2\nTGAAAC\n")
-    (tmp_path / "p.faa").write_text(">a_chunk_1F1\nMK\n>a_chunk_1F2\nMKT\n")
-    frames, manifest = tmp_path / "frames.tsv", tmp_path / "manifest.tsv"
-    shard_frames(tmp_path / "n.fa", tmp_path / "p.faa", 2, frames, manifest)
-    return frames, manifest
+    (tmp_path / "in.fa").write_text(">a\nATGAAATAG\n")  # four frames kept
+    paths = prepared(tmp_path)
+    prepare_sample(tmp_path / "in.fa", 500, "overlap", EMBEDDING_MODELS, 2, paths)
+    return paths.frames, paths.manifest
 
 
 def test_a_frame_table_cut_short_is_named(frame_table):
     frames, manifest = frame_table
-    assert read_shard(frames, manifest, "shard_0001")[1] == ["a_chunk_1F1"]
+    assert read_shard(frames, manifest, "shard_0001")[1] == ["a_chunk_1R2", "a_chunk_1R3"]
     cut(frames, frames.stat().st_size - 3)
     expected = f"{frames} is damaged: it holds .* bytes, but {manifest} gives its shards"
     with pytest.raises(DamagedFile, match=expected):
@@ -114,14 +170,12 @@ def test_a_manifest_cut_short_is_named(frame_table, keep_lines):
 
 def test_the_job_that_finds_a_damaged_input_removes_it_and_a_rerun_remakes_only_that(workdir):
     shard = "results/demo_500/embeddings/shard_0000"
-    h5 = f"{shard}.esm2.h5"  # the classifier reads it next
-    scores = "results/demo_300_legacy/scores/shard_0001.tsv"  # the aggregation reads it next
-    targets = [f"results/demo_500/embeddings/shard_000{i}.esm2.h5" for i in range(2)] + [
-        f"results/demo_300_legacy/scores/shard_000{i}.tsv" for i in range(2)
-    ]
-    snakemake(workdir, *DEMO, "--cores", "2", *targets)
+    h5 = f"{shard}.esm2.h5"  # the aggregation reads it next
+    part_rows = "results/demo_300_legacy/aggregate/part_rows.tsv"  # the viral FASTA's next
+    targets = [f"results/demo_500/embeddings/shard_000{i}.esm2.h5" for i in range(2)]
+    snakemake(workdir, *DEMO, "--cores", "2", *targets, part_rows)
     cut(workdir / h5, 3000)
-    cut(workdir / scores, (workdir / scores).stat().st_size // 2)
+    cut(workdir / part_rows, (workdir / part_rows).stat().st_size - 3)
     kept = {
         p: p.stat().st_mtime_ns
         for p in (workdir / "results").glob("*/embeddings/*.h5")
@@ -132,8 +186,8 @@ def test_the_job_that_finds_a_damaged_input_removes_it_and_a_rerun_remakes_only_
     failed = snakemake(workdir, *DEMO, "--cores", "2", "--keep-going", check=False)
     assert failed.returncode != 0
     for path, job_log, problem in [
-        (h5, "classify_shard/demo_500/shard_0000", r"HDF5 cannot open it \(.*truncated file"),
-        (scores, "aggregate_sample/demo_300_legacy", r"it holds \d+ whole rows and part of one"),
+        (h5, "aggregate_sample/demo_500", r"HDF5 cannot open it \(.*truncated file"),
+        (part_rows, "write_virus_fasta/demo_300_legacy", r"it is not a table of"),
     ]:
         text = (workdir / "logs" / f"{job_log}.log").read_text()
         removed = r"\. It has been removed: run the same command again, and it is made anew"
@@ -141,8 +195,6 @@ def test_the_job_that_finds_a_damaged_input_removes_it_and_a_rerun_remakes_only_
         assert not (workdir / path).exists()
     assert sorted(planned(workdir)) == sorted(
         [
-            ("classify_shard", "results/demo_300_legacy/scores/shard_0001.tsv"),
-            ("classify_shard", "results/demo_500/scores/shard_0000.tsv"),
             ("embed_shard", f"{shard}.dnabert_s.h5"),
             *aggregation("demo_300_legacy", "demo_500"),
         ]

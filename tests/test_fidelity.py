@@ -12,11 +12,10 @@ from virnucpro.embed import embed_shard
 from virnucpro.fidelity import FidelityError, GateReport, GateSettings, check, measure
 from virnucpro.h5store import read_attrs, read_embeddings
 from virnucpro.models.classifier import MLPClassifier, scores
-from virnucpro.predict import classify_shard
 from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample
 
-from stages import sample_outputs
+from stages import prepared, sample_outputs
 
 SETTINGS = GateSettings()
 
@@ -114,23 +113,15 @@ def test_the_summary_gives_the_gate_of_each_fp8_shard(demo_run, demo_models, tmp
     aggregated: the summary lists the FP8 shard's gate, and only its."""
     h5 = fp8_job(demo_run, demo_models, tmp_path, GateSettings(min_cosine_p1=0.99))
     classifier = demo_models["classifier_500"]
-    shards = [(tmp_path / "shard_0000.tsv", [h5["dnabert_s"], h5["esm2"]])]
-    classify_shard(shards[0][1], classifier, shards[0][0])
+    embeddings = [[h5["dnabert_s"], h5["esm2"]]]
     for name in ("shard_0001", "shard_0002"):
-        files = [demo_run / "embeddings" / f"{name}.{kind}.h5" for kind in ("dnabert_s", "esm2")]
-        shards.append((demo_run / "scores" / f"{name}.tsv", files))
-    prepared = demo_run / "prepare"
+        embeddings.append(
+            [demo_run / "embeddings" / f"{name}.{kind}.h5" for kind in ("dnabert_s", "esm2")]
+        )
     settings = {"classifier": classifier, "chunk_size": 500, "chunking": "overlap"}
     out = sample_outputs(tmp_path / "sample")
     aggregate_sample(
-        "demo",
-        prepared / "input_records.tsv",
-        prepared / "chunk_frames.tsv",
-        shards,
-        out,
-        settings,
-        CallRule(),
-        RegionSettings(),
+        "demo", prepared(demo_run), embeddings, out, settings, CallRule(), RegionSettings()
     )
     lines = out.summary.read_text().splitlines()
     gate = GateReport.from_attributes(read_attrs(h5["esm2"]))

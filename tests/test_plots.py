@@ -3,8 +3,8 @@ and their order, the regions marked, the same bytes on a rerun, and a figure eve
 
 import xml.etree.ElementTree as ET
 
-from virnucpro.plots import RASTERIZE_ABOVE, plot_sample
-from virnucpro.report import CHUNK_COLUMNS, RECORD_COLUMNS, REGION_COLUMNS
+from virnucpro.part_calls import CHUNK_COLUMNS, RECORD_COLUMNS, REGION_COLUMNS
+from virnucpro.plots import BIN_ABOVE, plot_sample
 
 from stages import table
 
@@ -114,18 +114,24 @@ def test_the_tracks_are_capped_at_max_tracks(tmp_path):
     assert len(titles(tracks)) == 4
 
 
-def test_a_rerun_writes_the_same_bytes(tmp_path):
-    many = RASTERIZE_ABOVE + 100
+def test_many_records_are_counted_in_bins_and_a_rerun_writes_the_same_bytes(tmp_path):
+    many = BIN_ABOVE + 100
     records = {f"read{k}": ([(k * 7919 % 1000) / 1000], []) for k in range(many)}
     records["contig"] = ([0.9, 0.8, 0.1], [(1, 2)])
     tables = write_sample(tmp_path, records)
-    plot(tables, tmp_path / "one")
+    ids, (_, length, tracks) = plot(tables, tmp_path / "one")
     plot(tables, tmp_path / "two")
     for name in FIGURES:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
     svg = (tmp_path / "one" / "length.svg").read_text()
-    assert "<image" in svg  # so many points drawn as one image, not a mark each
-    assert len(svg) < 1_000_000
+    assert "<image" in svg  # the bins drawn as one image per call, not a mark each
+    assert len(svg) < 200_000
+    # a panel per call, its records counted on a log colour scale
+    virus = sum(1 for k in range(many) if (k * 7919 % 1000) / 1000 >= 0.5) + 1
+    assert {f"virus (n = {virus:,})", f"others (n = {many + 1 - virus:,})"} <= set(length)
+    assert length.count("records per bin") == 2
+    assert "S1: virus score against record length (dashed: threshold 0.5)" in length
+    assert ids == ["contig"] and titles(tracks) == ["contig  (1,500 bp, virus)"]
 
 
 def test_empty_tables_give_figures_with_a_note(tmp_path):

@@ -2,44 +2,30 @@
 for every record and every chunk, and each record's calibrated virus probability and estimated
 false discovery rate where the classifier holds a calibration."""
 
+import io
+
 import numpy as np
 import pytest
 
 from virnucpro.calibration import Calibration
 from virnucpro.calling import CallRule
-from virnucpro.h5store import embedding_writer
 from virnucpro.models.classifier import MLPClassifier, save_classifier
 from virnucpro.models.classifier_header import CALIBRATION_KEY
-from virnucpro.predict import SCORE_COLUMNS
+from virnucpro.random_checkpoints import write_pickled_classifier
 from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample
-from virnucpro.tables import read_tsv
+from virnucpro.tables import read_tsv, tsv_writer
 
-from stages import sample_outputs, table
-
-
-def embedding_file(path, frames):
-    """An embedding file of `frames` rows, as the classifier would have read it."""
-    with embedding_writer(path, range(frames), ["f"] * frames) as out:
-        out.vectors(4, np.float32)
-        out.write(0, np.zeros((frames, 4), dtype=np.float32))
-        out.attrs.update(
-            model="m", model_path="m.pt", random_weights=False, precision="fp32", device="cpu"
-        )
-    return path
+from stages import prepared_by_hand, sample_outputs
 
 
 def test_aggregation_writes_the_original_formats_and_every_record(tmp_path):
-    records = table(
-        tmp_path / "records.tsv",
-        ("record_id", "length", "chunks", "reason"),
-        [
-            ("A", 5000, 11, ""),
-            ("B", 2, 1, ""),
-            ("C", 0, 0, "empty sequence"),
-            ("D", 400, 1, ""),
-        ],
-    )
+    records = [
+        ("A", 5000, 11, ""),
+        ("B", 2, 1, ""),
+        ("C", 0, 0, "empty sequence"),
+        ("D", 400, 1, ""),
+    ]
     chunk_rows = [
         (
             f"A_chunk_{k}",
@@ -56,11 +42,6 @@ def test_aggregation_writes_the_original_formats_and_every_record(tmp_path):
         ("B_chunk_1", "B", 1, 2, 2, "", "shorter than one codon"),
         ("D_chunk_1", "D", 1, 400, 400, "F3", ""),
     ]
-    chunks = table(
-        tmp_path / "chunks_in.tsv",
-        ("chunk_id", "record_id", "start", "end", "length", "frames", "reason"),
-        chunk_rows,
-    )
     frames = [f"A_chunk_{k}{f}" for k in range(1, 12) if k != 3 for f in ("F1", "R2")] + [
         "D_chunk_1F3"
     ]
@@ -69,21 +50,16 @@ def test_aggregation_writes_the_original_formats_and_every_record(tmp_path):
     }
     score["A_chunk_2F1"] = score["A_chunk_2R2"] = ("0.5", "0.5")  # ties: frames others, chunk virus
     score["D_chunk_1F3"] = ("5.9604645e-08", "0.99999994")
-    rows = [
-        (i, f, "virus" if float(score[f][1]) > float(score[f][0]) else "others", *score[f])
-        for i, f in enumerate(frames)
-    ]
-    shards = [
-        (
-            table(tmp_path / f"s{j}.tsv", SCORE_COLUMNS, rows[j::2]),
-            [embedding_file(tmp_path / f"s{j}.h5", len(rows[j::2]))],
-        )
-        for j in range(2)
-    ]
+    classifier = write_pickled_classifier(tmp_path / "500_model.pth", 4)
+    # two shards of consecutive frames: A's frames lie in both
+    prepared, embeddings = prepared_by_hand(
+        tmp_path, records, chunk_rows, [score[f] for f in frames], classifier, shards=2
+    )
     outputs = sample_outputs(tmp_path)
     out = {path.name: path for path in vars(outputs).values()}
-    settings = {"classifier": "models/500_model.pth", "chunk_size": 500, "chunking": "overlap"}
-    aggregate_sample("s", records, chunks, shards, outputs, settings, CallRule(), RegionSettings())
+    settings = {"classifier": classifier, "chunk_size": 500, "chunking": "overlap"}
+    rule, regions = CallRule(), RegionSettings()
+    aggregate_sample("s", prepared, embeddings, outputs, settings, rule, regions)
 
     predictions = out["prediction_results.txt"].read_text().splitlines()
     assert predictions[0] == "Sequence_ID\tPrediction\tscore1\tscore2"
@@ -154,7 +130,7 @@ def test_aggregation_writes_the_original_formats_and_every_record(tmp_path):
     assert chunk_out[3][-4:] == ["NA", "NA", "NA", "no stop-free frame"]
     summary = out["summary.txt"].read_text()
     assert "chunks of 500 bp, chunking overlap" in summary
-    assert "classifier: models/500_model.pth" in summary
+    assert f"classifier: {classifier}" in summary
     assert (
         "calls: virus when best virus score >= best others score (the original's rule)\n" in summary
     )
@@ -176,7 +152,7 @@ def aggregate(directory, classifier_path, records):
     """Aggregate `records`, {record_id: [each chunk's virus score, None for a chunk without a
     frame]}, chunks of 300 bp with one frame; the paths of the outputs by name."""
     directory.mkdir()
-    record_rows, chunk_rows, score_rows = [], [], []
+    record_rows, chunk_rows, scores = [], [], []
     for record_id, chunk_scores in records.items():
         reason = "" if chunk_scores else "empty sequence"
         record_rows.append((record_id, 300 * len(chunk_scores), len(chunk_scores), reason))
@@ -185,22 +161,15 @@ def aggregate(directory, classifier_path, records):
             frames, reason = ("F1", "") if virus is not None else ("", "no stop-free frame")
             chunk_rows.append((chunk_id, record_id, 300 * k - 299, 300 * k, 300, frames, reason))
             if virus is not None:
-                others, virus = np.float32(1 - virus), np.float32(virus)
-                call = "virus" if virus > others else "others"
-                score_rows.append((len(score_rows), f"{chunk_id}F1", call, others, virus))
-    header = ("record_id", "length", "chunks", "reason")
-    chunk_header = ("chunk_id", "record_id", "start", "end", "length", "frames", "reason")
+                scores.append((np.float32(1 - virus), np.float32(virus)))
+    prepared, embeddings = prepared_by_hand(
+        directory, record_rows, chunk_rows, scores, classifier_path, part_records=5
+    )
     outputs = sample_outputs(directory)
     aggregate_sample(
         "s",
-        table(directory / "input_records.tsv", header, record_rows),
-        table(directory / "chunk_frames.tsv", chunk_header, chunk_rows),
-        [
-            (
-                table(directory / "scores.tsv", SCORE_COLUMNS, score_rows),
-                [embedding_file(directory / "s.h5", len(score_rows))],
-            )
-        ],
+        prepared,
+        embeddings,
         outputs,
         {"classifier": classifier_path, "chunk_size": 300, "chunking": "overlap"},
         CallRule(),
@@ -267,7 +236,9 @@ def test_without_a_calibration_the_columns_are_na_and_the_rest_unchanged(
     path = tmp_path / uncalibrated
     if path.suffix == ".safetensors":
         classifier(path)
-    plain = aggregate(tmp_path / "plain", path, records)  # the .pth is never opened
+    else:
+        write_pickled_classifier(path, 4)  # the original's format, which holds no calibration
+    plain = aggregate(tmp_path / "plain", path, records)
     the_rest = ("prediction_results.txt", "prediction_results_highestscore.csv", "chunks.tsv")
     for name in (*the_rest, "regions.tsv"):
         assert plain[name].read_bytes() == calibrated[name].read_bytes()
@@ -279,3 +250,104 @@ def test_without_a_calibration_the_columns_are_na_and_the_rest_unchanged(
             virus_probability="", estimated_fdr=""
         )
     assert "the classifier has no calibration" in plain["summary.txt"].read_text()
+
+
+# ids that sort differently as text than as numbers, by code point beyond ASCII, with a '"'
+# (which a table quotes) and a control character (which sorts before a tab)
+ODD_IDS = ["b", "a_1", "a", "a10", "a2", "é", "Z", "a-b", "ß", "日本", 'q"uote', "a\x01", "9"]
+
+
+def varied_sample(seed=5):
+    """Records, chunks and frame scores of every kind: reads of one to three frames or none,
+    records without chunks, and long records with a run of high scores (a region); the reads
+    of ODD_IDS all scored."""
+    rng = np.random.default_rng(seed)
+    records, chunks, scores = [], [], []
+    kinds = [("odd", record_id) for record_id in ODD_IDS]
+    kinds += [(("read", "empty", "long", "read")[k % 4], f"read{k}") for k in range(40)]
+    for kind, record_id in kinds:
+        n_chunks = {"odd": 1, "read": 1, "empty": 0, "long": int(rng.integers(5, 13))}[kind]
+        records.append((record_id, 300 * n_chunks, n_chunks, "" if n_chunks else "empty sequence"))
+        for k in range(1, n_chunks + 1):
+            frames = ["F1", "F2", "R1"][: int(rng.integers(kind == "odd", 4))]
+            reason = "" if frames else "no stop-free frame"
+            chunks.append(
+                (f"{record_id}_chunk_{k}", record_id, 300 * k - 299, 300 * k, 300, ",".join(frames))
+                + (reason,)
+            )
+            viral = kind == "long" and 2 <= k <= 5
+            for _ in frames:
+                virus = rng.uniform(0.8, 1) if viral else rng.uniform(0, 1)
+                virus = 0.5 if rng.random() < 0.05 else virus  # ties of the two classes
+                scores.append((np.float32(1 - virus), np.float32(virus)))
+    return records, chunks, scores
+
+
+OUTPUTS = (
+    "prediction_results.txt",
+    "prediction_results_highestscore.csv",
+    "records.tsv",
+    "chunks.tsv",
+    "regions.tsv",
+    "summary.txt",
+)
+
+
+def aggregate_varied(directory, classifier_path, part_records, shards, workers):
+    """The OUTPUTS of varied_sample aggregated in parts of `part_records` records, `shards`
+    shards, by `workers` processes: {name: bytes}; and whether some part straddles shards."""
+    directory.mkdir()
+    records, chunks, scores = varied_sample()
+    prepared, embeddings = prepared_by_hand(
+        directory, records, chunks, scores, classifier_path, part_records, shards
+    )
+    outputs = sample_outputs(directory / "out")
+    settings = {"classifier": classifier_path, "chunk_size": 300, "chunking": "overlap"}
+    aggregate_sample(
+        "s", prepared, embeddings, outputs, settings, CallRule(), RegionSettings(), workers
+    )
+    shard_starts = {int(row.first_ordinal) for row in read_tsv(prepared.manifest)}
+    straddles = any(
+        any(int(p.first_ordinal) < s < int(p.first_ordinal) + int(p.frames) for s in shard_starts)
+        for p in read_tsv(prepared.parts)
+    )
+    return {name: (directory / "out" / name).read_bytes() for name in OUTPUTS}, straddles
+
+
+@pytest.mark.parametrize("calibrated", [False, True], ids=["original-format", "calibrated"])
+def test_the_outputs_do_not_depend_on_parts_shards_or_workers(calibrated, tmp_path):
+    path = tmp_path / ("c.safetensors" if calibrated else "500_model.pth")
+    if calibrated:
+        classifier(path, CALIBRATION)
+    else:
+        write_pickled_classifier(path, 4)
+    whole, _ = aggregate_varied(tmp_path / "whole", path, 1000, 1, 1)
+    assert b"|region_" in whole["regions.tsv"] and b"\tunscored\t" in whole["records.tsv"]
+    for part_records, shards, workers in ((3, 4, 2), (1, 7, 1), (10, 2, 2)):
+        parted, straddles = aggregate_varied(
+            tmp_path / f"{part_records}-{shards}-{workers}", path, part_records, shards, workers
+        )
+        assert straddles
+        for name in OUTPUTS:
+            assert parted[name] == whole[name], (name, part_records, shards, workers)
+
+
+def test_the_highest_score_table_is_sorted_by_chunk_id_as_python_sorts_text(tmp_path):
+    records, chunks, scores = varied_sample()
+    classifier_path = write_pickled_classifier(tmp_path / "500_model.pth", 4)
+    outputs, _ = aggregate_varied(tmp_path / "run", classifier_path, 2, 3, 2)
+    frames = iter(scores)
+    expected = []
+    for chunk in chunks:
+        named = [next(frames) for _ in chunk[5].split(",")] if chunk[5] else []
+        if named:
+            others, virus = (max(float(str(f[i])) for f in named) for i in (0, 1))
+            expected.append((chunk[0], virus >= others))  # the original's rule
+    text = io.StringIO()
+    tsv_writer(text).writerows([("Modified_ID", "Is_Virus"), *sorted(expected)])
+    assert outputs["prediction_results_highestscore.csv"] == text.getvalue().encode()
+    ids = [chunk_id for chunk_id, _ in sorted(expected)]
+    assert ids.index("9_chunk_1") < ids.index("Z_chunk_1") < ids.index("a_1_chunk_1")
+    assert ids.index("a\x01_chunk_1") < ids.index("a_1_chunk_1") < ids.index("ß_chunk_1")
+    assert ids.index("ß_chunk_1") < ids.index("é_chunk_1") < ids.index("日本_chunk_1")
+    assert b'\n"q""uote_chunk_1"\t' in outputs["prediction_results_highestscore.csv"]

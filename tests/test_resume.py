@@ -46,7 +46,6 @@ def test_keep_going_finishes_the_other_shards_and_a_rerun_redoes_only_the_failed
 
     assert sorted(planned(workdir)) == sorted(
         [
-            ("classify_shard", "results/demo_500/scores/shard_0001.tsv"),
             ("embed_shard", "results/demo_500/embeddings/shard_0001.dnabert_s.h5"),
             *aggregation("demo_500"),
         ]

@@ -14,7 +14,7 @@ from virnucpro.embed import embed_shard
 from virnucpro.h5store import embedding_writer, open_embeddings, read_attrs, read_embeddings
 from virnucpro.models.classifier import MLPClassifier, save_classifier, scores
 from virnucpro.models.classifier_header import classifier_models
-from virnucpro.predict import SCORED_WITH, classifier_digest, classify_shard
+from virnucpro.predict import SCORED_WITH, ShardScorer, classifier_digest
 from virnucpro.random_checkpoints import write_pickled_classifier
 
 
@@ -77,23 +77,27 @@ def test_the_stage_uses_the_jobs_scores_only_for_the_classifier_they_came_from(
 ):
     dnabert_s, esm2 = shard_files(demo_run, tmp_path)
     classifier = demo_models["classifier_500"]
+    ordinals = read_embeddings(esm2)[0]  # the job's order, longest first
+    first = int(ordinals.min())
     with h5py.File(esm2, "r") as h5:
         assert h5.attrs[SCORED_WITH] == classifier_digest(classifier)
         assert h5["scores"].shape == (h5.attrs["rows"], 2)
     caplog.set_level(logging.INFO)
-    classify_shard([dnabert_s, esm2], classifier, tmp_path / "stored.tsv")
+    stored = ShardScorer(classifier).scores([dnabert_s, esm2], first)
     assert "computed stored by the embedding job" in caplog.text
 
     with h5py.File(esm2, "a") as h5:  # as if the job had scored with another classifier
         h5.attrs[SCORED_WITH] = "0" * 64
     caplog.clear()
-    classify_shard([dnabert_s, esm2], classifier, tmp_path / "here.tsv")
+    here = ShardScorer(classifier).scores([dnabert_s, esm2], first)
     assert "(computed here)" in caplog.text
-    assert (tmp_path / "here.tsv").read_bytes() == (tmp_path / "stored.tsv").read_bytes()
+    np.testing.assert_array_equal(here, stored)
+    # in ordinal order, not the file's
+    with h5py.File(esm2, "r") as h5:
+        np.testing.assert_array_equal(stored[ordinals - first], h5["scores"][:])
 
     other = write_pickled_classifier(tmp_path / "other.pth", 48 + 64, seed=5)
-    classify_shard([dnabert_s, esm2], other, tmp_path / "other.tsv")
-    assert (tmp_path / "other.tsv").read_bytes() != (tmp_path / "stored.tsv").read_bytes()
+    assert not np.array_equal(ShardScorer(other).scores([dnabert_s, esm2], first), stored)
 
 
 @pytest.mark.parametrize("model", ["dnabert_s", "esm2"])
@@ -112,12 +116,11 @@ def test_a_classifier_of_one_models_features_embeds_and_reads_that_model_alone(
     )
     assert list(stats) == [model] and list(tmp_path.glob("*.h5")) == [h5[model]]
     caplog.set_level(logging.INFO)
-    classify_shard([h5[model]], classifier, tmp_path / "stored.tsv")
+    stored = ShardScorer(classifier).scores([h5[model]], 0)
     assert "computed stored by the embedding job" in caplog.text
     with h5py.File(h5[model], "a") as out:  # as if the job had scored with another classifier
         out.attrs[SCORED_WITH] = "0" * 64
-    classify_shard([h5[model]], classifier, tmp_path / "here.tsv")
-    assert (tmp_path / "here.tsv").read_bytes() == (tmp_path / "stored.tsv").read_bytes()
+    np.testing.assert_array_equal(ShardScorer(classifier).scores([h5[model]], 0), stored)
     # the same vectors as the job that embeds with both models computes
     both = read_embeddings(demo_run / "embeddings" / f"shard_0000.{model}.h5")
     alone = read_embeddings(h5[model])

@@ -1,27 +1,36 @@
 """The embedding and classification stages on real frames with the demo's tiny models."""
 
+import gzip
+
 import numpy as np
 import pytest
 import torch
 
+from virnucpro import fasta
+from virnucpro.calling import CallRule
 from virnucpro.embed import embed_shard
 from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import embed_all
 from virnucpro.h5store import read_embeddings
-from virnucpro.predict import classify_shard
+from virnucpro.models.classifier import MLPClassifier, save_classifier
+from virnucpro.models.classifier_header import EMBEDDING_MODELS
+from virnucpro.predict import ShardScorer
+from virnucpro.prepare import prepare_sample
 from virnucpro.random_checkpoints import write_pickled_classifier
-from virnucpro.sharding import read_shard, shard_frames
+from virnucpro.regions import RegionSettings
+from virnucpro.report import aggregate_sample
+from virnucpro.sharding import read_shard
 from virnucpro.tables import read_tsv
 
 from conftest import REPO
+from stages import prepared, run_sample, sample_outputs
 
 DEMO_FASTA = REPO / "tests" / "data" / "demo.fa"
 
 
 def test_every_kept_frame_is_embedded_scored_and_reported_once(demo_run):
-    proteins = (demo_run / "prepare" / "protein.faa").read_text().splitlines()[0::2]
-    frame_ids = [line[1:] for line in proteins]
     shards = demo_run / "shards"
+    frame_ids = [row.frame_id for row in read_tsv(shards / "frames.tsv")]
     sharded = [
         frame_id
         for row in read_tsv(shards / "manifest.tsv")
@@ -77,26 +86,68 @@ def test_packing_many_frames_equals_one_at_a_time(demo_run, demo_models, encoder
     np.testing.assert_allclose(packed, alone, rtol=0, atol=1e-5)
 
 
-def test_an_empty_shard_gives_empty_files(tmp_path, demo_models):
-    (tmp_path / "n.fa").write_text(">a_chunk_1F1\nATGAAA\n")
-    (tmp_path / "p.faa").write_text(">a_chunk_1F1\nMK\n")
-    frames, manifest = tmp_path / "frames.tsv", tmp_path / "manifest.tsv"
-    shard_frames(tmp_path / "n.fa", tmp_path / "p.faa", 2, frames, manifest)
-    (empty,) = [row.shard for row in read_tsv(manifest) if row.frames == "0"]
+def test_an_empty_shard_gives_empty_files_and_no_scores(tmp_path, demo_models):
+    (tmp_path / "in.fa").write_text(">a\nATGAAATAG\n")  # four frames kept, six shards
+    paths = prepared(tmp_path)
+    prepare_sample(tmp_path / "in.fa", 500, "overlap", EMBEDDING_MODELS, 6, paths)
+    empty = next(row.shard for row in read_tsv(paths.manifest) if row.frames == "0")
     h5 = {kind: tmp_path / f"{kind}.h5" for kind in ("dnabert_s", "esm2")}
-    embed_shard(frames, manifest, empty, h5, demo_models, "cpu")
+    embed_shard(paths.frames, paths.manifest, empty, h5, demo_models, "cpu")
     assert read_embeddings(h5["esm2"])[2].shape == (0, 64)
-    classify_shard(list(h5.values()), demo_models["classifier_500"], tmp_path / "s.tsv")
-    assert list(read_tsv(tmp_path / "s.tsv")) == []
+    scorer = ShardScorer(demo_models["classifier_500"])
+    assert scorer.scores(list(h5.values()), 4).shape == (0, 2)
 
 
 def test_a_classifier_for_other_models_is_an_error_naming_both(demo_run, tmp_path):
     wrong = write_pickled_classifier(tmp_path / "500_model.pth", 3328)
-    embeddings = demo_run / "embeddings"
+    embeddings = [
+        [demo_run / "embeddings" / f"shard_000{i}.{kind}.h5" for kind in ("dnabert_s", "esm2")]
+        for i in range(3)
+    ]
+    settings = {"classifier": wrong, "chunk_size": 500, "chunking": "overlap"}
+    outputs = sample_outputs(tmp_path / "out")
     with pytest.raises(ValueError, match=r"takes 3328 features, but the embeddings give 48 .* 64"):
-        classify_shard(
-            [embeddings / "shard_0000.dnabert_s.h5", embeddings / "shard_0000.esm2.h5"],
-            wrong,
-            tmp_path / "scores.tsv",
+        aggregate_sample(
+            "demo",
+            prepared(demo_run),
+            embeddings,
+            outputs,
+            settings,
+            CallRule(),
+            RegionSettings(),
         )
-    assert not (tmp_path / "scores.tsv").exists()
+    assert not any((tmp_path / "out").rglob("*"))  # nothing written, not even a temporary file
+
+
+def test_the_outputs_do_not_depend_on_parts_workers_or_compression(
+    demo_models, tmp_path, monkeypatch
+):
+    """The demo in a part per record, its results made by two worker processes each, from
+    its gzip-compressed copy: every output as in blocks of 2 MiB by one process. Its
+    classifier calls most records virus, so that the viral FASTA holds some."""
+    torch.manual_seed(0)
+    model = MLPClassifier(48 + 64).eval()
+    with torch.no_grad():
+        model.output_layer.bias[1] += 3
+    save_classifier(model, tmp_path / "viral.safetensors")
+    models = {**demo_models, "classifier_500": tmp_path / "viral.safetensors"}
+    one = run_sample(DEMO_FASTA, models, tmp_path / "one", shards=3)
+    monkeypatch.setattr(fasta, "BLOCK_BYTES", 1000)
+    compressed = tmp_path / "demo.fa.gz"
+    compressed.write_bytes(gzip.compress(DEMO_FASTA.read_bytes()))
+    run = run_sample(compressed, models, tmp_path / "run", shards=3, workers=2)
+    parts = list(read_tsv(run / "prepare" / "parts.tsv"))
+    assert len(parts) == DEMO_FASTA.read_text().count(">") == 8
+    assert len(list(read_tsv(one / "prepare" / "parts.tsv"))) < 8
+    names = [
+        "prediction_results.txt",
+        "prediction_results_highestscore.csv",
+        "records.tsv",
+        "chunks.tsv",
+        "regions.tsv",
+        "virus.fna",
+        *(f"plots/{figure}.svg" for figure in ("distribution", "length", "tracks")),
+    ]
+    for name in names:
+        assert (run / name).read_bytes() == (one / name).read_bytes(), name
+    assert (run / "virus.fna").read_text().count(">") >= 4

@@ -30,11 +30,8 @@ SAMPLE_RESULTS = (
 )
 RULES = {
     "build_demo_models",
-    "chunk_sequences",
-    "translate_frames",
-    "shard_frames",
+    "prepare_sample",
     "embed_shard",
-    "classify_shard",
     "aggregate_sample",
     "write_virus_fasta",
     "plot_sample",
@@ -88,7 +85,6 @@ def test_the_demo_runs_and_a_rerun_redoes_only_what_a_change_needs(workdir):
     plan = planned(workdir)
     assert sorted(plan) == sorted(
         [
-            ("classify_shard", "results/demo_500/scores/shard_0001.tsv"),
             ("embed_shard", "results/demo_500/embeddings/shard_0001.dnabert_s.h5"),
             *aggregation("demo_500"),
         ]
@@ -98,25 +94,19 @@ def test_the_demo_runs_and_a_rerun_redoes_only_what_a_change_needs(workdir):
     assert {p: p.stat().st_mtime_ns for p in others} == others
     assert (workdir / "results" / "demo_500" / "prediction_results.txt").read_text() == before
 
-    # another classifier: the stored embeddings are scored again, none is recomputed
+    # another classifier: the aggregation scores the stored embeddings again, none is recomputed
     write_pickled_classifier(workdir / "other_500.pth", 48 + 64, seed=9)
     config = workdir / "config" / "demo" / "config.yaml"
     config.write_text(
         config.read_text().replace("resources/demo/500_model.pth", str(workdir / "other_500.pth"))
     )
     stamps = {p: p.stat().st_mtime_ns for p in embeddings.glob("*.h5")}
-    assert sorted(planned(workdir)) == sorted(
-        [
-            ("classify_shard", "results/demo_500/scores/shard_0000.tsv"),
-            ("classify_shard", "results/demo_500/scores/shard_0001.tsv"),
-            *aggregation("demo_500"),
-        ]
-    )
+    assert sorted(planned(workdir)) == sorted(aggregation("demo_500"))
     snakemake(workdir, *DEMO, "--cores", "2")
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    log = (workdir / "logs" / "aggregate_sample" / "demo_500.log").read_text()
     for shard in ("shard_0000", "shard_0001"):
-        log = workdir / "logs" / "classify_shard" / "demo_500" / f"{shard}.log"
-        assert "other_500.pth (computed here)" in log.read_text()
+        assert f"{shard}.esm2.h5: " in log and "other_500.pth (computed here)" in log
     assert (workdir / "results" / "demo_500" / "prediction_results.txt").read_text() != before
 
     # new call thresholds: the stored scores are called again; nothing else is redone, and the

@@ -16,6 +16,9 @@ class DamagedFile(Exception):
         self.path, self.problem = Path(path), problem
         super().__init__(f"{path} is damaged: {problem}")
 
+    def __reduce__(self):  # from a worker process to the job's, which removes the file
+        return type(self), (self.path, self.problem)
+
 
 @contextmanager
 def removing_damaged_inputs():

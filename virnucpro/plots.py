@@ -3,28 +3,36 @@ spread, how they depend on record length, and the chunk scores along the records
 
 The figures are SVG, to go into a paper or a report as they are: text stays text, and the same
 tables give the same bytes, so a rerun that changes nothing changes no figure. A sample may hold
-millions of records, so the records table is read into typed arrays of the columns drawn, the
-scatter of more than a few thousand points is drawn as one embedded image, and of the chunks only
-those of the records drawn are kept.
+millions of records, so the records table is read a block at a time into arrays of the columns
+drawn (table_columns.py), a sample of more than a few thousand scored records is drawn as 2-D
+histograms of record counts rather than a point each, and of the chunks and regions only the
+rows of the records drawn are read, found by counting rows.
 """
 
-import heapq
-import math
-from array import array
+import csv
+from collections import namedtuple
 
 import numpy as np
 from matplotlib import rc_context
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import NullFormatter
 
 from .atomic import atomic_path
-from .tables import read_tsv
+from .table_columns import column_blocks
 
 CALLS = ("others", "virus", "unscored")  # the codes of records.tsv's call, in this order
 COLOURS = {"virus": "#d62728", "others": "#1f77b4"}  # the original VirNucPro figure's red, blue
+COLOUR_MAPS = {"virus": "Reds", "others": "Blues"}
 BINS = np.linspace(0, 1, 51)
-RASTERIZE_ABOVE = 5000  # scatter points; an SVG of a vector mark per point would be huge
+# scored records above which the length figure counts records in bins: a point each would hide
+# how many lie where, and an SVG of a mark per point would be huge
+BIN_ABOVE = 5000
+# the length bins, the same for every sample: 1 bp to 10 Gbp, evenly on a log scale
+LENGTH_BINS_PER_DECADE = 20
+LENGTH_EDGES = 10 ** (np.arange(10 * LENGTH_BINS_PER_DECADE + 1) / LENGTH_BINS_PER_DECADE)
 STYLE = {
     "svg.hashsalt": "virnucpro",  # the SVG's ids from a fixed salt, not a random one
     "svg.fonttype": "none",  # text as text: smaller, searchable and editable
@@ -39,6 +47,12 @@ STYLE = {
     "axes.spines.top": False,
     "axes.spines.right": False,
 }
+# a record drawn as a track: its row's record_id, length and call, and its rows of chunks.tsv
+# and regions.tsv, [first, first + count) of each table's rows
+Track = namedtuple(
+    "Track", ("record_id", "length", "call", "first_chunk", "chunks", "first_region", "regions")
+)
+_COLUMNS = ("length", "best_virus_score", "call", "regions", "chunks_scored", "chunks")
 
 
 def plot_sample(
@@ -54,71 +68,184 @@ def plot_sample(
 ):
     """Write the sample's three figures; return the record ids the tracks figure shows, in the
     order of its panels. `threshold`: the virus score above which a chunk is viral."""
-    lengths, scores, calls, chosen = _read_records(records_tsv, max_tracks)
-    ids = [record.record_id for record in chosen]
+    drawn, chosen = _read_records(records_tsv, max_tracks)
     with rc_context(STYLE):
-        save_svg(_distribution(sample, scores, calls, threshold), distribution_svg)
-        save_svg(_length(sample, lengths, scores, calls, threshold), length_svg)
+        save_svg(_distribution(sample, drawn, threshold), distribution_svg)
+        save_svg(_length(sample, drawn, threshold), length_svg)
         tracks = _tracks(
-            sample, chosen, _spans_of(chunks_tsv, ids), _regions_of(regions_tsv, ids), threshold
+            sample,
+            chosen,
+            _spans_of(chunks_tsv, chosen),
+            _regions_of(regions_tsv, chosen),
+            threshold,
         )
         save_svg(tracks, tracks_svg)
-    return ids
+    return [track.record_id for track in chosen]
+
+
+class _Drawn:
+    """What the score and length figures draw, summed a block of records at a time, so that
+    memory does not grow with the sample: the records of each call, their histogram of scores
+    and of length and score, and the records' points while few enough to draw each one."""
+
+    def __init__(self):
+        self.records = dict.fromkeys(CALLS, 0)
+        self.scores = {call: np.zeros(len(BINS) - 1, dtype=np.int64) for call in COLOURS}
+        shape = (len(LENGTH_EDGES) - 1, len(BINS) - 1)
+        self.grid = {call: np.zeros(shape, dtype=np.int64) for call in COLOURS}
+        self.blocks = []  # each block's (lengths, scores, calls); None once too many to draw
+
+    def add(self, lengths, scores, calls):
+        for code, call in enumerate(CALLS):
+            self.records[call] += int(np.count_nonzero(calls == code))
+        for call in COLOURS:
+            drawn = calls == CALLS.index(call)
+            self.scores[call] += np.histogram(scores[drawn], BINS)[0]
+            inside = np.clip(lengths[drawn], LENGTH_EDGES[0], LENGTH_EDGES[-1])
+            self.grid[call] += np.histogram2d(inside, scores[drawn], (LENGTH_EDGES, BINS))[
+                0
+            ].astype(np.int64)
+        if self.blocks is not None:
+            self.blocks.append((lengths, scores, calls))
+            if self.scored() > BIN_ABOVE:
+                self.blocks = None
+
+    def scored(self):
+        return self.records["virus"] + self.records["others"]
+
+    def points(self):
+        """Every record's length, score and call code, while few enough to draw each."""
+        blocks = self.blocks or [(np.empty(0, np.int64), np.empty(0), np.empty(0, np.int8))]
+        return tuple(map(np.concatenate, zip(*blocks, strict=True)))
 
 
 def _read_records(path, max_tracks):
-    """The records' lengths, best virus scores (NaN when unscored) and call codes, and the rows of
-    the records to draw as tracks: those with regions (most regions first, then best score), then
-    those with 2 or more scored chunks (best score first), ties in table order."""
-    lengths, scores, calls = array("q"), array("d"), array("b")
-    with_regions, scored = [], []  # min-heaps of the best max_tracks of each kind
-    for number, record in enumerate(read_tsv(path)):
-        score = math.nan if record.best_virus_score == "NA" else float(record.best_virus_score)
-        lengths.append(int(record.length))
-        scores.append(score)
-        calls.append(CALLS.index(record.call))
-        regions = int(record.regions)
-        if regions:
-            _keep_largest(with_regions, max_tracks, ((regions, score, -number), record))
-        elif int(record.chunks_scored) >= 2:
-            _keep_largest(scored, max_tracks, ((score, -number), record))
-    chosen = sorted(with_regions, reverse=True) + sorted(scored, reverse=True)
-    arrays = (np.array(a, dtype=a.typecode) for a in (lengths, scores, calls))
-    return *arrays, [record for _, record in chosen[:max_tracks]]
+    """The _Drawn of the records, and the Tracks of the records to draw: those with regions
+    (most regions first, then best score), then those with 2 or more scored chunks (best score
+    first), ties in table order."""
+    drawn, candidates = _Drawn(), []
+    number, chunks_before, regions_before = 0, 0, 0
+    for rows in column_blocks(path, _COLUMNS):
+        block = {
+            name: rows.integers(name) for name in ("length", "regions", "chunks_scored", "chunks")
+        }
+        block["score"] = rows.floats("best_virus_score")
+        block["number"] = number + np.arange(len(rows))
+        block["offset"] = rows.offsets
+        block["first_chunk"] = chunks_before + np.cumsum(block["chunks"]) - block["chunks"]
+        block["first_region"] = regions_before + np.cumsum(block["regions"]) - block["regions"]
+        candidates.append(_take(block, _ranked(block, max_tracks)))
+        drawn.add(block["length"], block["score"], rows.codes("call", CALLS))
+        number += len(rows)
+        chunks_before += int(block["chunks"].sum())
+        regions_before += int(block["regions"].sum())
+    if not candidates:
+        return drawn, []
+    candidates = {name: np.concatenate([c[name] for c in candidates]) for name in candidates[0]}
+    chosen = _take(candidates, _ranked(candidates, max_tracks))
+    return drawn, _tracks_of(path, chosen, max_tracks)
 
 
-def _keep_largest(heap, size, item):
-    """Push `item` onto `heap`, dropping its smallest item once it holds `size`."""
-    if len(heap) < size:
-        heapq.heappush(heap, item)
-    else:
-        heapq.heappushpop(heap, item)
+def _ranked(block, size):
+    """Indices of up to `size` records with regions, best first, then up to `size` records of 2
+    or more scored chunks and no region, best first."""
+    with_regions = np.flatnonzero(block["regions"] > 0)
+    order = np.lexsort(
+        (
+            block["number"][with_regions],
+            -block["score"][with_regions],
+            -block["regions"][with_regions],
+        )
+    )
+    several = np.flatnonzero((block["regions"] == 0) & (block["chunks_scored"] >= 2))
+    following = np.lexsort((block["number"][several], -block["score"][several]))
+    return np.concatenate([with_regions[order][:size], several[following][:size]])
 
 
-def _spans_of(chunks_tsv, record_ids):
-    """The (start, end, virus score, is_virus) of each scored chunk of each of `record_ids`, from
-    one pass over a table that may hold tens of millions of chunks."""
-    spans = {record_id: [] for record_id in record_ids}
-    for chunk in read_tsv(chunks_tsv):
-        if chunk.record_id in spans and chunk.max_score2 != "NA":
-            start, end = int(chunk.start), int(chunk.end)
-            spans[chunk.record_id].append((start, end, float(chunk.max_score2), chunk.is_virus))
-    return spans
+def _take(block, indices):
+    return {name: values[indices] for name, values in block.items()}
 
 
-def _regions_of(regions_tsv, record_ids):
-    """The (start, end, region_id) of each region of each of `record_ids`."""
-    regions = {record_id: [] for record_id in record_ids}
-    for region in read_tsv(regions_tsv):
-        if region.record_id in regions:
-            regions[region.record_id].append((int(region.start), int(region.end), region.region_id))
-    return regions
+def _tracks_of(path, chosen, size):
+    """The Tracks of the first `size` `chosen` records, their rows read at their offsets."""
+    with open(path, "rb") as handle:
+        header = next(csv.reader([handle.readline().decode()], delimiter="\t"))
+        tracks = []
+        for i in range(min(size, len(chosen["offset"]))):
+            handle.seek(int(chosen["offset"][i]))
+            row = next(csv.reader([handle.readline().decode()], delimiter="\t"))
+            fields = dict(zip(header, row, strict=True))
+            tracks.append(
+                Track(
+                    fields["record_id"],
+                    fields["length"],
+                    fields["call"],
+                    int(chosen["first_chunk"][i]),
+                    int(chosen["chunks"][i]),
+                    int(chosen["first_region"][i]),
+                    int(chosen["regions"][i]),
+                )
+            )
+    return tracks
 
 
-def _distribution(sample, scores, calls, threshold):
+def _rows_at(path, runs):
+    """The rows (as {column: text}) of each run (first, count) of a table's rows (counted from 0
+    after its header), from one pass that parses only those rows."""
+    wanted = sorted((first, first + count, i) for i, (first, count) in enumerate(runs) if count)
+    found = [[] for _ in runs]
+    if not wanted:
+        return found
+    with open(path, "rb") as handle:
+        header = next(csv.reader([handle.readline().decode()], delimiter="\t"))
+        row, rest = 0, b""
+        while wanted and (data := handle.read(1 << 24)):
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            block, rest = data[:cut], data[cut:]
+            rows = block.count(b"\n")
+            if wanted[0][0] < row + rows:
+                lines = block.decode().split("\n")
+                while wanted and wanted[0][0] < row + rows:
+                    first, end, i = wanted[0]
+                    picked = lines[max(first - row, 0) : end - row]
+                    found[i] += (
+                        dict(zip(header, r, strict=True))
+                        for r in csv.reader(picked, delimiter="\t")
+                    )
+                    if end > row + rows:
+                        break
+                    wanted.pop(0)
+            row += rows
+    return found
+
+
+def _spans_of(chunks_tsv, chosen):
+    """The (start, end, virus score, is_virus) of each scored chunk of each chosen record."""
+    rows = _rows_at(chunks_tsv, [(track.first_chunk, track.chunks) for track in chosen])
+    return {
+        track.record_id: [
+            (int(c["start"]), int(c["end"]), float(c["max_score2"]), c["is_virus"])
+            for c in chunks
+            if c["max_score2"] != "NA"
+        ]
+        for track, chunks in zip(chosen, rows, strict=True)
+    }
+
+
+def _regions_of(regions_tsv, chosen):
+    """The (start, end, region_id) of each region of each chosen record."""
+    rows = _rows_at(regions_tsv, [(track.first_region, track.regions) for track in chosen])
+    return {
+        track.record_id: [(int(r["start"]), int(r["end"]), r["region_id"]) for r in regions]
+        for track, regions in zip(chosen, rows, strict=True)
+    }
+
+
+def _distribution(sample, drawn, threshold):
     fig = Figure(figsize=(7, 3.6), layout="constrained")
     ax = fig.add_subplot()
-    counts = {call: np.histogram(scores[calls == CALLS.index(call)], BINS)[0] for call in COLOURS}
+    counts = drawn.scores
     for call, colour in COLOURS.items():
         ax.stairs(
             counts[call],
@@ -132,7 +259,7 @@ def _distribution(sample, scores, calls, threshold):
     ax.axvline(
         threshold, color="0.2", linestyle="--", linewidth=1, label=f"threshold {threshold:g}"
     )
-    unscored = int((calls == CALLS.index("unscored")).sum())
+    unscored = drawn.records["unscored"]
     ax.plot([], [], " ", label=f"unscored (n = {unscored:,}, not drawn)")
     ax.set(
         xlim=(0, 1),
@@ -152,21 +279,22 @@ def _distribution(sample, scores, calls, threshold):
     return fig
 
 
-def _length(sample, lengths, scores, calls, threshold):
+def _length(sample, drawn, threshold):
+    if drawn.scored() > BIN_ABOVE:
+        return _length_binned(sample, drawn, threshold)
+    lengths, scores, calls = drawn.points()
     fig = Figure(figsize=(7, 3.6), layout="constrained")
     ax = fig.add_subplot()
-    many = np.count_nonzero(calls != CALLS.index("unscored")) > RASTERIZE_ABOVE
     for call, colour in COLOURS.items():
-        drawn = calls == CALLS.index(call)
+        shown = calls == CALLS.index(call)
         ax.scatter(
-            lengths[drawn],
-            scores[drawn],
-            s=3 if many else 12,
+            lengths[shown],
+            scores[shown],
+            s=12,
             color=colour,
-            alpha=0.4 if many else 0.8,
+            alpha=0.8,
             linewidths=0,
-            rasterized=many,
-            label=f"{call} (n = {np.count_nonzero(drawn):,})",
+            label=f"{call} (n = {np.count_nonzero(shown):,})",
         )
     ax.axhline(
         threshold, color="0.2", linestyle="--", linewidth=1, label=f"threshold {threshold:g}"
@@ -178,12 +306,44 @@ def _length(sample, lengths, scores, calls, threshold):
         ylabel="best chunk virus score",
     )
     fig.suptitle(f"{sample}: virus score against record length")
-    if not np.any(calls != CALLS.index("unscored")):
+    if not drawn.scored():
         ax.set_xlim(1, 1e4)  # the log axis of no point has no range of its own
         _note(ax, "no record has a score")
     legend = ax.legend(loc="upper left", bbox_to_anchor=(1, 1), frameon=False, markerscale=2)
     for handle in legend.legend_handles:
-        handle.set_alpha(1)  # the key's colours at full strength, however faint the points
+        handle.set_alpha(1)  # the key's colours at full strength
+    return fig
+
+
+def _length_binned(sample, drawn, threshold):
+    """The length figure of many scored records: for each call, the number of records in each
+    bin of log length and score, on a log colour scale (one record to the fullest bin)."""
+    fig = Figure(figsize=(7, 3.6), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    # the bins of lengths that hold records, a decade at least: reads of one length make a
+    # bar in the middle of a readable axis
+    held = np.flatnonzero(sum(grid.sum(axis=1) for grid in drawn.grid.values()))
+    widen = max(LENGTH_BINS_PER_DECADE - (held[-1] + 1 - held[0]), 0)
+    first = max(held[0] - (widen + 1) // 2, 0)
+    end = min(held[-1] + 1 + (widen + 1) // 2, len(LENGTH_EDGES) - 1)
+    for ax, (call, colour) in zip(axes, COLOURS.items(), strict=True):
+        counts = drawn.grid[call][first:end]
+        mesh = ax.pcolormesh(
+            LENGTH_EDGES[first : end + 1],
+            BINS,
+            np.ma.masked_equal(counts.T, 0),  # an empty bin stays white
+            cmap=COLOUR_MAPS[call],
+            norm=LogNorm(vmin=1, vmax=max(counts.max(), 10)),
+            rasterized=True,  # one image, not a path per bin
+        )
+        fig.colorbar(mesh, ax=ax, label="records per bin")
+        ax.axhline(threshold, color="0.2", linestyle="--", linewidth=1)
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # crowded on a range of one decade
+        ax.set(ylim=(-0.02, 1.02), xlabel="record length (bp)")
+        ax.set_title(f"{call} (n = {drawn.records[call]:,})", color=colour)
+    axes[0].set_ylabel("best chunk virus score")
+    fig.suptitle(f"{sample}: virus score against record length (dashed: threshold {threshold:g})")
     return fig
 
 

@@ -1,27 +1,25 @@
-"""The classification stage: a shard's scores table, from the scores its embedding job stored
-when they came from this classifier file, else from the stored embeddings (scoring.py)."""
+"""The classification: each shard's scores in input (ordinal) order, from the scores its embedding
+job stored when they came from this classifier file, else from the stored embeddings
+(scoring.py)."""
 
 import hashlib
 import logging
 
 import numpy as np
 
-from .atomic import atomic_open
 from .damage import DamagedFile
 from .h5store import open_shard
-from .tables import tsv_writer
 
 log = logging.getLogger(__name__)
 
-SCORE_COLUMNS = ("ordinal", "frame_id", "prediction", "score1", "score2")
 # ESM-2 file attribute: the SHA-256 of the classifier file its `scores` dataset came from
 SCORED_WITH = "scores_classifier_sha256"
-_READ_BYTES = 1 << 20
 
 
-def float32_text(value):
-    """A float32 score as the original printed it: str() of a numpy float32 (shortest repr)."""
-    return str(np.float32(value))
+def float32_texts(values):
+    """Float32 scores as the original printed them: str() of a numpy float32 (shortest repr).
+    A loop of str(): numpy's own astype(str) gives the same text, but is slower."""
+    return list(map(str, np.asarray(values, dtype=np.float32)))
 
 
 def classifier_digest(path):
@@ -29,60 +27,71 @@ def classifier_digest(path):
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def classify_shard(embedding_h5s, classifier_path, out_tsv, threads=None):
-    """Score every frame of a shard: features are its embedding files' vectors side by side
-    (`embedding_h5s`, one per model in features order: DNABERT-S, then ESM-2; SPEC §5). The
-    files list the frames in one order (the embedding job writes them so). Writes ordinal,
-    frame id, prediction and the two softmax scores, in input order. `threads`: the CPU threads
-    for scoring here (torch's default: every core)."""
-    with open_shard(embedding_h5s) as files:
-        ordinals = files[0]["ordinal"][:]
-        frame_ids = files[0]["frame_id"].asstr()[:]
-        last = files[-1]  # the file the embedding job stored its scores in
-        if last.attrs.get(SCORED_WITH) == classifier_digest(classifier_path):
-            probabilities, source = last["scores"][:], "stored by the embedding job"
-        else:
-            probabilities, source = _score_stored(classifier_path, files, threads), "here"
-    with atomic_open(out_tsv) as handle:
-        table = tsv_writer(handle)
-        table.writerow(SCORE_COLUMNS)
-        for i in np.argsort(ordinals, kind="stable"):
-            others, virus = probabilities[i]
-            label = "virus" if virus > others else "others"
-            table.writerow(
-                (ordinals[i], frame_ids[i], label, float32_text(others), float32_text(virus))
-            )
-    log.info("%d frames scored with %s (computed %s)", len(ordinals), classifier_path, source)
+class ShardScorer:
+    """Scores a sample's shards with the classifier file `classifier_path`, on `threads` CPU
+    threads where they are computed here (torch's default: every core)."""
 
+    def __init__(self, classifier_path, threads=None):
+        self.path, self.threads = classifier_path, threads
+        self.digest = classifier_digest(classifier_path)
+        self.model = None  # loaded for the first shard whose stored scores do not fit
 
-def _score_stored(classifier_path, files, threads):
-    """Probabilities from the stored embeddings, for scores the embedding job did not compute
-    with this classifier (a classifier changed since, or one it could not read)."""
-    # imported here: torch takes seconds to import, and the common case needs none of it
-    import torch
+    def check(self, embedding_h5s, first_ordinal, frames):
+        """The attributes of a shard's embedding files (one per model, in features order),
+        once checked whole and holding the `frames` frames of ordinals first_ordinal.. (in any
+        order); DamagedFile names the first that is not."""
+        with open_shard(embedding_h5s) as files:
+            offsets = files[0]["ordinal"][:] - first_ordinal
+            held = np.zeros(frames, dtype=bool)
+            inside = offsets[(offsets >= 0) & (offsets < frames)]
+            held[inside] = True
+            if len(offsets) != frames or len(inside) != frames or not held.all():
+                raise DamagedFile(
+                    embedding_h5s[0],
+                    f"it holds {len(offsets)} frames, not the {frames} frames of ordinals "
+                    f"{first_ordinal} to {first_ordinal + frames - 1} its shard lists",
+                )
+            return [dict(h5.attrs) for h5 in files]
 
-    from .models.classifier import load_classifier
-    from .scoring import check_width, score_files
+    def scores(self, embedding_h5s, first_ordinal):
+        """[frames, 2] float32 softmax scores (others, virus) of a checked shard, in ordinal
+        order from `first_ordinal`. Its files list the frames in one order (the embedding job
+        writes them so)."""
+        with open_shard(embedding_h5s) as files:
+            ordinals = files[0]["ordinal"][:]
+            last = files[-1]  # the file the embedding job stored its scores in
+            if last.attrs.get(SCORED_WITH) == self.digest:
+                probabilities, source = last["scores"][:], "stored by the embedding job"
+            else:
+                probabilities, source = self._score_stored(files), "here"
+        log.info(
+            "%s: %d frames scored with %s (computed %s)",
+            embedding_h5s[-1],
+            len(ordinals),
+            self.path,
+            source,
+        )
+        in_order = np.empty_like(probabilities)
+        in_order[ordinals - first_ordinal] = probabilities
+        return in_order
 
-    if threads:
-        torch.set_num_threads(threads)
-    model = load_classifier(classifier_path)
-    widths = [h5["embedding"].shape[1] for h5 in files]
-    names = [str(h5.attrs["model"]) for h5 in files]
-    check_width(model, widths, classifier_path, [h5.filename for h5 in files], names)
-    return score_files(model, [h5["embedding"] for h5 in files])
+    def _score_stored(self, files):
+        """Probabilities from the stored embeddings, for scores the embedding job did not
+        compute with this classifier (a classifier changed since, or one it could not read)."""
+        # imported here: torch takes seconds to import, and the common case needs none of it
+        import torch
 
+        from .models.classifier import load_classifier
+        from .scoring import check_width, score_files
 
-def check_scores(path, frames):
-    """Raise DamagedFile unless the scores table `path` holds its header and `frames` whole
-    rows: a table cut short loses rows, or ends inside one."""
-    with open(path, "rb") as handle:
-        header = handle.readline()
-        rows, last = 0, b"\n"
-        while block := handle.read(_READ_BYTES):
-            rows, last = rows + block.count(b"\n"), block[-1:]
-    if header != ("\t".join(SCORE_COLUMNS) + "\n").encode():
-        raise DamagedFile(path, f"its first line is not the header {SCORE_COLUMNS}")
-    if rows != frames or last != b"\n":
-        whole = "whole rows" if last == b"\n" else "whole rows and part of one"
-        raise DamagedFile(path, f"it holds {rows} {whole}, but its shard has {frames} frames")
+        if self.model is None:
+            self.model = load_classifier(self.path)
+        widths = [h5["embedding"].shape[1] for h5 in files]
+        names = [str(h5.attrs["model"]) for h5 in files]
+        check_width(self.model, widths, self.path, [h5.filename for h5 in files], names)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads or threads)
+        try:
+            return score_files(self.model, [h5["embedding"] for h5 in files])
+        finally:
+            torch.set_num_threads(threads)  # as the caller had it

@@ -1,301 +1,267 @@
-"""The last stage: join the per-shard scores back to frames, chunks and input records, and write
-the original's two result files plus a call for every record and every chunk, and the viral
-regions of long records."""
+"""The last stage: each shard's scores joined back to frames, chunks and input records, part
+by part over worker processes (part_calls.py); the original's two result files, a call for
+every record and every chunk, and the viral regions of long records, written in input order.
 
-import csv
-import heapq
-import itertools
+The main process reads the scores of the shards the parts in flight need (shards and parts are
+both runs of consecutive frames), hands each part's scores to a worker, and writes what the
+workers return in part order; beyond that it holds a few bytes a record (each one's virus
+probability and call, for the estimated FDR, which needs all of them). The original's
+highest-score table, sorted by chunk id, is sorted by GNU sort (external_sort.py)."""
+
+import functools
+import io
 import logging
-import math
+import shutil
 import tempfile
-from array import array
-from collections import Counter
-from dataclasses import dataclass
-from operator import attrgetter
+from collections import Counter, namedtuple
 from pathlib import Path
-from statistics import fmean
 
 import numpy as np
 
 from . import __version__
 from .atomic import atomic_open
 from .calibration import classifier_calibration, false_discovery_rates
-from .calling import ORIGINAL_RULE, covered_bases
+from .damage import DamagedFile
+from .external_sort import sorting_into
 from .fidelity import GateReport
-from .h5store import read_attrs
-from .predict import check_scores
-from .regions import viral_segments
-from .tables import read_tsv, tsv_writer
+from .parallel import ordered_map
+from .part_calls import (
+    CHUNK_COLUMNS,
+    RECORD_COLUMNS,
+    REGION_COLUMNS,
+    Calling,
+    PartTask,
+    call_part,
+    rank_records,
+)
+from .parts import check_ranges, read_parts, write_part_rows
+from .predict import ShardScorer
+from .sharding import _read_manifest
+from .tables import tsv_writer
 
 log = logging.getLogger(__name__)
 
-CHUNK_COLUMNS = (
-    "chunk_id",
-    "record_id",
-    "start",
-    "end",
-    "length",
-    "frames",
-    "max_score1",
-    "max_score2",
-    "is_virus",
-    "reason",
-)
-RECORD_COLUMNS = (
-    "record_id",
-    "length",
-    "chunks",
-    "chunks_scored",
-    "chunks_virus",
-    "fraction_virus",
-    "virus_bases",
-    "best_virus_score",
-    "mean_chunk_virus_score",
-    "virus_probability",
-    "estimated_fdr",
-    "regions",
-    "call",
-    "reason",
-)
-_BEST, _PROBABILITY, _FDR, _CALL = map(
-    RECORD_COLUMNS.index, ("best_virus_score", "virus_probability", "estimated_fdr", "call")
-)
-REGION_COLUMNS = (
-    "region_id",
-    "record_id",
-    "start",
-    "end",
-    "length",
-    "first_chunk",
-    "last_chunk",
-    "chunks",
-    "mean_virus_score",
-    "best_virus_score",
-)
+PREDICTION_COLUMNS = ("Sequence_ID", "Prediction", "score1", "score2")
+HIGHEST_COLUMNS = ("Modified_ID", "Is_Virus")
+_COPY_BYTES = 1 << 24
+_Shard = namedtuple("_Shard", ("first_ordinal", "frames", "files"))
+# what a part wrote: its records, and the bytes of its rows of records.tsv and regions.tsv
+_PartSizes = namedtuple("_PartSizes", ("records", "records_bytes", "regions_bytes"))
 
 
 def aggregate_sample(
-    sample,
-    input_records_tsv,
-    chunk_frames_tsv,
-    shards,
-    outputs,
-    settings,
-    rule,
-    region_settings,
+    sample, prepared, embeddings, outputs, settings, rule, region_settings, workers=1
 ):
-    """`shards`: the scores table and the embedding files of each shard, which are checked
-    whole (and a damaged one named) before anything is written; `outputs`: the paths
-    .predictions, .highestscore, .records, .chunks, .regions and .summary; `settings` names what
-    the calls were made with: {classifier, chunk_size, chunking}, the classifier's calibration
-    (where it holds one) giving each record's virus probability; `rule`: a calling.CallRule;
-    `region_settings`: a regions.RegionSettings."""
+    """`prepared`: the paths .records, .chunks and .parts of prepare_sample's tables, and the
+    shards' .manifest; `embeddings`: the embedding files of each shard of the manifest, in its
+    order, one per model in features order, which are checked whole (and a damaged one named)
+    before anything is written; `outputs`: the paths .predictions, .highestscore, .records,
+    .chunks, .regions, .summary and .part_rows (parts.PART_ROWS_COLUMNS, for the viral FASTA);
+    `settings` names what the calls were made with: {classifier, chunk_size, chunking}, the
+    classifier's calibration (where it holds one) giving each record's virus probability;
+    `rule`: a calling.CallRule; `region_settings`: a regions.RegionSettings. `workers`
+    processes do the work (and as many threads score embeddings where the stored scores are
+    of another classifier); the outputs do not depend on their number."""
     calibration = classifier_calibration(settings["classifier"])
+    parts = read_parts(prepared.parts)
+    check_ranges(prepared.parts, parts, prepared.records, "records")
+    check_ranges(prepared.parts, parts, prepared.chunks, "chunks")
+    shards = _shards(prepared.manifest, embeddings, parts, prepared.parts)
+    scorer = ShardScorer(settings["classifier"], threads=workers)
     models, gates = {}, {}
-    for scores_tsv, embedding_h5s in shards:
-        attrs = [read_attrs(h5) for h5 in embedding_h5s]
+    for shard in shards:
+        attrs = scorer.check(shard.files, shard.first_ordinal, shard.frames)
         models.update((a["model_path"], a) for a in attrs)
         gates.update(
             (Path(h5).name, GateReport.from_attributes(a))
-            for h5, a in zip(embedding_h5s, attrs, strict=True)
+            for h5, a in zip(shard.files, attrs, strict=True)
         )
-        check_scores(scores_tsv, attrs[0]["rows"])
-    scores = heapq.merge(*(read_tsv(p) for p, _ in shards), key=lambda r: int(r.ordinal))
-    chunk_rows = read_tsv(chunk_frames_tsv)
-    highest, totals = [], Counter()
-    best_scores, called_virus = array("d"), array("b")  # of each record, for its probability
+    results = ordered_map(
+        functools.partial(call_part, Calling(rule, region_settings, calibration)),
+        _tasks(parts, shards, scorer, prepared),
+        min(workers, len(parts)),  # a small sample spares itself the starting of idle ones
+    )
+    folder, tally = Path(outputs.records).parent, _Tally()
     with (
-        atomic_open(outputs.predictions) as predictions_out,
-        atomic_open(outputs.records) as records_out,
-        _spare_file(outputs.records) as unranked,
-        atomic_open(outputs.chunks) as chunks_out,
-        atomic_open(outputs.regions) as regions_out,
+        atomic_open(outputs.predictions, "wb") as predictions,
+        atomic_open(outputs.chunks, "wb") as chunks,
+        atomic_open(outputs.regions, "wb") as regions,
+        atomic_open(outputs.records, "wb") as records,
+        _spare_file(folder) as unranked,
+        _spare_file(folder) as highest,
     ):
-        predictions_out.write("Sequence_ID\tPrediction\tscore1\tscore2\n")
-        # record rows wait in `unranked` until every record's probability is known
-        records, chunks = tsv_writer(unranked), tsv_writer(chunks_out)
-        regions = tsv_writer(regions_out)
-        tsv_writer(records_out).writerow(RECORD_COLUMNS)
-        chunks.writerow(CHUNK_COLUMNS)
-        regions.writerow(REGION_COLUMNS)
-        for record in read_tsv(input_records_tsv):
-            scored, reasons = [], []
-            for chunk in itertools.islice(chunk_rows, int(record.chunks)):
-                rows = _frame_scores(chunk, scores)
-                predictions_out.writelines(
-                    f"{r.frame_id}\t{r.prediction}\t{r.score1}\t{r.score2}\n" for r in rows
-                )
-                if rows:
-                    # scores stay the float32 text the classifier wrote: float() of that
-                    # text orders as the float32 values do, and the text is written unchanged
-                    s1 = max((r.score1 for r in rows), key=float)
-                    s2 = max((r.score2 for r in rows), key=float)
-                    others, virus = float(s1), float(s2)
-                    # the original's table keeps the original's rule whatever the config says
-                    highest.append((chunk.chunk_id, ORIGINAL_RULE.chunk_is_virus(others, virus)))
-                    is_virus = rule.chunk_is_virus(others, virus)
-                    start, end = int(chunk.start), int(chunk.end)
-                    scored.append(
-                        _ScoredChunk(chunk.chunk_id, start, end, s1, s2, others, virus, is_virus)
-                    )
-                    chunks.writerow((*chunk[:6], s1, s2, is_virus, ""))  # chunk_id .. frames
-                else:
-                    reasons.append(chunk.reason)
-                    chunks.writerow((*chunk[:6], "NA", "NA", "NA", chunk.reason))
-            found = []
-            if len(scored) >= region_settings.min_chunks:
-                found = _regions(record.record_id, scored, rule, region_settings)
-                regions.writerows(found)
-            row = _record_row(record, scored, reasons, len(found), rule)
-            records.writerow(row)
-            best_scores.append(math.nan if row[_BEST] == "NA" else float(row[_BEST]))
-            called_virus.append(row[_CALL] == "virus")
-            totals["records"] += 1
-            totals["chunks"] += int(record.chunks)
-            totals["chunks_scored"] += len(scored)
-            totals["regions"] += len(found)
-            totals[f"call_{row[_CALL]}"] += 1
-        leftover = next(scores, None)
-        if leftover is not None or next(chunk_rows, None) is not None:
-            raise ValueError(f"scores or chunks of {sample} do not match its input records")
-        probabilities = _probabilities(calibration, best_scores)
-        _write_ranked(unranked, records_out, probabilities)
-    virus_calls = probabilities[np.asarray(called_virus, dtype=bool)]
-    with atomic_open(outputs.highestscore) as handle:
-        table = tsv_writer(handle)
-        table.writerow(("Modified_ID", "Is_Virus"))
-        table.writerows(sorted(highest))  # pandas' groupby order: chunk ids sorted as text
+        for out, columns in (
+            (predictions, PREDICTION_COLUMNS),
+            (chunks, CHUNK_COLUMNS),
+            (regions, REGION_COLUMNS),
+            (records, RECORD_COLUMNS),
+        ):
+            out.write(_header(columns))
+        # without a calibration a record's row is whole at once; with one it waits in
+        # `unranked` for its estimated FDR, which needs every record's probability
+        first_pass = unranked if calibration is not None else records
+        with sorting_into(highest, workers, folder) as unsorted:
+            for result in results:
+                for out, rows in (
+                    (predictions, result.predictions),
+                    (chunks, result.chunks),
+                    (first_pass, result.records),
+                    (regions, result.regions),
+                    (unsorted, result.highest),
+                ):
+                    out.write(rows)
+                tally.add(result)
+            unsorted.close()  # sort merges its runs meanwhile
+            probabilities = tally.probabilities()
+            if calibration is not None:
+                tally.sizes = _write_ranked(unranked, records, tally.sizes, probabilities, workers)
+        _write_highest(highest, outputs.highestscore, tally.quoted)
+    write_part_rows(
+        outputs.part_rows,
+        [(part.records_bytes, part.regions_bytes) for part in tally.sizes],
+        len(_header(RECORD_COLUMNS)),
+        len(_header(REGION_COLUMNS)),
+    )
     _write_summary(
         outputs.summary,
         sample,
-        totals,
+        tally.totals,
         (models, {h5: gate for h5, gate in gates.items() if gate is not None}),
         settings,
         rule,
         region_settings,
-        None if calibration is None else virus_calls,
+        None if calibration is None else probabilities[tally.called_virus()],
     )
     log.info(
-        "%s: %d records, %d called virus, %d regions",
+        "%s: %d records, %d called virus, %d regions (%d workers)",
         sample,
-        totals["records"],
-        totals["call_virus"],
-        totals["regions"],
+        tally.totals["records"],
+        tally.totals["call_virus"],
+        tally.totals["regions"],
+        workers,
     )
 
 
-@dataclass(slots=True)
-class _ScoredChunk:
-    """A chunk with frames: where it is, its best scores (the classifier's text, written as it
-    is, and its value) and its call."""
+class _Tally:
+    """What the parts add up to: the sample's counts, whether some chunk id is quoted in a
+    table, each part's _PartSizes, and each record's virus probability and call (a few bytes a
+    record, for the estimated FDR)."""
 
-    id: str
-    start: int
-    end: int
-    others: str
-    virus: str
-    others_score: float
-    virus_score: float
-    is_virus: bool
+    def __init__(self):
+        self.totals, self.quoted, self.sizes = Counter(), False, []
+        self._probabilities, self._called = [], []
 
-
-def _spare_file(beside):
-    """A nameless temporary file in the folder of the output `beside`, which has room for what
-    the output holds (a /tmp may not), gone when closed or its process killed."""
-    folder = Path(beside).parent
-    return tempfile.TemporaryFile("w+", newline="", encoding="utf-8", dir=folder)
-
-
-def _probabilities(calibration, best_scores):
-    """The calibrated virus probability of each record's best score; NaN where it has no score
-    or the classifier no calibration."""
-    if calibration is None:
-        return np.full(len(best_scores), np.nan)
-    return calibration.apply(best_scores)  # NaN stays NaN
-
-
-def _write_ranked(unranked, records_out, probabilities):
-    """Copy the record rows of `unranked` to `records_out` with each one's virus probability
-    and estimated FDR, which needs the probabilities of all records."""
-    rates = false_discovery_rates(probabilities)
-    unranked.seek(0)
-    out = tsv_writer(records_out)
-    rows = csv.reader(unranked, delimiter="\t")
-    for row, probability, rate in zip(rows, probabilities, rates, strict=True):
-        row[_PROBABILITY], row[_FDR] = _exact(probability), _exact(rate)
-        out.writerow(row)
-
-
-def _exact(value):
-    """A float as its shortest text that reads back as itself; NA for NaN."""
-    return "NA" if math.isnan(value) else repr(float(value))
-
-
-def _record_row(record, scored, reasons, region_count, rule):
-    """A record's row of RECORD_COLUMNS: the scores its call reads, and the call. Its virus
-    probability and estimated FDR are NA until _write_ranked."""
-    if not scored:
-        reason = "; ".join(dict.fromkeys(reasons)) or record.reason
-        summary = (0, "NA", 0, "NA", "NA", "NA", "NA", region_count, "unscored", reason)
-        return (record.record_id, record.length, record.chunks, 0, *summary)
-    best_others = max(scored, key=attrgetter("others_score"))
-    best_virus = max(scored, key=attrgetter("virus_score"))
-    viral = [c for c in scored if c.is_virus]
-    fraction = len(viral) / len(scored)
-    bases = covered_bases((c.start, c.end) for c in viral)
-    call = rule.record_call(
-        best_others.others_score, best_virus.virus_score, fraction, bases, len(scored)
-    )
-    mean = sum(c.virus_score for c in scored) / len(scored)
-    return (
-        record.record_id,
-        record.length,
-        record.chunks,
-        len(scored),
-        len(viral),
-        f"{fraction:.6f}",
-        bases,
-        best_virus.virus,
-        f"{mean:.6f}",
-        "NA",
-        "NA",
-        region_count,
-        call,
-        "",
-    )
-
-
-def _regions(record_id, scored, rule, settings):
-    """Rows of REGION_COLUMNS for the viral regions of a record's scored chunks."""
-    track = [c.virus_score for c in scored]
-    found = []
-    for first, last in viral_segments(track, rule.region_threshold, settings.penalty):
-        chunks = scored[first : last + 1]
-        start, end = chunks[0].start, chunks[-1].end
-        found.append(
-            (
-                f"{record_id}|region_{start}_{end}",
-                record_id,
-                start,
-                end,
-                end - start + 1,
-                chunks[0].id,
-                chunks[-1].id,
-                len(chunks),
-                f"{fmean(track[first : last + 1]):.6f}",
-                max(chunks, key=attrgetter("virus_score")).virus,
-            )
+    def add(self, result):
+        self.totals.update(result.totals)
+        self.quoted |= result.quoted
+        self.sizes.append(
+            _PartSizes(len(result.probabilities), len(result.records), len(result.regions))
         )
-    return found
+        self._probabilities.append(result.probabilities)
+        self._called.append(result.called_virus)
+
+    def probabilities(self):
+        return np.concatenate([np.empty(0), *self._probabilities])
+
+    def called_virus(self):
+        return np.concatenate([np.empty(0, dtype=bool), *self._called])
 
 
-def _frame_scores(chunk, scores):
-    """The score rows of a chunk's kept frames, which come next in frame order."""
-    names = chunk.frames.split(",") if chunk.frames else []
-    rows = list(itertools.islice(scores, len(names)))
-    if [row.frame_id for row in rows] != [chunk.chunk_id + name for name in names]:
-        raise ValueError(f"scores for chunk {chunk.chunk_id} are missing or out of order")
-    return rows
+def _shards(manifest_tsv, embeddings, parts, parts_tsv):
+    """The manifest's shards with their embedding files; DamagedFile unless they are runs of
+    consecutive frames that hold the parts' frames."""
+    rows = _read_manifest(manifest_tsv)
+    if len(rows) != len(embeddings):
+        raise ValueError(
+            f"{manifest_tsv} lists {len(rows)} shards, but the embedding files of "
+            f"{len(embeddings)} were given"
+        )
+    shards, frames = [], 0
+    for row, files in zip(rows, embeddings, strict=True):
+        shard = _Shard(int(row["first_ordinal"]), int(row["frames"]), list(files))
+        if shard.first_ordinal != frames:
+            raise DamagedFile(
+                manifest_tsv, f"{row['shard']} starts at frame {shard.first_ordinal}, not {frames}"
+            )
+        shards.append(shard)
+        frames += shard.frames
+    in_parts = sum(part.frames for part in parts)
+    if frames != in_parts:
+        raise DamagedFile(
+            parts_tsv, f"its parts hold {in_parts} frames, but {manifest_tsv} lists {frames}"
+        )
+    return shards
+
+
+def _tasks(parts, shards, scorer, prepared):
+    """The PartTask of each part, its scores sliced from the shards that hold its frames (a
+    part may straddle two); a shard's scores are held only while parts need them."""
+    held = {}  # shard index: its scores in ordinal order
+    for part in parts:
+        start, end = part.first_ordinal, part.first_ordinal + part.frames
+        needed = [
+            i
+            for i, shard in enumerate(shards)
+            if shard.first_ordinal < end and shard.first_ordinal + shard.frames > start
+        ]
+        for i in set(held) - set(needed):
+            del held[i]  # the parts are in ordinal order: no later one needs it
+        pieces = []
+        for i in needed:
+            shard = shards[i]
+            if i not in held:
+                held[i] = scorer.scores(shard.files, shard.first_ordinal)
+            pieces.append(held[i][max(start - shard.first_ordinal, 0) : end - shard.first_ordinal])
+        scores = np.concatenate(pieces) if pieces else np.empty((0, 2), dtype=np.float32)
+        yield PartTask(part, str(prepared.records), str(prepared.chunks), scores)
+
+
+def _spare_file(folder):
+    """A nameless temporary file in `folder`, which has room for what the outputs there hold
+    (a /tmp may not), gone when closed or its process killed."""
+    return tempfile.TemporaryFile("w+b", dir=folder)
+
+
+def _write_ranked(unranked, records, parts, probabilities, workers):
+    """Copy each part's record rows from `unranked` to `records` with their estimated FDR, in
+    worker processes; `parts`: each part's _PartSizes, returned with the rows' new bytes."""
+    rates = false_discovery_rates(probabilities)
+    ends = np.cumsum([part.records for part in parts], dtype=np.int64)
+    unranked.seek(0)
+    tasks = (
+        (unranked.read(part.records_bytes), rates[end - part.records : end])
+        for part, end in zip(parts, ends, strict=True)
+    )
+    ranked = []
+    for part, rows in zip(parts, ordered_map(_rank, tasks, min(workers, len(parts))), strict=True):
+        records.write(rows)
+        ranked.append(part._replace(records_bytes=len(rows)))
+    return ranked
+
+
+def _rank(task):
+    return rank_records(*task)
+
+
+def _write_highest(sorted_lines, path, quoted):
+    """The original's highest-score table: its header, then the sorted lines, whose ids are
+    quoted as the table's writer quotes them where some id holds a '"' (rare: ids are FASTA
+    header words)."""
+    sorted_lines.seek(0)
+    with atomic_open(path, "wb") as out:
+        out.write(_header(HIGHEST_COLUMNS))
+        if not quoted:
+            shutil.copyfileobj(sorted_lines, out, _COPY_BYTES)
+            return
+        text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+        table = tsv_writer(text)
+        for line in io.TextIOWrapper(sorted_lines, encoding="utf-8", newline=""):
+            table.writerow(line.removesuffix("\n").split("\t"))
+        text.detach()
+
+
+def _header(columns):
+    return ("\t".join(columns) + "\n").encode()
 
 
 def _write_summary(

@@ -7,8 +7,11 @@ import html
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from .atomic import atomic_open
-from .tables import read_tsv, tsv_writer
+from .table_columns import column_blocks
+from .tables import tsv_writer
 
 COUNT_COLUMNS = ("records", "virus", "others", "unscored", "regions")
 
@@ -32,11 +35,15 @@ def tabulate_samples(samples, out_tsv, out_html):
 
 
 def _counts(records_tsv):
+    """COUNT_COLUMNS of a records table, from its call and regions columns alone, read as
+    arrays (table_columns.py): a sample may hold tens of millions of records."""
     counts = Counter()
-    for record in read_tsv(records_tsv):
-        counts["records"] += 1
-        counts[record.call] += 1
-        counts["regions"] += int(record.regions)
+    calls = ("virus", "others", "unscored")
+    for rows in column_blocks(records_tsv, ("call", "regions")):
+        counts["records"] += len(rows)
+        counts["regions"] += int(rows.integers("regions").sum())
+        each = np.bincount(rows.codes("call", calls), minlength=len(calls))
+        counts.update(dict(zip(calls, each.tolist(), strict=True)))
     return [counts[name] for name in COUNT_COLUMNS]
 
 

@@ -100,7 +100,7 @@ def read_lengths(labels_tsv):
 
 def training_matrix(shards, labels_by_frame):
     """The TrainingMatrix of `shards` (each a list of its embedding files, one per model in
-    features order, as classify_shard takes them) labelled from `labels_by_frame` ({frame id:
+    features order, as the aggregation takes them) labelled from `labels_by_frame` ({frame id:
     1 or 0}), which must label every frame.
 
     Two passes over the files: the first reads the frames, so that the second can read each

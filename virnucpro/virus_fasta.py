@@ -1,40 +1,133 @@
 """The viral sequences of a sample as FASTA: every record called virus, whole, and every viral
 region as its own record, named `<record>|region_<start>_<end>` (1-based, inclusive) so that it
 traces back to its record and place; a region that is a whole record written whole is not
-written twice."""
+written twice.
 
+Part by part (parts.py) over worker processes: each reads its part's records from the input
+beside their rows of records.tsv and regions.tsv and formats its share of the output, which the
+main process writes in part order. A plain input is read by the workers at the part's offset; a
+compressed one is decompressed once, in order, by the main process, which hands each part's
+text to its worker."""
+
+import csv
+import functools
+import io
 import itertools
+import operator
+from collections import namedtuple
+from dataclasses import dataclass
+
+from xopen import xopen
 
 from .atomic import atomic_open
-from .fasta import read_records, write_wrapped
-from .tables import read_tsv
+from .compressed import format_of
+from .fasta import Block, block_records, write_wrapped
+from .parallel import ordered_map
+from .parts import read_part_rows, read_parts, read_range
+
+# the columns read of records.tsv and regions.tsv
+_RecordRow = namedtuple("_RecordRow", ("record_id", "length", "best_virus_score", "call"))
+_RegionRow = namedtuple(
+    "_RegionRow",
+    ("region_id", "record_id", "start", "end", "mean_virus_score", "best_virus_score"),
+)
+_Tables = namedtuple("_Tables", ("fasta", "records", "regions"))  # the paths a worker reads
 
 
-def write_virus_fasta(fasta, records_tsv, regions_tsv, out_fna):
-    """Read the sample's FASTA again beside its records table (both in input order)."""
-    regions = itertools.groupby(read_tsv(regions_tsv), key=lambda region: region.record_id)
-    pending = next(regions, None)
-    with atomic_open(out_fna) as handle:
-        for record, row in itertools.zip_longest(read_records(fasta), read_tsv(records_tsv)):
-            if record is None or row is None or record.id != row.record_id:
-                raise ValueError(f"{records_tsv} does not list the records of {fasta} in order")
-            whole = row.call == "virus"
-            if whole:
+@dataclass(frozen=True)
+class _Task:
+    """A part: its records' text (None: to be read from the plain input), the number of its
+    first record in the input, and where its rows lie in records.tsv and regions.tsv
+    (parts.PartRows)."""
+
+    text: bytes | None
+    text_start: int
+    text_end: int
+    first_record: int
+    rows: tuple
+
+
+def write_virus_fasta(fasta, parts_tsv, records_tsv, regions_tsv, part_rows_tsv, out, workers=1):
+    """Read the sample's FASTA again beside its records and regions tables (all in input
+    order): `parts_tsv`, prepare's parts table, gives each part's records in the input;
+    `part_rows_tsv`, the aggregation's, their rows in the two tables. `workers` processes do
+    the work; the output does not depend on their number."""
+    parts = read_parts(parts_tsv)
+    rows = read_part_rows(part_rows_tsv, parts, records_tsv, regions_tsv)
+    tables = _Tables(str(fasta), str(records_tsv), str(regions_tsv))
+    work = functools.partial(_part_fasta, tables, _columns(records_tsv), _columns(regions_tsv))
+    with atomic_open(out, "wb") as handle:
+        for text in ordered_map(work, _tasks(fasta, parts, rows), min(workers, len(parts))):
+            handle.write(text)
+
+
+def _tasks(fasta, parts, rows):
+    fmt = format_of(fasta)
+    # threads=0 decompresses in this process, as fasta.read_blocks does
+    with open(fasta, "rb") if fmt is None else xopen(fasta, "rb", format=fmt, threads=0) as text:
+        first_record = 1
+        for part, row in zip(parts, rows, strict=True):
+            yield _Task(
+                None if fmt is None else text.read(part.text_end - part.text_start),
+                part.text_start,
+                part.text_end,
+                first_record,
+                row,
+            )
+            first_record += part.records
+
+
+def _columns(table):
+    """{column name: index} of a table's header."""
+    with open(table, encoding="utf-8", newline="") as handle:
+        return {name: i for i, name in enumerate(next(csv.reader(handle, delimiter="\t"), []))}
+
+
+def _part_fasta(tables, record_columns, region_columns, task):
+    """The output's bytes for one part (a worker's task)."""
+    fasta = tables.fasta
+    text = task.text if task.text is not None else read_range(fasta, task.text_start, task.text_end)
+    # the line numbers of input errors are not known here; prepare_sample has read this input
+    # whole and raised any, so a record that fails here is from an input changed since
+    block = Block(text, task.text_start, task.first_record, first_line=0)
+    records = block_records(block, fasta)
+    at = task.rows
+    rows = _rows(
+        read_range(tables.records, at.records_start, at.records_end), record_columns, _RecordRow
+    )
+    regions = _rows(
+        read_range(tables.regions, at.regions_start, at.regions_end), region_columns, _RegionRow
+    )
+    out = io.StringIO()
+    pending = 0  # the next region
+    for record, row in itertools.zip_longest(records, rows):
+        if record is None or row is None or record.id != row.record_id:
+            raise ValueError(f"{tables.records} does not list the records of {fasta} in order")
+        whole = row.call == "virus"
+        if whole:
+            header = f"{row.record_id} length={row.length} best_virus_score={row.best_virus_score}"
+            write_wrapped(out, header, record.sequence)
+        while pending < len(regions) and regions[pending].record_id == record.id:
+            region = regions[pending]
+            start, end = int(region.start), int(region.end)
+            if not (whole and (start, end) == (1, len(record.sequence))):
                 header = (
-                    f"{row.record_id} length={row.length} best_virus_score={row.best_virus_score}"
+                    f"{region.region_id} record_length={row.length} "
+                    f"mean_virus_score={region.mean_virus_score} "
+                    f"best_virus_score={region.best_virus_score}"
                 )
-                write_wrapped(handle, header, record.sequence)
-            if pending is not None and pending[0] == record.id:
-                for region in pending[1]:
-                    start, end = int(region.start), int(region.end)
-                    if whole and (start, end) == (1, len(record.sequence)):
-                        continue
-                    header = (
-                        f"{region.region_id} record_length={row.length} "
-                        f"mean_virus_score={region.mean_virus_score} "
-                        f"best_virus_score={region.best_virus_score}"
-                    )
-                    write_wrapped(handle, header, record.sequence[start - 1 : end])
-                pending = next(regions, None)
-    if pending is not None:
-        raise ValueError(f"{regions_tsv} names {pending[0]}, which is not in order in {fasta}")
+                write_wrapped(out, header, record.sequence[start - 1 : end])
+            pending += 1
+    if pending < len(regions):
+        raise ValueError(
+            f"{tables.regions} names {regions[pending].record_id}, which is not in order in {fasta}"
+        )
+    return out.getvalue().encode()
+
+
+def _rows(data, columns, row_type):
+    """A table's rows (bytes) as `row_type`, of the columns of its fields; `columns`, the
+    table's {column: index}."""
+    picked = operator.itemgetter(*(columns[name] for name in row_type._fields))
+    lines = io.StringIO(data.decode(), newline="")
+    return [row_type._make(picked(row)) for row in csv.reader(lines, delimiter="\t")]

@@ -25,6 +25,7 @@ rule aggregate_sample:
             subcategory="{sample}",
             labels={"sample": "{sample}", "table": "summary, models and settings"},
         ),
+        part_rows="results/{sample}/aggregate/part_rows.tsv",
     log:
         "logs/aggregate_sample/{sample}.log",
     benchmark:
@@ -46,12 +47,14 @@ rule write_virus_fasta:
         records="results/{sample}/records.tsv",
         regions="results/{sample}/regions.tsv",
         parts="results/{sample}/prepare/parts.tsv",
+        part_rows="results/{sample}/aggregate/part_rows.tsv",
     output:
         fna="results/{sample}/virus.fna",
     log:
         "logs/write_virus_fasta/{sample}.log",
     benchmark:
         "logs/benchmarks/write_virus_fasta/{sample}.tsv"
-    threads: CPU_STAGE_THREADS
+    # a core left to plot_sample (one thread), which runs beside it
+    threads: max(1, CPU_STAGE_THREADS - 1)
     script:
         "../scripts/write_virus_fasta.py"

@@ -1,6 +1,3 @@
-import tempfile
-from pathlib import Path
-
 from virnucpro.lifeline import end_with_snakemake
 from virnucpro.logs import log_to
 
@@ -9,25 +6,16 @@ end_with_snakemake()
 
 from virnucpro.calling import CallRule  # noqa: E402 - after the log is open
 from virnucpro.damage import removing_damaged_inputs  # noqa: E402
-from virnucpro.predict import classify_shard  # noqa: E402
 from virnucpro.regions import RegionSettings  # noqa: E402
 from virnucpro.report import aggregate_sample  # noqa: E402
 
-# INTERIM until the parallel aggregation lands: classify each shard here, then aggregate
-per_shard = len(snakemake.params.models)
-embeddings = list(snakemake.input.embeddings)
-files = [embeddings[i : i + per_shard] for i in range(0, len(embeddings), per_shard)]
-with removing_damaged_inputs(), tempfile.TemporaryDirectory() as tmp:
-    shards = []
-    for i, shard_files in enumerate(files):
-        scores = Path(tmp) / f"{i}.tsv"
-        classify_shard(shard_files, snakemake.input.classifier, scores, threads=snakemake.threads)
-        shards.append((scores, shard_files))
+per_shard = len(snakemake.params.models)  # embedding files, one per model, shard by shard
+files = list(snakemake.input.embeddings)
+with removing_damaged_inputs():
     aggregate_sample(
         snakemake.wildcards.sample,
-        snakemake.input.records,
-        snakemake.input.chunks,
-        shards,
+        snakemake.input,
+        [files[i : i + per_shard] for i in range(0, len(files), per_shard)],
         snakemake.output,
         {
             "classifier": snakemake.input.classifier,
@@ -36,4 +24,5 @@ with removing_damaged_inputs(), tempfile.TemporaryDirectory() as tmp:
         },
         CallRule(**snakemake.params.calling),
         RegionSettings(**snakemake.params.regions),
+        workers=snakemake.threads,
     )

@@ -1,0 +1,108 @@
+"""A sample's parts: blocks of whole records in input order (prepare.py), the unit of the results
+stages' work. Two tables say where each part's rows lie, so that a worker reads its part alone
+by seeking to it: prepare's parts.tsv (prepare.PART_COLUMNS: its rows of the prepare tables,
+its records in the input's text) and the aggregation's part_rows.tsv (PART_ROWS_COLUMNS: its
+rows of records.tsv and regions.tsv). Both are read here and checked against the tables."""
+
+import os
+from collections import namedtuple
+
+from .atomic import atomic_open
+from .damage import DamagedFile
+from .prepare import PART_COLUMNS
+from .tables import tsv_writer
+
+PART_ROWS_COLUMNS = ("part", "records_start", "records_end", "regions_start", "regions_end")
+Part = namedtuple("Part", PART_COLUMNS)  # byte ranges are [start, end)
+PartRows = namedtuple("PartRows", PART_ROWS_COLUMNS)
+
+
+def read_parts(parts_tsv):
+    """The Parts of prepare's table; DamagedFile unless it is whole and each part starts where
+    the one before it ends (its first frame, its text, its rows)."""
+    parts = _read_ints(parts_tsv, Part)
+    expected = {"first_ordinal": 0, "text_start": 0}
+    for part in parts:
+        found = {name: getattr(part, name) for name in expected}
+        if found != expected:
+            raise DamagedFile(parts_tsv, f"part {part.part} is {found}, where {expected} follow")
+        expected = {
+            "first_ordinal": part.first_ordinal + part.frames,
+            "text_start": part.text_end,
+            "records_start": part.records_end,
+            "chunks_start": part.chunks_end,
+        }
+    return parts
+
+
+def read_part_rows(part_rows_tsv, parts, records_tsv, regions_tsv):
+    """The PartRows of the aggregation's table, one for each of `parts`; DamagedFile unless
+    they follow one another and each table ends where its last part ends."""
+    rows = _read_ints(part_rows_tsv, PartRows)
+    if len(rows) != len(parts):
+        raise DamagedFile(part_rows_tsv, f"it lists {len(rows)} parts, the sample has {len(parts)}")
+    check_ranges(part_rows_tsv, rows, records_tsv, "records")
+    check_ranges(part_rows_tsv, rows, regions_tsv, "regions")
+    return rows
+
+
+def check_ranges(index_tsv, rows, table, prefix):
+    """DamagedFile naming `table` unless the ranges `prefix`_start/_end of the `rows` of
+    `index_tsv` follow one another from the end of its header to its end."""
+    start, end = f"{prefix}_start", f"{prefix}_end"
+    at = _header_bytes(table)
+    for row in rows:
+        if getattr(row, start) != at:
+            raise DamagedFile(
+                table, f"{index_tsv} gives rows from byte {getattr(row, start)}, not {at}"
+            )
+        at = getattr(row, end)
+    size = os.path.getsize(table)
+    if size != at:
+        raise DamagedFile(table, f"it holds {size} bytes, but {index_tsv} gives its rows {at}")
+
+
+def write_part_rows(path, sizes, records_header, regions_header):
+    """The aggregation's table: `sizes` gives the bytes of each part's rows of records.tsv and
+    regions.tsv, `records_header` and `regions_header` the bytes of those tables' headers."""
+    with atomic_open(path) as handle:
+        table = tsv_writer(handle)
+        table.writerow(PART_ROWS_COLUMNS)
+        records_at, regions_at = records_header, regions_header
+        for number, (records, regions) in enumerate(sizes):
+            table.writerow(
+                (number, records_at, records_at + records, regions_at, regions_at + regions)
+            )
+            records_at += records
+            regions_at += regions
+
+
+def _read_ints(path, row_type):
+    """The rows of a table of integers whose header is row_type's fields, numbered from 0;
+    DamagedFile unless it is so, every row whole."""
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().split("\n")
+    try:
+        if lines[0] != "\t".join(row_type._fields) or lines[-1] != "":
+            raise ValueError("the header or the last row is incomplete")
+        rows = [row_type(*map(int, line.split("\t"))) for line in lines[1:-1]]
+        if [row.part for row in rows] != list(range(len(rows))):
+            raise ValueError("its parts are not numbered 0, 1, ...")
+    except (ValueError, TypeError) as error:
+        raise DamagedFile(path, f"it is not a table of {row_type._fields} ({error})") from None
+    return rows
+
+
+def _header_bytes(table):
+    with open(table, "rb") as handle:
+        return len(handle.readline())
+
+
+def read_range(path, start, end):
+    """Bytes [start, end) of a file."""
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        data = handle.read(end - start)
+    if len(data) != end - start:
+        raise DamagedFile(path, f"it ends before byte {end}")
+    return data
