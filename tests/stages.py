@@ -61,7 +61,7 @@ def prepared_by_hand(directory, records, chunks, scores, classifier, part_record
             at = len(texts[name].encode())
             texts[name] += _rows_text(rows)
             row += [at, len(texts[name].encode())]
-        parts.append((*row, 0, 0))
+        parts.append((*row, 0, 0, 1))
         frames, next_chunk = frames + n_frames, next_chunk + n_chunks
     paths.records.write_text(texts["records"])
     paths.chunks.write_text(texts["chunks"])
@@ -93,7 +93,7 @@ def part_rows_by_hand(fasta, records_tsv, regions_tsv, directory):
     records = Path(records_tsv).read_text().count("\n") - 1
     text = len(Path(fasta).read_bytes())
     parts = table(
-        directory / "parts.tsv", PART_COLUMNS, [(0, records, 0, 0, 0, 0, 0, 0, 0, 0, text)]
+        directory / "parts.tsv", PART_COLUMNS, [(0, records, 0, 0, 0, 0, 0, 0, 0, 0, text, 1)]
     )
     rows = [(0, header[records_tsv], size[records_tsv], header[regions_tsv], size[regions_tsv])]
     return parts, table(directory / "part_rows.tsv", PART_ROWS_COLUMNS, rows)

@@ -44,6 +44,7 @@ PART_COLUMNS = (
     "chunks_end",
     "text_start",  # ... of its records in the input's (decompressed) text
     "text_end",
+    "first_line",  # the line of the input its text starts on, for errors found by line
 )
 # the original's intermediate files, written where asked for (output.keep_intermediate)
 INTERMEDIATES = ("chunks_fa", "nucleotide_fa", "protein_faa")
@@ -61,6 +62,7 @@ class _Prepared:
     n_chunks: int
     text_start: int  # the block's bytes in the input's text
     text_end: int
+    first_line: int
     residues: np.ndarray  # of each kept frame's protein
     bases: np.ndarray  # of each kept frame's nucleotides
     id_hashes: np.ndarray  # uint64, of each record id, for the check for duplicates
@@ -109,6 +111,7 @@ def prepare_sample(fasta, chunk_size, mode, models, n_shards, outputs, workers=1
                     chunks.tell() + len(prepared.chunks),
                     prepared.text_start,
                     prepared.text_end,
+                    prepared.first_line,
                 )
             )
             records.write(prepared.records)
@@ -187,6 +190,7 @@ def _prepare_block(fasta, chunk_size, mode, keep, block):
         n_chunks,
         block.start,
         block.end,
+        block.first_line,
         np.array(residues, dtype=np.int32),
         np.array(bases, dtype=np.int32),
         _id_hashes(ids),

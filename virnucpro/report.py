@@ -36,7 +36,7 @@ from .part_calls import (
 )
 from .parts import check_ranges, read_parts, write_part_rows
 from .predict import ShardScorer
-from .sharding import _read_manifest
+from .sharding import read_manifest
 from .tables import tsv_writer
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ class _Tally:
 def _shards(manifest_tsv, embeddings, parts, parts_tsv):
     """The manifest's shards with their embedding files; DamagedFile unless they are runs of
     consecutive frames that hold the parts' frames."""
-    rows = _read_manifest(manifest_tsv)
+    rows = read_manifest(manifest_tsv)
     if len(rows) != len(embeddings):
         raise ValueError(
             f"{manifest_tsv} lists {len(rows)} shards, but the embedding files of "

@@ -168,7 +168,7 @@ def read_shard(frames_tsv, manifest_tsv, name):
 def shard_entry(frames_tsv, manifest_tsv, name):
     """The manifest's row of shard `name` as {column: text}. DamagedFile if the table or its
     manifest is not whole: the table ends where the manifest's last shard ends."""
-    shards = _read_manifest(manifest_tsv)
+    shards = read_manifest(manifest_tsv)
     size, end = os.path.getsize(frames_tsv), int(shards[-1]["end_byte"])
     if size < end:
         raise DamagedFile(
@@ -221,7 +221,7 @@ def shard_blocks(frames_tsv, manifest_tsv, name, columns=("ordinal", *FRAME_COLU
         )
 
 
-def _read_manifest(manifest_tsv):
+def read_manifest(manifest_tsv):
     """The manifest's rows as {column: text}; DamagedFile unless it holds its header and at
     least one row, every row whole."""
     with open(manifest_tsv, encoding="utf-8", newline="") as handle:

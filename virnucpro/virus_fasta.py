@@ -36,14 +36,15 @@ _Tables = namedtuple("_Tables", ("fasta", "records", "regions"))  # the paths a 
 
 @dataclass(frozen=True)
 class _Task:
-    """A part: its records' text (None: to be read from the plain input), the number of its
-    first record in the input, and where its rows lie in records.tsv and regions.tsv
+    """A part: its records' text (None: to be read from the plain input), the numbers of its
+    first record and line in the input, and where its rows lie in records.tsv and regions.tsv
     (parts.PartRows)."""
 
     text: bytes | None
     text_start: int
     text_end: int
     first_record: int
+    first_line: int
     rows: tuple
 
 
@@ -72,6 +73,7 @@ def _tasks(fasta, parts, rows):
                 part.text_start,
                 part.text_end,
                 first_record,
+                part.first_line,
                 row,
             )
             first_record += part.records
@@ -87,9 +89,7 @@ def _part_fasta(tables, record_columns, region_columns, task):
     """The output's bytes for one part (a worker's task)."""
     fasta = tables.fasta
     text = task.text if task.text is not None else read_range(fasta, task.text_start, task.text_end)
-    # the line numbers of input errors are not known here; prepare_sample has read this input
-    # whole and raised any, so a record that fails here is from an input changed since
-    block = Block(text, task.text_start, task.first_record, first_line=0)
+    block = Block(text, task.text_start, task.first_record, task.first_line)
     records = block_records(block, fasta)
     at = task.rows
     rows = _rows(
