@@ -151,15 +151,17 @@ def vector_width(configs, kinds):
     return sum(widths[kind] for kind in kinds)
 
 
-def check_disk(workdir, name, n, width):
+def check_disk(workdir, name, n, width, value_bytes):
     """Stop before a scenario whose sample and results the disk cannot hold: its embeddings
-    (float32 vectors, as virnucpro.h5store writes them) and what else a read leaves on disk."""
-    needed = n * (FRAMES_PER_READ * width * 4 + BYTES_PER_READ)
+    (vectors of `value_bytes` a value: float16 where a GPU job computes in fp16 or FP8,
+    float32 on the CPU, as virnucpro.embed stores them) and what else a read leaves on disk."""
+    needed = n * (FRAMES_PER_READ * width * value_bytes + BYTES_PER_READ)
     free = shutil.disk_usage(workdir).free
     if needed > free:
         raise SystemExit(
             f"{name}: {n:,} reads need about {needed / 1e9:.0f} GB ({FRAMES_PER_READ} frames a "
-            f"read, {width} float32 features each, {BYTES_PER_READ} bytes a read beside), "
+            f"read, {width} features of {value_bytes} bytes each, {BYTES_PER_READ} bytes a read "
+            "beside), "
             f"{free / 1e9:.0f} GB are free under {workdir}: free some (the ESM-2 checkpoint in "
             "--workdir is 5.6 GB), give a --workdir on a larger disk, or pass --no-disk-check"
         )
@@ -193,7 +195,8 @@ def measure(args, name, models):
     """Run one scenario cold and describe it; saved before and after its FLOPs are counted."""
     scenario, n = SCENARIOS[name], reads_of(args, name)
     if not args.no_disk_check:
-        check_disk(args.workdir, name, n, vector_width(models.configs, scenario.models))
+        width = vector_width(models.configs, scenario.models)
+        check_disk(args.workdir, name, n, width, 4 if args.tiny else 2)
     fasta, written_s = sample_fasta(args, n)
     run = args.workdir / f"run-{name}"
     row = {"sample": name, "fasta": fasta, "chunk_size": scenario.chunk_size, "chunking": "overlap"}

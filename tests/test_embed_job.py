@@ -5,6 +5,7 @@ the warm-up's batch of filler reaching the compiled layer code in a real batch's
 
 import logging
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -18,7 +19,7 @@ from virnucpro.frames import stored_bases
 from virnucpro.h5store import embedding_writer, open_embeddings, read_embeddings
 from virnucpro.models import dnabert_s, esm2
 from virnucpro.models.classifier import load_classifier
-from virnucpro.predict import classify_shard
+from virnucpro.predict import SCORED_WITH, ShardScorer
 from virnucpro.sharding import read_shard, shard_entry
 from virnucpro.tables import read_tsv
 from virnucpro.train_run import training_matrix
@@ -194,13 +195,13 @@ def test_an_fp16_job_stores_float16_and_scores_the_values_it_stores(
     assert read_embeddings(h5["esm2"])[2].dtype == np.float32
     np.testing.assert_array_equal(read_embeddings(h5["esm2"])[2], stored.astype(np.float32))
 
-    # the classification stage and a training run read float16 files as float32
-    classify_shard(list(h5.values()), classifier, tmp_path / "job.tsv")
-    from_job = (tmp_path / "job.tsv").read_bytes()
-    with open_embeddings(h5["esm2"]) as protein:
-        digest = protein.attrs["scores_classifier_sha256"]
-    classify_shard(list(h5.values()), classifier, tmp_path / "here.tsv", threads=1)
-    assert (tmp_path / "here.tsv").read_bytes() == from_job and digest
+    # the classification (the job's scores, and those computed from the float16 vectors as
+    # for another classifier) and a training run read float16 files as float32
+    files, first = list(h5.values()), int(ordinals.min())
+    from_job = ShardScorer(classifier).scores(files, first)
+    with h5py.File(h5["esm2"], "a") as protein:
+        protein.attrs[SCORED_WITH] = "0" * 64
+    np.testing.assert_array_equal(ShardScorer(classifier, threads=1).scores(files, first), from_job)
     ids = read_embeddings(h5["esm2"])[1]
     matrix = training_matrix([list(h5.values())], dict.fromkeys(ids, 1))
     rows = np.argsort(read_embeddings(h5["esm2"])[0], kind="stable")
