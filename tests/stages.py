@@ -12,15 +12,14 @@ from virnucpro.calling import CallRule
 from virnucpro.embed import embed_shard
 from virnucpro.h5store import embedding_writer
 from virnucpro.models.classifier_header import EMBEDDING_MODELS
-from virnucpro.parts import PART_ROWS_COLUMNS
-from virnucpro.plots import plot_sample
+from virnucpro.parts import PartRows
 from virnucpro.predict import SCORED_WITH, classifier_digest
 from virnucpro.prepare import CHUNK_COLUMNS, PART_COLUMNS, RECORD_COLUMNS, prepare_sample
 from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample
+from virnucpro.sample_outputs import write_sample_outputs
 from virnucpro.sharding import MANIFEST_COLUMNS, frame_row, frame_table, shard_name
 from virnucpro.tables import tsv_writer
-from virnucpro.virus_fasta import write_virus_fasta
 
 
 def table(path, header, rows):
@@ -86,8 +85,8 @@ def prepared_by_hand(directory, records, chunks, scores, classifier, part_record
 
 
 def part_rows_by_hand(fasta, records_tsv, regions_tsv, directory):
-    """A parts table of one part holding every record of `fasta`, and the aggregation's table
-    of where its rows lie in hand-written records and regions tables, for write_virus_fasta."""
+    """A parts table of one part holding every record of `fasta`, and where that part's rows
+    lie in hand-written records and regions tables (parts.PartRows), for write_virus_fasta."""
     size = {path: len(Path(path).read_bytes()) for path in (records_tsv, regions_tsv)}
     header = {path: len(Path(path).read_bytes().split(b"\n")[0]) + 1 for path in size}
     records = Path(records_tsv).read_text().count("\n") - 1
@@ -95,8 +94,10 @@ def part_rows_by_hand(fasta, records_tsv, regions_tsv, directory):
     parts = table(
         directory / "parts.tsv", PART_COLUMNS, [(0, records, 0, 0, 0, 0, 0, 0, 0, 0, text, 1)]
     )
-    rows = [(0, header[records_tsv], size[records_tsv], header[regions_tsv], size[regions_tsv])]
-    return parts, table(directory / "part_rows.tsv", PART_ROWS_COLUMNS, rows)
+    rows = PartRows(
+        0, header[records_tsv], size[records_tsv], header[regions_tsv], size[regions_tsv]
+    )
+    return parts, [rows]
 
 
 def sample_outputs(out):
@@ -108,7 +109,10 @@ def sample_outputs(out):
         chunks=out / "chunks.tsv",
         regions=out / "regions.tsv",
         summary=out / "summary.txt",
-        part_rows=out / "aggregate" / "part_rows.tsv",
+        fna=out / "virus.fna",
+        distribution=out / "plots" / "distribution.svg",
+        length=out / "plots" / "length.svg",
+        tracks=out / "plots" / "tracks.svg",
     )
 
 
@@ -153,7 +157,7 @@ def run_sample(fasta, models, out, chunk_size=500, mode="overlap", shards=2, wor
         embed_shard(paths.frames, paths.manifest, n, h5, models, "cpu", classifier_path=classifier)
         embeddings.append([h5["dnabert_s"], h5["esm2"]])
     outputs = sample_outputs(out)
-    aggregate_sample(
+    rows = aggregate_sample(
         "test",
         paths,
         embeddings,
@@ -163,16 +167,6 @@ def run_sample(fasta, models, out, chunk_size=500, mode="overlap", shards=2, wor
         RegionSettings(),
         workers=workers,
     )
-    write_virus_fasta(
-        fasta,
-        paths.parts,
-        outputs.records,
-        outputs.regions,
-        outputs.part_rows,
-        out / "virus.fna",
-        workers=workers,
-    )
-    plots = [out / "plots" / f"{name}.svg" for name in ("distribution", "length", "tracks")]
     threshold = CallRule().region_threshold
-    plot_sample("test", outputs.records, outputs.chunks, outputs.regions, threshold, *plots)
+    write_sample_outputs("test", fasta, paths.parts, outputs, rows, threshold, outputs, workers)
     return out

@@ -33,8 +33,6 @@ RULES = {
     "prepare_sample",
     "embed_shard",
     "aggregate_sample",
-    "write_virus_fasta",
-    "plot_sample",
     "tabulate_samples",
 }
 

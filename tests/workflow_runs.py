@@ -26,15 +26,10 @@ def planned(cwd, *args, config=DEMO):
 
 
 def aggregation(*samples):
-    """The jobs of the samples' aggregation and all that follows it (their viral FASTA, their
-    plots and the one table of all samples), sorted as a dry run's plan is here."""
+    """The jobs of the samples' aggregation (which also writes their viral FASTA and plots)
+    and the one table of all samples, sorted as a dry run's plan is here."""
     jobs = [("tabulate_samples", "results/samples.tsv")]
-    for sample in samples:
-        jobs += [
-            ("aggregate_sample", f"results/{sample}/prediction_results.txt"),
-            ("plot_sample", f"results/{sample}/plots/score_distribution.svg"),
-            ("write_virus_fasta", f"results/{sample}/virus.fna"),
-        ]
+    jobs += [("aggregate_sample", f"results/{sample}/prediction_results.txt") for sample in samples]
     return jobs
 
 

@@ -1,20 +1,19 @@
 """A sample's parts: blocks of whole records in input order (prepare.py), the unit of the results
-stages' work. Two tables say where each part's rows lie, so that a worker reads its part alone
-by seeking to it: prepare's parts.tsv (prepare.PART_COLUMNS: its rows of the prepare tables,
-its records in the input's text) and the aggregation's part_rows.tsv (PART_ROWS_COLUMNS: its
-rows of records.tsv and regions.tsv). Both are read here and checked against the tables."""
+stages' work. Where each part's rows lie, so that a worker reads its part alone by seeking to
+it: prepare's parts.tsv (prepare.PART_COLUMNS: its rows of the prepare tables, its records in
+the input's text), read here and checked against the tables, and the aggregation's PartRows
+(its rows of records.tsv and regions.tsv), which the viral FASTA of the same job takes."""
 
 import os
 from collections import namedtuple
 
-from .atomic import atomic_open
 from .damage import DamagedFile
 from .prepare import PART_COLUMNS
-from .tables import tsv_writer
 
-PART_ROWS_COLUMNS = ("part", "records_start", "records_end", "regions_start", "regions_end")
 Part = namedtuple("Part", PART_COLUMNS)  # byte ranges are [start, end)
-PartRows = namedtuple("PartRows", PART_ROWS_COLUMNS)
+PartRows = namedtuple(
+    "PartRows", ("part", "records_start", "records_end", "regions_start", "regions_end")
+)
 
 
 def read_parts(parts_tsv):
@@ -35,15 +34,13 @@ def read_parts(parts_tsv):
     return parts
 
 
-def read_part_rows(part_rows_tsv, parts, records_tsv, regions_tsv):
-    """The PartRows of the aggregation's table, one for each of `parts`; DamagedFile unless
-    they follow one another and each table ends where its last part ends."""
-    rows = _read_ints(part_rows_tsv, PartRows)
+def check_part_rows(rows, parts, records_tsv, regions_tsv):
+    """DamagedFile unless the aggregation's PartRows, one for each of `parts`, follow one
+    another and each table ends where its last part ends."""
     if len(rows) != len(parts):
-        raise DamagedFile(part_rows_tsv, f"it lists {len(rows)} parts, the sample has {len(parts)}")
-    check_ranges(part_rows_tsv, rows, records_tsv, "records")
-    check_ranges(part_rows_tsv, rows, regions_tsv, "regions")
-    return rows
+        raise ValueError(f"rows of {len(rows)} parts for a sample of {len(parts)}")
+    check_ranges("the aggregation", rows, records_tsv, "records")
+    check_ranges("the aggregation", rows, regions_tsv, "regions")
 
 
 def check_ranges(index_tsv, rows, table, prefix):
@@ -62,19 +59,18 @@ def check_ranges(index_tsv, rows, table, prefix):
         raise DamagedFile(table, f"it holds {size} bytes, but {index_tsv} gives its rows {at}")
 
 
-def write_part_rows(path, sizes, records_header, regions_header):
-    """The aggregation's table: `sizes` gives the bytes of each part's rows of records.tsv and
-    regions.tsv, `records_header` and `regions_header` the bytes of those tables' headers."""
-    with atomic_open(path) as handle:
-        table = tsv_writer(handle)
-        table.writerow(PART_ROWS_COLUMNS)
-        records_at, regions_at = records_header, regions_header
-        for number, (records, regions) in enumerate(sizes):
-            table.writerow(
-                (number, records_at, records_at + records, regions_at, regions_at + regions)
-            )
-            records_at += records
-            regions_at += regions
+def part_rows(sizes, records_header, regions_header):
+    """The PartRows of the aggregation's tables: `sizes` gives the bytes of each part's rows
+    of records.tsv and regions.tsv, `records_header` and `regions_header` the bytes of those
+    tables' headers."""
+    rows, records_at, regions_at = [], records_header, regions_header
+    for number, (records, regions) in enumerate(sizes):
+        rows.append(
+            PartRows(number, records_at, records_at + records, regions_at, regions_at + regions)
+        )
+        records_at += records
+        regions_at += regions
+    return rows
 
 
 def _read_ints(path, row_type):

@@ -34,7 +34,7 @@ from .part_calls import (
     call_part,
     rank_records,
 )
-from .parts import check_ranges, read_parts, write_part_rows
+from .parts import check_ranges, part_rows, read_parts
 from .predict import ShardScorer
 from .sharding import read_manifest
 from .tables import tsv_writer
@@ -56,12 +56,13 @@ def aggregate_sample(
     shards' .manifest; `embeddings`: the embedding files of each shard of the manifest, in its
     order, one per model in features order, which are checked whole (and a damaged one named)
     before anything is written; `outputs`: the paths .predictions, .highestscore, .records,
-    .chunks, .regions, .summary and .part_rows (parts.PART_ROWS_COLUMNS, for the viral FASTA);
+    .chunks, .regions and .summary;
     `settings` names what the calls were made with: {classifier, chunk_size, chunking}, the
     classifier's calibration (where it holds one) giving each record's virus probability;
     `rule`: a calling.CallRule; `region_settings`: a regions.RegionSettings. `workers`
     processes do the work (and as many threads score embeddings where the stored scores are
-    of another classifier); the outputs do not depend on their number."""
+    of another classifier); the outputs do not depend on their number. Returns where each
+    part's rows lie in records.tsv and regions.tsv (parts.PartRows), for the viral FASTA."""
     calibration = classifier_calibration(settings["classifier"])
     parts = read_parts(prepared.parts)
     check_ranges(prepared.parts, parts, prepared.records, "records")
@@ -116,8 +117,7 @@ def aggregate_sample(
             if calibration is not None:
                 tally.sizes = _write_ranked(unranked, records, tally.sizes, probabilities, workers)
         _write_highest(highest, outputs.highestscore, tally.quoted)
-    write_part_rows(
-        outputs.part_rows,
+    rows = part_rows(
         [(part.records_bytes, part.regions_bytes) for part in tally.sizes],
         len(_header(RECORD_COLUMNS)),
         len(_header(REGION_COLUMNS)),
@@ -140,6 +140,7 @@ def aggregate_sample(
         tally.totals["regions"],
         workers,
     )
+    return rows
 
 
 class _Tally:

@@ -23,7 +23,7 @@ from .atomic import atomic_open
 from .compressed import format_of
 from .fasta import Block, block_records, write_wrapped
 from .parallel import ordered_map
-from .parts import read_part_rows, read_parts, read_range
+from .parts import check_part_rows, read_parts, read_range
 
 # the columns read of records.tsv and regions.tsv
 _RecordRow = namedtuple("_RecordRow", ("record_id", "length", "best_virus_score", "call"))
@@ -48,13 +48,13 @@ class _Task:
     rows: tuple
 
 
-def write_virus_fasta(fasta, parts_tsv, records_tsv, regions_tsv, part_rows_tsv, out, workers=1):
+def write_virus_fasta(fasta, parts_tsv, records_tsv, regions_tsv, rows, out, workers=1):
     """Read the sample's FASTA again beside its records and regions tables (all in input
-    order): `parts_tsv`, prepare's parts table, gives each part's records in the input;
-    `part_rows_tsv`, the aggregation's, their rows in the two tables. `workers` processes do
-    the work; the output does not depend on their number."""
+    order): `parts_tsv`, prepare's parts table, gives each part's records in the input; `rows`,
+    the aggregation's parts.PartRows, their rows in the two tables. `workers` processes do the
+    work; the output does not depend on their number."""
     parts = read_parts(parts_tsv)
-    rows = read_part_rows(part_rows_tsv, parts, records_tsv, regions_tsv)
+    check_part_rows(rows, parts, records_tsv, regions_tsv)
     tables = _Tables(str(fasta), str(records_tsv), str(regions_tsv))
     work = functools.partial(_part_fasta, tables, _columns(records_tsv), _columns(regions_tsv))
     with atomic_open(out, "wb") as handle:

@@ -5,7 +5,6 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from virnucpro.calling import CallRule
 from virnucpro.classifier_choice import (
     TRAINED_CLASSIFIER,
     check_chunk_size,

@@ -1,5 +1,8 @@
+# The calls of a sample's records, chunks and frames, and what is written of them: the tables,
+# the viral sequences and the figures, in one job (virnucpro.report, virnucpro.sample_outputs).
 rule aggregate_sample:
     input:
+        fasta=sample_fasta,
         records="results/{sample}/prepare/input_records.tsv",
         chunks="results/{sample}/prepare/chunk_frames.tsv",
         parts="results/{sample}/prepare/parts.tsv",
@@ -25,7 +28,28 @@ rule aggregate_sample:
             subcategory="{sample}",
             labels={"sample": "{sample}", "table": "summary, models and settings"},
         ),
-        part_rows="results/{sample}/aggregate/part_rows.tsv",
+        fna="results/{sample}/virus.fna",
+        distribution=report(
+            "results/{sample}/plots/score_distribution.svg",
+            caption="../report/score_distribution.rst",
+            category="Plots",
+            subcategory="{sample}",
+            labels={"sample": "{sample}", "figure": "score distribution by call"},
+        ),
+        length=report(
+            "results/{sample}/plots/length_vs_score.svg",
+            caption="../report/length_vs_score.rst",
+            category="Plots",
+            subcategory="{sample}",
+            labels={"sample": "{sample}", "figure": "record length against score"},
+        ),
+        tracks=report(
+            "results/{sample}/plots/score_tracks.svg",
+            caption="../report/score_tracks.rst",
+            category="Plots",
+            subcategory="{sample}",
+            labels={"sample": "{sample}", "figure": "chunk score tracks"},
+        ),
     log:
         "logs/aggregate_sample/{sample}.log",
     benchmark:
@@ -39,22 +63,3 @@ rule aggregate_sample:
         regions=config["regions"],
     script:
         "../scripts/aggregate_sample.py"
-
-
-rule write_virus_fasta:
-    input:
-        fasta=sample_fasta,
-        records="results/{sample}/records.tsv",
-        regions="results/{sample}/regions.tsv",
-        parts="results/{sample}/prepare/parts.tsv",
-        part_rows="results/{sample}/aggregate/part_rows.tsv",
-    output:
-        fna="results/{sample}/virus.fna",
-    log:
-        "logs/write_virus_fasta/{sample}.log",
-    benchmark:
-        "logs/benchmarks/write_virus_fasta/{sample}.tsv"
-    # a core left to plot_sample (one thread), which runs beside it
-    threads: max(1, CPU_STAGE_THREADS - 1)
-    script:
-        "../scripts/write_virus_fasta.py"

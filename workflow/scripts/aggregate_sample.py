@@ -8,11 +8,13 @@ from virnucpro.calling import CallRule  # noqa: E402 - after the log is open
 from virnucpro.damage import removing_damaged_inputs  # noqa: E402
 from virnucpro.regions import RegionSettings  # noqa: E402
 from virnucpro.report import aggregate_sample  # noqa: E402
+from virnucpro.sample_outputs import write_sample_outputs  # noqa: E402
 
+rule = CallRule(**snakemake.params.calling)
 per_shard = len(snakemake.params.models)  # embedding files, one per model, shard by shard
 files = list(snakemake.input.embeddings)
 with removing_damaged_inputs():
-    aggregate_sample(
+    rows = aggregate_sample(
         snakemake.wildcards.sample,
         snakemake.input,
         [files[i : i + per_shard] for i in range(0, len(files), per_shard)],
@@ -22,7 +24,17 @@ with removing_damaged_inputs():
             "chunk_size": snakemake.params.chunk_size,
             "chunking": snakemake.params.chunking,
         },
-        CallRule(**snakemake.params.calling),
+        rule,
         RegionSettings(**snakemake.params.regions),
+        workers=snakemake.threads,
+    )
+    write_sample_outputs(
+        snakemake.wildcards.sample,
+        snakemake.input.fasta,
+        snakemake.input.parts,
+        snakemake.output,
+        rows,
+        rule.region_threshold,
+        snakemake.output,
         workers=snakemake.threads,
     )

@@ -1,0 +1,42 @@
+"""A sample's calls written out once aggregated: its viral sequences as FASTA and its three
+figures, made side by side in the aggregation's job (the figures in a process of their own while
+the FASTA's workers read the input again), so that a sample pays one job's start for its
+results, not three, and a run of many samples plans a third fewer jobs."""
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+from .lifeline import end_with
+from .plots import plot_sample
+from .virus_fasta import write_virus_fasta
+
+
+def write_sample_outputs(sample, fasta, parts_tsv, tables, rows, threshold, outputs, workers=1):
+    """`tables`: the aggregation's .records, .chunks and .regions, `rows` where each part's rows
+    lie in them (what report.aggregate_sample returns); `threshold`: the virus score above
+    which a chunk is viral (calling.CallRule.region_threshold); `outputs`: the paths .fna
+    (virus_fasta.write_virus_fasta) and .distribution, .length and .tracks (plots.plot_sample).
+    `workers` processes in all."""
+    lifeline = (os.getpid(), "the process that started this worker")
+    with ProcessPoolExecutor(1, initializer=end_with, initargs=lifeline) as figures:
+        drawn = figures.submit(
+            plot_sample,
+            sample,
+            tables.records,
+            tables.chunks,
+            tables.regions,
+            threshold,
+            outputs.distribution,
+            outputs.length,
+            outputs.tracks,
+        )
+        write_virus_fasta(
+            fasta,
+            parts_tsv,
+            tables.records,
+            tables.regions,
+            rows,
+            outputs.fna,
+            workers=max(1, workers - 1),
+        )
+        drawn.result()
