@@ -45,6 +45,8 @@ class RecordingLease:
     """A lease free at the job's start or not, which records in `events` when it is tried,
     taken and released, and whether the job's `outputs` existed (were finished) at release."""
 
+    devices = ["0"]  # a GPU's: the job imports the compiler in its CPU phase
+
     def __init__(self, free, events, outputs):
         self.free, self.events, self.outputs, self.held = free, events, outputs, False
 

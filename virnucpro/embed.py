@@ -147,7 +147,10 @@ def embed_shard(
     try:
         with ExitStack() as files, ThreadPoolExecutor(6, thread_name_prefix="embed") as pool:
             read = {kind: pool.submit(ENCODERS[kind].read, model_paths[kind]) for kind in kinds}
-            compiler = pool.submit(importlib.import_module, COMPILER)
+            # on the CPU nothing is compiled (models.compile): its import would only cost time
+            compiler = (
+                pool.submit(importlib.import_module, COMPILER) if _on_gpu(job, lease) else None
+            )
             classifier = pool.submit(_classifier, classifier_path)
             entry = shard_entry(frames_tsv, manifest_tsv, shard)
             started = None
@@ -162,7 +165,8 @@ def embed_shard(
                 writer = embedding_writer(outputs[kind], file_ordinals, file_ids)
                 out[kind] = files.enter_context(writer)
             del file_ids  # in the files now
-            compiler.result()
+            if compiler is not None:
+                compiler.result()
             encoders = {kind: future.result() for kind, future in read.items()}
             _mark("CPU phase done", job)
 
@@ -263,6 +267,14 @@ def _read_shard(frames_tsv, manifest_tsv, shard, kinds, model_paths, job):
     sample = np.argsort(ordinals, kind="stable")[: job.fp8_gate.frames]
     data = _Shard(ordinals, tokens, in_file_order, row_of, sample)
     return data, [frame_ids[i] for i in in_file_order]
+
+
+def _on_gpu(job, lease):
+    """Whether the job will compute on a GPU, told without a CUDA call: `cuda` asked for, or
+    `auto` with a device to lease or one granted (SLURM's CUDA_VISIBLE_DEVICES)."""
+    if job.device != "auto":
+        return job.device == "cuda"
+    return bool(lease.devices or os.environ.get("CUDA_VISIBLE_DEVICES", "").strip())
 
 
 def _start_gpu(job):

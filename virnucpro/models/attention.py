@@ -18,6 +18,8 @@ little whatever their number; the dense kernels leave them out and give them zer
 row ever attends to a filler row.
 """
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -25,19 +27,28 @@ try:
     from flash_attn import flash_attn_varlen_func
 except ImportError:  # an optional accelerator
     flash_attn_varlen_func = None
-try:
-    from torch.nn.attention.varlen import varlen_attn
-except ImportError:  # PyTorch before 2.9
-    varlen_attn = None
 
 HALF = (torch.float16, torch.bfloat16)
 FILLER_LENGTH = 64  # rows of one filler sequence: attention over fillers stays linear in rows
 
 
+@functools.cache
+def varlen_attn():
+    """PyTorch's variable-length attention, None before PyTorch 2.9. Imported when a GPU first
+    asks for it: its module imports the compiler's tracer, a second of every job's start where
+    nothing uses it (the CPU)."""
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:
+        return None
+    return varlen_attn
+
+
 def is_packed(device_type, dtype, alibi=False):
     """Whether `rows_for` gives the packed layout on this device, dtype and bias."""
-    varlen_kernel = flash_attn_varlen_func is not None or (not alibi and varlen_attn is not None)
-    return device_type == "cuda" and dtype in HALF and varlen_kernel
+    if device_type != "cuda" or dtype not in HALF:
+        return False
+    return flash_attn_varlen_func is not None or (not alibi and varlen_attn() is not None)
 
 
 def padded_length(length):
@@ -87,7 +98,7 @@ class PackedRows:
             )
         if self.uniform:
             return _dense_sdpa(q, k, v, self.batch.n_seqs, self.batch.max_seqlen, scale)
-        return varlen_attn(q, k, v, cu, cu, length, length, scale=scale)
+        return varlen_attn()(q, k, v, cu, cu, length, length, scale=scale)
 
 
 class PaddedRows:
