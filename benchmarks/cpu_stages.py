@@ -104,7 +104,8 @@ def stage(name, run, workers):
 
 
 def measured(name, run, workers):
-    """Run a stage in a process of its own: {wall_s, cpu_s, peak_gb} of it and its workers."""
+    """Run a stage in a process of its own: {wall_s, cpu_s, peak_gb} of it and its workers, and
+    main_cpu_s, its own process's (the part that does not spread over the workers)."""
     command = [sys.executable, __file__, "--stage", name, "--run", str(run)]
     started = time.perf_counter()
     child = subprocess.Popen([*command, "--workers", str(workers)], stdout=subprocess.PIPE)
@@ -131,6 +132,7 @@ def measured(name, run, workers):
     return {
         "wall_s": round(wall, 2),
         "cpu_s": round(sum(cpu.values()), 1),
+        "main_cpu_s": round(cpu.get(child.pid, 0.0), 1),
         "peak_gb": round(peak / 2**30, 3),
         **json.loads(steps),
     }
