@@ -101,7 +101,7 @@ class PartTask:
 
 
 @dataclass(frozen=True)
-class PartRows:
+class PartCalls:
     """What a part adds to each output (UTF-8 text), and to the sample's counts.
 
     `highest`: a line `chunk_id<TAB>True|False` for each scored chunk, in input order, the id
@@ -163,7 +163,7 @@ class _ScoredChunk:
 
 
 def call_part(calling, task):
-    """The PartRows of one PartTask.
+    """The PartCalls of one PartTask.
 
     Per-frame and per-chunk work runs on the part's columns at once (numpy), the rest in a loop
     over records: a loop over every frame and chunk was most of the aggregation's time."""
@@ -192,7 +192,7 @@ def call_part(calling, task):
     )
     probabilities = _probabilities(calling.calibration, record_rows)
     calls = Counter(f"call_{row[_CALL]}" for row in record_rows)
-    return PartRows(
+    return PartCalls(
         predictions=_predictions(chunks, frames, scores, texts).encode(),
         highest="".join(
             f"{chunk_id}\t{call}\n"
@@ -215,7 +215,7 @@ def call_part(calling, task):
 
 
 def rank_records(rows, rates):
-    """Record rows (bytes, as PartRows.records) with each one's estimated FDR, from `rates`,
+    """Record rows (bytes, as PartCalls.records) with each one's estimated FDR, from `rates`,
     which needs the probabilities of all the sample's records."""
     out = io.StringIO()
     table = tsv_writer(out)
