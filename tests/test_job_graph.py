@@ -74,3 +74,10 @@ def test_a_classifier_of_dnabert_s_features_alone_plans_no_esm2_job(workdir):
         ("embed_shard_one_model", "results/demo_500/embeddings/shard_0000.dnabert_s.h5"),
         ("embed_shard_one_model", "results/demo_500/embeddings/shard_0001.dnabert_s.h5"),
     ]
+
+
+def test_the_report_of_a_finished_run_builds(finished):
+    """--report plans with no cores given: the plan must not need them."""
+    snakemake(finished, *DEMO, "--report", "report.html")
+    report = (finished / "report.html").read_text()
+    assert "score_tracks.svg" in report and "regions.tsv" in report

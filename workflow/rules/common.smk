@@ -3,6 +3,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from virnucpro.classifier_choice import (
@@ -69,10 +70,18 @@ def local_gpus():
 # A local run (no cluster executor) shares the machine's cores and GPUs between the jobs
 # (virnucpro.scheduling): the `gpu` resource caps how many embedding jobs run, the job's lease
 # (virnucpro.gpu_lease) picks its device, and one job computes on a device at a time.
+def local_cores():
+    """The cores a local run is given; None where Snakemake runs no job (--report, --lint)."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return None
+
+
 config["embedding"]["gpus"] = local_gpus() if workflow.nodes is None else []
 if workflow.nodes is None:
     SLOTS = local_slots(
-        workflow.cores, len(config["embedding"]["gpus"]), config["embedding"]["threads"]
+        local_cores(), len(config["embedding"]["gpus"]), config["embedding"]["threads"]
     )
     if SLOTS.jobs_per_gpu and "gpu" not in workflow.global_resources:
         gpus = len(config["embedding"]["gpus"])
