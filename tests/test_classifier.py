@@ -285,6 +285,18 @@ def test_a_safetensors_file_is_checked_like_a_pickle(tmp_path):
         load_classifier(garbage)
 
 
+def test_a_safetensors_classifier_with_a_nan_weight_is_refused(tmp_path):
+    """As the original's pickles are (tests/test_model_files.py)."""
+    model = MLPClassifier(96).eval()
+    with torch.no_grad():
+        model.bn1.weight[3] = float("nan")
+    save_classifier(model, tmp_path / "nan.safetensors")
+    with pytest.raises(
+        ValueError, match=r"nan\.safetensors: its bn1\.weight holds NaN or infinite values"
+    ):
+        load_classifier(tmp_path / "nan.safetensors")
+
+
 def test_a_pickled_module_that_contains_itself_is_refused(tmp_path):
     """A module whose `_modules` holds the module itself (pickle's memo makes the loop)."""
 

@@ -149,3 +149,9 @@ def test_a_checkpoint_without_or_with_differing_rotary_frequencies_is_refused(es
     )
     with pytest.raises(ValueError, match=r"differing\.pt: the layers' rotary frequencies"):
         esm2.load_model(differing)
+
+
+def test_a_checkpoint_named_as_a_published_one_must_have_its_shape(tmp_path):
+    path = write_esm2(tmp_path / "esm2_t6_8M_UR50D.pt", 2, 32, 2)
+    with pytest.raises(ValueError, match=r"esm2_t6_8M_UR50D\.pt: it is named as the published"):
+        esm2.load_model(path)

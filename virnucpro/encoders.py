@@ -8,7 +8,7 @@ import torch
 
 from .frames import stored_bases
 from .models import dnabert_s, esm2
-from .models.loading import read_through
+from .models.loading import on_device, read_through
 from .sizing import esm2_tokens
 
 
@@ -40,7 +40,8 @@ class Encoder:
         return next(self.model.parameters()).dtype
 
     def to(self, device, dtype):
-        self.model = self.model.to(device=device, dtype=dtype)
+        """The encoder on `device` in `dtype`, its weights checked finite there (on_device)."""
+        self.model = on_device(self.model, device, dtype, self.info["path"])
         return self
 
     def free(self):

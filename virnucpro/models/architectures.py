@@ -1,6 +1,7 @@
 """The shapes of the published embedding models, apart from the models themselves so that
-whatever checks files (the classifier's loader, the downloads) need not import the models'
-code."""
+whatever checks files (the loaders, the downloads) need not import the models' code; and the
+limits a model file's config is held to, so that no file can make a loader build a model
+larger than the published ones."""
 
 import json
 from dataclasses import dataclass
@@ -27,6 +28,38 @@ ESM2_PRESETS = {
     "esm2_t36_3B_UR50D": ESM2Config(36, 2560, 40),
     "esm2_t48_15B_UR50D": ESM2Config(48, 5120, 40),
 }
+# The largest published ESM-2 in each dimension (15B in all three)
+ESM2_LARGEST = ESM2Config(
+    num_layers=max(cfg.num_layers for cfg in ESM2_PRESETS.values()),
+    embed_dim=max(cfg.embed_dim for cfg in ESM2_PRESETS.values()),
+    attention_heads=max(cfg.attention_heads for cfg in ESM2_PRESETS.values()),
+)
+# The most bytes of a DNABERT-S config.json read: the published one takes 1 kB
+MAX_CONFIG_BYTES = 1 << 16
+
+
+def check_esm2(cfg, name):
+    """ValueError, saying what is wrong, unless `cfg` is that of the published ESM-2 `name` (a
+    checkpoint's file name) where it names one, else whole numbers no larger than the largest
+    published ESM-2's, with whole heads of an even width (rotary embeddings turn pairs)."""
+    if name in ESM2_PRESETS and cfg != ESM2_PRESETS[name]:
+        raise ValueError(f"it is named as the published {name}, {ESM2_PRESETS[name]}, but is {cfg}")
+    _check_sizes(cfg, ESM2_LARGEST, ("num_layers", "embed_dim", "attention_heads"), "ESM-2")
+    if cfg.embed_dim % (2 * cfg.attention_heads):
+        raise ValueError(
+            f"its embed_dim {cfg.embed_dim} is not {cfg.attention_heads} heads of an even width"
+        )
+    if type(cfg.token_dropout) is not bool:
+        raise ValueError(f"its token_dropout is {cfg.token_dropout!r:.40}, not true or false")
+
+
+def _check_sizes(cfg, largest, fields, model):
+    for field in fields:
+        value, most = getattr(cfg, field), getattr(largest, field)
+        if type(value) is not int or not 1 <= value <= most:
+            raise ValueError(
+                f"its {field} is {value!r:.40}, where no published {model} has more than {most}"
+            )
 
 
 @dataclass(frozen=True)
@@ -47,8 +80,29 @@ class DNABertConfig:
 
     @classmethod
     def from_json(cls, path):
-        with open(path, encoding="utf-8") as handle:
-            raw = json.load(handle)
+        """The config of a config.json; ValueError, saying what is wrong, where it is not of
+        DNABERT-S's architecture or is larger than the published DNABERT-S in a dimension
+        (DNABERT-2's is the same)."""
+        with open(path, "rb") as handle:
+            text = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(text) > MAX_CONFIG_BYTES:
+            raise ValueError(f"it is more than {MAX_CONFIG_BYTES} bytes, more than a config's")
+        try:
+            raw = json.loads(text)
+        except RecursionError:
+            raise ValueError("it nests deeper than a config does") from None
+        if not isinstance(raw, dict):
+            raise ValueError("it is not a JSON object")
         if raw.get("hidden_act", "gelu") != "gelu":
-            raise ValueError(f"{path}: hidden_act {raw['hidden_act']!r}; DNABERT-S uses 'gelu'")
-        return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
+            raise ValueError(f"its hidden_act is {raw['hidden_act']!r:.40}; DNABERT-S uses 'gelu'")
+        cfg = cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
+        sizes = [name for name in cls.__dataclass_fields__ if name != "layer_norm_eps"]
+        _check_sizes(cfg, cls(), sizes, "DNABERT-S")
+        if cfg.hidden_size % cfg.num_attention_heads:
+            raise ValueError(
+                f"its hidden_size {cfg.hidden_size} is not {cfg.num_attention_heads} whole heads"
+            )
+        eps = cfg.layer_norm_eps
+        if type(eps) not in (int, float) or not 0 < eps < 1:
+            raise ValueError(f"its layer_norm_eps is {eps!r:.40}, not a small positive number")
+        return cfg

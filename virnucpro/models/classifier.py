@@ -1,7 +1,9 @@
 """The VirNucPro MLP classifier (SPEC §5) and its two file formats: the original's pickled
 `.pth` files, read as data without running anything in them (models.pickled), and a safetensors
 file of our own. A file is checked to hold a VirNucPro MLPClassifier before its tensors are
-read, so no file can make the loader allocate more than the widest such classifier takes."""
+read, so no file can make the loader allocate more than the widest such classifier takes; and
+its values are checked before it is built, as one NaN weight or negative variance would score
+every frame NaN."""
 
 import json
 from pathlib import Path
@@ -15,6 +17,7 @@ from ..atomic import atomic_open
 from . import pickled
 from .architectures import ESM2_PRESETS, DNABertConfig
 from .classifier_header import EMBEDDING_MODELS, FORMAT_KEY, MODELS_KEY, SAFETENSORS_FORMAT
+from .loading import SAFETENSORS_DTYPES
 
 HIDDEN_DIM, N_CLASSES = 512, 2
 
@@ -50,7 +53,6 @@ class MLPClassifier(nn.Module):
 MAX_INPUT_DIM = DNABertConfig().hidden_size + max(c.embed_dim for c in ESM2_PRESETS.values())
 # The original train.py defines MLPClassifier in the script it runs and pickles it from there
 ORIGINAL_CLASS = "__main__.MLPClassifier"
-_SAFETENSORS_DTYPES = {"F32": torch.float32, "I64": torch.int64}
 
 
 def load_classifier(path):
@@ -58,6 +60,7 @@ def load_classifier(path):
     path = Path(path)
     try:
         state = _read_safetensors(path) if path.suffix == ".safetensors" else _read_pickle(path)
+        _check_values(state)
     except pickled.Refused as error:
         raise ValueError(
             f"refusing to load {path}: {error}. A VirNucPro classifier is an MLPClassifier, "
@@ -72,7 +75,7 @@ def load_classifier(path):
 def _read_pickle(path):
     """The state dict of an original pickled MLPClassifier, its layout checked first."""
     classes = _classes(_meta_model(1))
-    modules, refs = pickled.module_contents(pickled.read_module(path, set(classes.values())))
+    modules, refs = pickled.module_contents(pickled.read_pickle(path, set(classes.values())))
     found = {module_path: module.class_name for module_path, module in modules.items()}
     for module_path in sorted(classes.keys() | found.keys()):
         if found.get(module_path) != classes.get(module_path):
@@ -99,7 +102,7 @@ def _read_safetensors(path):
             slices = {name: handle.get_slice(name) for name in names}
             _check_tensors(
                 {
-                    name: (tuple(part.get_shape()), _SAFETENSORS_DTYPES.get(part.get_dtype()))
+                    name: (tuple(part.get_shape()), SAFETENSORS_DTYPES.get(part.get_dtype()))
                     for name, part in slices.items()
                 }
             )
@@ -123,6 +126,16 @@ def _check_tensors(found):
                 f"{shape[1]} features has {_describe(expected.get(name))}"
             )
     return model
+
+
+def _check_values(state):
+    """Refused where a tensor of the state dict holds a NaN or infinite value, or BatchNorm a
+    negative variance: either makes every frame's scores NaN."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise pickled.Refused(f"its {name} holds NaN or infinite values")
+    if (state["bn1.running_var"] < 0).any():
+        raise pickled.Refused("its bn1.running_var holds negative values, which no variance has")
 
 
 def _meta_model(input_dim):

@@ -12,17 +12,25 @@ import re
 from pathlib import Path
 
 import numpy as np
-import safetensors.torch
+import safetensors
 import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 from torch import nn
 
 from ..packing import TokenStore, segment_mean
+from . import pickled
 from .architectures import DNABertConfig
 from .attention import rows_for
 from .compile import compiled_on_cuda
-from .loading import materialize
+from .loading import (
+    REFETCH,
+    SAFETENSORS_DTYPES,
+    check_tensors,
+    materialize,
+    meta_shapes,
+    on_device,
+)
 
 log = logging.getLogger(__name__)
 
@@ -143,47 +151,76 @@ def weights_path(directory):
     )
 
 
-def read_weights_file(path):
-    """The state dict of a weights file, renamed to our modules; a `bert.` prefix is dropped."""
-    path = Path(path)
+def read_weights_file(path, cfg):
+    """The state dict of a weights file, renamed to our modules (a `bert.` prefix dropped), its
+    tensors' names and shapes checked against DNABERT-S of `cfg` before any is read:
+    memory-mapped from a pytorch_model.bin (models.pickled), read from a model.safetensors.
+    Raises pickled.Refused."""
     if path.suffix == ".safetensors":
-        raw = safetensors.torch.load_file(path)
-    else:
-        raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    state, unknown = {}, []
-    for name, tensor in raw.items():
-        name = name.removeprefix("bert.")
-        if _NOT_USED.match(name):
+        with safetensors.safe_open(path, framework="pt") as handle:
+            names = handle.keys()
+            found = {
+                name: (tuple(part.get_shape()), SAFETENSORS_DTYPES.get(part.get_dtype()))
+                for name, part in ((name, handle.get_slice(name)) for name in names)
+            }
+            ours = _checked_names(found, cfg)
+            return {mine: handle.get_tensor(theirs) for mine, theirs in ours.items()}
+    refs = pickled.tensor_dict(pickled.read_pickle(path), "its pickle")
+    ours = _checked_names({name: (ref.shape, ref.storage.dtype) for name, ref in refs.items()}, cfg)
+    return pickled.read_tensors(path, {mine: refs[theirs] for mine, theirs in ours.items()})
+
+
+def _checked_names(found, cfg):
+    """{our name: the file's} of the tensors the embedding uses among `found` ({the file's name:
+    (shape, dtype)}), each checked to be a tensor of DNABERT-S of `cfg` of its shape."""
+    ours, unknown = {}, []
+    for name in found:
+        short = name.removeprefix("bert.")
+        if _NOT_USED.match(short):
             continue
-        ours = _our_name(name)
-        if ours is None:
+        mine = _our_name(short)
+        if mine is None:
             unknown.append(name)
         else:
-            state[ours] = tensor
+            ours[mine] = name
     if unknown:
-        raise ValueError(
-            f"{path}: weights that are not part of DNABERT-S: {', '.join(unknown[:8])}"
-        )
-    return state
+        raise pickled.Refused(f"its weights {', '.join(unknown[:8])} are not part of DNABERT-S")
+    expected = meta_shapes(lambda: DNABertS(cfg))
+    check_tensors({mine: found[theirs] for mine, theirs in ours.items()}, expected, cfg)
+    return ours
 
 
 def read_model(directory):
     """DNABERT-S from a Hugging Face directory (config.json and weights) on the CPU, in the
-    checkpoint's dtype. Returns (model, info)."""
+    checkpoint's dtype, its config checked against the published DNABERT-S (architectures) and
+    its weights' names and shapes against the config before any is read. Returns (model,
+    info); ValueError names the file and what is wrong."""
     directory = Path(directory)
-    cfg = DNABertConfig.from_json(directory / CONFIG_FILE)
+    config = directory / CONFIG_FILE
+    try:
+        cfg = DNABertConfig.from_json(config)
+    except ValueError as error:
+        raise ValueError(f"refusing to load {config}: {error}. {REFETCH}") from None
     path = weights_path(directory)
-    model = materialize(lambda: DNABertS(cfg), read_weights_file(path), path)
-    with open(directory / CONFIG_FILE, encoding="utf-8") as handle:
+    try:
+        state = read_weights_file(path, cfg)
+    except (pickled.Refused, safetensors.SafetensorError) as error:
+        raise ValueError(
+            f"refusing to load {path}: {error}. It is not the DNABERT-S its config.json "
+            f"describes. {REFETCH}"
+        ) from None
+    model = materialize(lambda: DNABertS(cfg), state, path)
+    with open(config, encoding="utf-8") as handle:
         random_weights = bool(json.load(handle).get("virnucpro_random_weights", False))
-    info = {"name": directory.name, "random_weights": random_weights}
+    info = {"name": directory.name, "random_weights": random_weights, "path": path}
     return model, info
 
 
 def load_model(directory, device="cpu", dtype=torch.float32):
-    """read_model's DNABERT-S on `device` in `dtype`. Returns (model, info)."""
+    """read_model's DNABERT-S on `device` in `dtype` (loading.on_device). Returns (model,
+    info)."""
     model, info = read_model(directory)
-    return model.to(device=device, dtype=dtype), info
+    return on_device(model, device, dtype, info["path"]), info
 
 
 def load_tokenizer(directory):

@@ -7,7 +7,6 @@ frequencies (`inv_freq`, one copy per layer, fp16 in the published files), which
 rotates with; the loader keeps them, as one buffer, rather than recomputing them in fp32.
 """
 
-import argparse
 import re
 from pathlib import Path
 
@@ -17,10 +16,11 @@ import torch
 from torch import nn
 
 from ..packing import TokenStore, segment_mean
-from .architectures import ESM2Config
+from . import pickled
+from .architectures import ESM2Config, check_esm2
 from .attention import rows_for
 from .compile import compiled_on_cuda
-from .loading import materialize
+from .loading import REFETCH, check_tensors, materialize, meta_shapes, on_device
 
 ALPHABET = esm.data.Alphabet.from_architecture("ESM-1b")
 # The original's truncation_seq_length. Its batch converter does not truncate: the model
@@ -185,36 +185,60 @@ _NOT_USED = re.compile(r"^(lm_head\.|contact_head\.)")
 
 
 def read_fair_esm(path):
-    """Config, state dict (fair-esm names) and our metadata from a fair-esm ESM-2 checkpoint.
-
-    Read with weights_only=True: the only non-tensor object such a file holds is the
-    argparse.Namespace of its model config, which is allowed by name and nothing else is.
-    """
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except Exception as error:  # noqa: BLE001 - reworded with the file and the fix
-            raise ValueError(
-                f"{path} is not a fair-esm ESM-2 checkpoint that can be read safely: {error}"
-            ) from error
+    """Config, state dict (fair-esm names, memory-mapped) and our metadata of a fair-esm ESM-2
+    checkpoint, read as data (models.pickled): its config checked against the published sizes
+    and its tensors' names and shapes against fair-esm's own ESM-2 of that config before any is
+    mapped. ValueError names the file and what is wrong."""
+    path = Path(path)
     try:
-        args = data["cfg"]["model"]
-        cfg = ESM2Config(
-            num_layers=args.encoder_layers,
-            embed_dim=args.encoder_embed_dim,
-            attention_heads=args.encoder_attention_heads,
-            token_dropout=args.token_dropout,
-        )
-        state = data["model"]
-    except (KeyError, TypeError, AttributeError) as error:
+        data = pickled.read_pickle(path, {"argparse.Namespace"})  # cfg['model'] is one
+        cfg = _config(data, path.stem)
+        refs = pickled.tensor_dict(data.get("model"), "its 'model'")
+        refs = {_FAIR_ESM_PREFIX.sub("", name): ref for name, ref in refs.items()}
+        found = {name: (ref.shape, ref.storage.dtype) for name, ref in refs.items()}
+        check_tensors(found, meta_shapes(lambda: _fair_esm(cfg)), f"fair-esm's {cfg}")
+        extra = data.get("virnucpro", {})
+        if not isinstance(extra, dict):
+            raise pickled.Refused("its 'virnucpro' is not a dict")
+        used = {name: ref for name, ref in refs.items() if not _NOT_USED.match(name)}
+        state = pickled.read_tensors(path, used)
+    except pickled.Refused as error:
         raise ValueError(
-            f"{path} is not a fair-esm ESM-2 checkpoint (no cfg['model'] with encoder_layers, "
-            "encoder_embed_dim, encoder_attention_heads and token_dropout, or no 'model')"
-        ) from error
-    state = {_FAIR_ESM_PREFIX.sub("", k): v for k, v in state.items()}
-    state = {k: v for k, v in state.items() if not _NOT_USED.match(k)}
+            f"refusing to load {path}: {error}. It is not a fair-esm ESM-2 checkpoint as "
+            f"published. {REFETCH}"
+        ) from None
     state["rotary_inv_freq"] = _rotary_frequencies(state, cfg, path)
-    return cfg, state, dict(data.get("virnucpro", {}))
+    return cfg, state, extra
+
+
+def _config(data, name):
+    """The ESM2Config of a checkpoint's pickle (its cfg['model'], an argparse.Namespace),
+    checked against the published ESM-2 sizes (architectures.check_esm2)."""
+    try:
+        args = data["cfg"]["model"].state
+        cfg = ESM2Config(
+            num_layers=args["encoder_layers"],
+            embed_dim=args["encoder_embed_dim"],
+            attention_heads=args["encoder_attention_heads"],
+            token_dropout=args["token_dropout"],
+        )
+    except (KeyError, TypeError, AttributeError):
+        raise pickled.Refused(
+            "it has no cfg['model'] with encoder_layers, encoder_embed_dim, "
+            "encoder_attention_heads and token_dropout"
+        ) from None
+    try:
+        check_esm2(cfg, name)
+    except ValueError as error:
+        raise pickled.Refused(str(error)) from None
+    return cfg
+
+
+def _fair_esm(cfg):
+    """fair-esm's own ESM-2 of `cfg`, whose state dict the published checkpoints hold."""
+    return esm.model.esm2.ESM2(
+        cfg.num_layers, cfg.embed_dim, cfg.attention_heads, ALPHABET, cfg.token_dropout
+    )
 
 
 def _rotary_frequencies(state, cfg, path):
@@ -244,12 +268,16 @@ def read_model(path):
     its weights are random."""
     path = Path(path)
     cfg, state, extra = read_fair_esm(path)
-    info = {"name": path.stem, "random_weights": bool(extra.get("random_weights", False))}
+    info = {
+        "name": path.stem,
+        "random_weights": bool(extra.get("random_weights", False)),
+        "path": path,
+    }
     return materialize(lambda: ESM2(cfg), state, path), info
 
 
 def load_model(path, device="cpu", dtype=torch.float32):
-    """read_model's ESM-2 on `device` in `dtype`: about a second for ESM-2 3B from the page
-    cache (benchmarks/results/2026-11-22-h200-job-start.txt)."""
+    """read_model's ESM-2 on `device` in `dtype` (loading.on_device): about a second for ESM-2
+    3B from the page cache (benchmarks/results/2026-11-22-h200-job-start.txt)."""
     model, info = read_model(path)
-    return model.to(device=device, dtype=dtype), info
+    return on_device(model, device, dtype, path), info
