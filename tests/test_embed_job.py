@@ -184,7 +184,7 @@ def test_an_fp16_job_stores_float16_and_scores_the_values_it_stores(
     with open_embeddings(h5["dnabert_s"]) as dna, open_embeddings(h5["esm2"]) as protein:
         assert dna["embedding"].dtype == protein["embedding"].dtype == np.float16
         from_files = scoring.score_files(
-            load_classifier(classifier), [dna["embedding"], protein["embedding"]]
+            load_classifier(classifier), [dna["embedding"], protein["embedding"]], classifier
         )
         np.testing.assert_array_equal(protein["scores"][:], from_files)
         stored = protein["embedding"][:]

@@ -224,7 +224,7 @@ def test_an_embedding_job_keeps_the_gpu_busy(esm2_3b, tmp_path):
     assert read_embeddings(h5["esm2"])[0].tolist() == read_embeddings(h5["dnabert_s"])[0].tolist()
     model = load_classifier(classifier)
     with open_embeddings(h5["dnabert_s"]) as dna, open_embeddings(h5["esm2"]) as protein:
-        recomputed = score_files(model, [dna["embedding"], protein["embedding"]])
+        recomputed = score_files(model, [dna["embedding"], protein["embedding"]], classifier)
         np.testing.assert_array_equal(protein["scores"][:], recomputed)
 
 
@@ -350,7 +350,7 @@ def test_an_fp16_job_stores_float16_vectors_close_to_an_fp32_job(esm2_3b, tmp_pa
             vectors[precision, kind] = read_embeddings(path)[2]
         with open_embeddings(h5["dnabert_s"]) as dna, open_embeddings(h5["esm2"]) as protein:
             recomputed = score_files(
-                load_classifier(classifier), [dna["embedding"], protein["embedding"]]
+                load_classifier(classifier), [dna["embedding"], protein["embedding"]], classifier
             )
             np.testing.assert_array_equal(protein["scores"][:], recomputed)
     for kind in models:

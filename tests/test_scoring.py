@@ -2,6 +2,7 @@
 arrived or the classification stage computed them from the stored files."""
 
 import logging
+import re
 import shutil
 
 import h5py
@@ -16,6 +17,9 @@ from virnucpro.models.classifier import MLPClassifier, save_classifier, scores
 from virnucpro.models.classifier_header import classifier_models
 from virnucpro.predict import SCORED_WITH, ShardScorer, classifier_digest
 from virnucpro.random_checkpoints import write_pickled_classifier
+
+from conftest import DATA
+from stages import run_sample
 
 
 def random_vectors(frames, width, seed):
@@ -38,9 +42,9 @@ def test_streamed_scores_equal_the_stored_files_scores_bit_for_bit(tmp_path, sma
             out.vectors(vectors.shape[1], np.float32)
             out.write(0, vectors)
     with open_embeddings(paths["dna"]) as d, open_embeddings(paths["protein"]) as p:
-        from_files = scoring.score_files(model, [d["embedding"], p["embedding"]])
+        from_files = scoring.score_files(model, [d["embedding"], p["embedding"]], "c.pth")
 
-    streamed = scoring.StreamingScorer(model, [dna], 40)
+    streamed = scoring.StreamingScorer(model, "c.pth", [dna], 40)
     for start, end in [(0, 3), (3, 4), (4, 19), (19, 21), (21, 40)]:  # the engine's batches
         streamed.add(start, protein[start:end])
     np.testing.assert_array_equal(streamed.result(), from_files)
@@ -50,16 +54,59 @@ def test_streamed_scores_equal_the_stored_files_scores_bit_for_bit(tmp_path, sma
 
 
 def test_the_streaming_scorer_refuses_vectors_out_of_order(small_blocks):
-    streamed = scoring.StreamingScorer(MLPClassifier(3).eval(), [random_vectors(10, 1, 0)], 10)
+    streamed = scoring.StreamingScorer(
+        MLPClassifier(3).eval(), "c.pth", [random_vectors(10, 1, 0)], 10
+    )
     streamed.add(0, random_vectors(4, 2, 1))
     with pytest.raises(ValueError, match="vectors from row 5, expected them from row 4"):
         streamed.add(5, random_vectors(4, 2, 1))
 
 
 def test_an_unfinished_stream_is_an_error(small_blocks):
-    streamed = scoring.StreamingScorer(MLPClassifier(3).eval(), [random_vectors(10, 1, 0)], 10)
+    streamed = scoring.StreamingScorer(
+        MLPClassifier(3).eval(), "c.pth", [random_vectors(10, 1, 0)], 10
+    )
     streamed.add(0, random_vectors(4, 2, 1))
     with pytest.raises(ValueError, match="vectors of 4 of 10 frames arrived"):
+        streamed.result()
+
+
+def overflowing(width):
+    """A classifier whose weights are finite (its file passes the loader's checks) but whose
+    scores are not: every frame's two logits overflow to infinity, which softmax makes NaN."""
+    model = MLPClassifier(width).eval()
+    with torch.no_grad():
+        model.hidden_layer.weight.zero_()
+        model.hidden_layer.bias.fill_(1)
+        model.output_layer.weight.fill_(1e38)
+    return model
+
+
+def test_nan_scores_stop_the_job_and_the_stage_naming_the_classifier(tmp_path, small_blocks):
+    dna, protein = random_vectors(20, 1, 0), random_vectors(20, 2, 1)
+    message = (
+        r"^damaged\.pth scores frame \d+ of the shard \(in its files' order\) NaN or infinite; "
+        r"its features there are finite, so the classifier is damaged"
+    )
+    streamed = scoring.StreamingScorer(overflowing(3), "damaged.pth", [dna], 20)
+    streamed.add(0, protein)
+    with pytest.raises(scoring.NonFiniteScores, match=message):
+        streamed.result()
+    with embedding_writer(tmp_path / "p.h5", range(20), ["f"] * 20) as out:
+        out.vectors(2, np.float32)
+        out.write(0, protein)
+    with open_embeddings(tmp_path / "p.h5") as stored, pytest.raises(ValueError, match=message):
+        scoring.score_files(overflowing(2), [stored["embedding"]], "damaged.pth")
+
+
+def test_nan_features_are_named_as_the_cause_of_nan_scores(small_blocks):
+    protein = random_vectors(20, 2, 1)
+    protein[9, 1] = np.nan
+    streamed = scoring.StreamingScorer(
+        MLPClassifier(3).eval(), "c.pth", [random_vectors(20, 1, 0)], 20
+    )
+    streamed.add(0, protein)
+    with pytest.raises(ValueError, match=r"^c\.pth scores frame 9 .*; so are its features there"):
         streamed.result()
 
 
@@ -136,3 +183,80 @@ def test_a_classifier_names_its_models_in_features_order(tmp_path):
         "dnabert_s",
         "esm2",
     )
+
+
+def demo_widths(run):
+    return sum(read_attrs(run / "embeddings" / f"shard_0000.{kind}.h5")["dim"] for kind in KINDS)
+
+
+KINDS = ("dnabert_s", "esm2")
+
+
+def nan_weight(width):
+    model = MLPClassifier(width).eval()
+    with torch.no_grad():
+        model.output_layer.weight[1, 3] = float("nan")
+    return model
+
+
+@pytest.mark.parametrize(
+    "damaged, message",
+    [
+        (nan_weight, r"^refusing to load {}: its output_layer\.weight holds NaN or infinite"),
+        (overflowing, r"^{} scores frame \d+ of the shard .* the classifier is damaged"),
+    ],
+    ids=["NaN weight", "overflowing"],
+)
+def test_a_sample_classified_with_a_damaged_classifier_stops_naming_it(
+    demo_run, demo_models, tmp_path, damaged, message
+):
+    """Not in the aggregation, inside ruptures (`min() arg is an empty sequence`), as every
+    frame scored NaN and was called `others`."""
+    classifier = tmp_path / "damaged.safetensors"
+    save_classifier(damaged(demo_widths(demo_run)), classifier)
+    models = demo_models | {"classifier_500": classifier}
+    with pytest.raises(ValueError, match=message.format(re.escape(str(classifier)))):
+        run_sample(DATA / "demo.fa", models, tmp_path / "run", shards=1)
+
+
+def test_the_stage_stops_naming_a_classifier_whose_scores_are_nan(demo_run, tmp_path):
+    """Rather than call every frame `others` and fail in the aggregation (ruptures: `min() arg
+    is an empty sequence`)."""
+    classifier = tmp_path / "overflowing.safetensors"
+    save_classifier(overflowing(demo_widths(demo_run)), classifier)
+    files = shard_files(demo_run, tmp_path)
+    first = int(read_embeddings(files[-1])[0].min())
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(classifier))} scores frame \d+ "):
+        ShardScorer(classifier).scores(files, first)
+
+
+def test_stored_scores_that_are_not_finite_are_computed_again(demo_run, demo_models, tmp_path):
+    classifier = demo_models["classifier_500"]
+    files = shard_files(demo_run, tmp_path)
+    first = int(read_embeddings(files[-1])[0].min())
+    clean = ShardScorer(classifier).scores(files, first)
+    with h5py.File(files[-1], "a") as h5:  # as an earlier version stored a damaged classifier's
+        h5["scores"][3] = np.nan
+    np.testing.assert_array_equal(ShardScorer(classifier).scores(files, first), clean)
+
+
+def test_an_embedding_job_keeps_its_vectors_where_the_classifier_scores_nan(
+    demo_run, demo_models, tmp_path, caplog
+):
+    """The classification stage stops on the classifier; the job's embeddings are kept."""
+    classifier = tmp_path / "overflowing.safetensors"
+    save_classifier(overflowing(demo_widths(demo_run)), classifier)
+    frames, manifest = demo_run / "shards" / "frames.tsv", demo_run / "shards" / "manifest.tsv"
+    h5 = {kind: tmp_path / f"shard_0000.{kind}.h5" for kind in KINDS}
+    embed_shard(frames, manifest, "shard_0000", h5, demo_models, "cpu", classifier_path=classifier)
+    assert f"not storing this job's scores (the classification stage will stop): {classifier}" in (
+        caplog.text
+    )
+    with h5py.File(h5["esm2"], "r") as out:
+        assert "scores" not in out and SCORED_WITH not in out.attrs
+    np.testing.assert_array_equal(
+        read_embeddings(h5["esm2"])[2],
+        read_embeddings(demo_run / "embeddings" / "shard_0000.esm2.h5")[2],
+    )
+    with pytest.raises(ValueError, match=r"the classifier is damaged"):
+        ShardScorer(classifier).scores(list(h5.values()), 0)

@@ -48,7 +48,7 @@ from .models.compile import eager_in_this_thread
 from .models.fp8 import esm2_to_fp8
 from .packing import TokenStore
 from .predict import SCORED_WITH, classifier_digest
-from .scoring import StreamingScorer, check_width
+from .scoring import NonFiniteScores, StreamingScorer, check_width
 from .sharding import shard_blocks, shard_entry
 
 log = logging.getLogger(__name__)
@@ -226,8 +226,7 @@ def embed_shard(
             if os.environ.get(FAIL_SHARD) and os.environ[FAIL_SHARD] in str(outputs[last]):
                 raise RuntimeError(f"{outputs[last]} fails on purpose: {FAIL_SHARD} is set")
             if scorer is not None:
-                out[last].store("scores", scorer.result())
-                out[last].attrs[SCORED_WITH] = classifier.result()[1]
+                _store_scores(out[last], scorer, classifier.result()[1])
             for kind in kinds:
                 out[kind].attrs.update(
                     _attributes(model[kind], model_paths[kind], device, begun[kind], stats[kind])
@@ -421,7 +420,20 @@ def _scorer(classifier, path, earlier, last, outputs, data):
     except ValueError as error:
         log.warning("not scoring in this job (the classification stage will): %s", error)
         return None
-    return StreamingScorer(classifier[0], earlier, len(data.ordinals))
+    return StreamingScorer(classifier[0], path, earlier, len(data.ordinals))
+
+
+def _store_scores(out, scorer, digest):
+    """The scorer's scores into the last model's file, unless a frame scored NaN or infinite:
+    its features are finite (the engine and the file see to it), so the classifier is at fault,
+    and that is the classification stage's to report, as for one this job cannot read."""
+    try:
+        probabilities = scorer.result()
+    except NonFiniteScores as error:
+        log.warning("not storing this job's scores (the classification stage will stop): %s", error)
+        return
+    out.store("scores", probabilities)
+    out.attrs[SCORED_WITH] = digest
 
 
 def _sink(out, scorer):

@@ -56,12 +56,14 @@ class ShardScorer:
     def scores(self, embedding_h5s, first_ordinal):
         """[frames, 2] float32 softmax scores (others, virus) of a checked shard, in ordinal
         order from `first_ordinal`. Its files list the frames in one order (the embedding job
-        writes them so)."""
+        writes them so). Stored scores that are not all finite (an earlier version stored a
+        damaged classifier's) are computed again, which names what is wrong."""
         with open_shard(embedding_h5s) as files:
             ordinals = files[0]["ordinal"][:]
             last = files[-1]  # the file the embedding job stored its scores in
-            if last.attrs.get(SCORED_WITH) == self.digest:
-                probabilities, source = last["scores"][:], "stored by the embedding job"
+            stored = last["scores"][:] if last.attrs.get(SCORED_WITH) == self.digest else None
+            if stored is not None and np.isfinite(stored).all():
+                probabilities, source = stored, "stored by the embedding job"
             else:
                 probabilities, source = self._score_stored(files), "here"
         log.info(
@@ -92,6 +94,6 @@ class ShardScorer:
         threads = torch.get_num_threads()
         torch.set_num_threads(self.threads or threads)
         try:
-            return score_files(self.model, [h5["embedding"] for h5 in files])
+            return score_files(self.model, [h5["embedding"] for h5 in files], self.path)
         finally:
             torch.set_num_threads(threads)  # as the caller had it

@@ -3,7 +3,9 @@ the models' order), in blocks of BLOCK_ROWS frames in file order: either read fr
 files (`score_files`) or as the last model's vectors arrive in the embedding job
 (`StreamingScorer`). Both score the same blocks with the same code, of the vectors as the files
 store them (float16 or float32, h5store) taken as float32, so a shard's scores do not depend on
-which of them computed it."""
+which of them computed it. A block with a NaN or infinite score raises NonFiniteScores, naming
+the classifier file: such a frame would be called `others`, and the aggregation fail far from
+here."""
 
 import json
 import logging
@@ -18,6 +20,10 @@ from .models.classifier_header import EMBEDDING_MODELS_KEY, WIDTHS_KEY, classifi
 log = logging.getLogger(__name__)
 
 BLOCK_ROWS = 32768  # frames scored at a time: 0.4 GB of features at 3328 wide
+
+
+class NonFiniteScores(ValueError):
+    """A frame scored NaN or infinite, and whether its features or the classifier are why."""
 
 
 def check_width(model, widths, classifier_path, files, names=None):
@@ -54,10 +60,11 @@ def check_width(model, widths, classifier_path, files, names=None):
         )
 
 
-def score_files(model, datasets):
+def score_files(model, datasets, classifier_path):
     """[N, 2] float32 probabilities from open embedding datasets (one per model, in features
-    order), read side by side in blocks straight into the feature matrix, so memory stays
-    bounded however large the shard."""
+    order) with the classifier `model` of the file `classifier_path`, read side by side in
+    blocks straight into the feature matrix, so memory stays bounded however large the
+    shard."""
     frames = len(datasets[0])
     edges = np.cumsum([0] + [dataset.shape[1] for dataset in datasets])
     probabilities = np.empty((frames, 2), dtype=np.float32)
@@ -67,7 +74,7 @@ def score_files(model, datasets):
         rows = np.s_[start : start + n]
         for dataset, left, right in zip(datasets, edges, edges[1:], strict=False):
             dataset.read_direct(features, rows, np.s_[:n, left:right])
-        probabilities[rows] = scores(model, torch.from_numpy(features[:n]))
+        probabilities[rows] = _scored(model, features[:n], classifier_path, start)
     return probabilities
 
 
@@ -75,11 +82,12 @@ class StreamingScorer:
     """Scores a shard inside its embedding job: `add(start, vectors)` takes the last model's
     vectors in file order as the GPU produces them and its file stores them, and each full
     block is scored on the CPU in a thread while the GPU goes on, beside the `earlier` models'
-    vectors already computed (a list, empty when the last model is the only one). The
-    classification stage then reads the scores instead of the files' features."""
+    vectors already computed (a list, empty when the last model is the only one), with the
+    classifier `model` of the file `classifier_path`. The classification stage then reads the
+    scores instead of the files' features."""
 
-    def __init__(self, model, earlier, frames):
-        self.model, self.earlier = model, earlier
+    def __init__(self, model, classifier_path, earlier, frames):
+        self.model, self.classifier_path, self.earlier = model, classifier_path, earlier
         self.probabilities = np.empty((frames, 2), dtype=np.float32)
         self.pending, self.pending_rows, self.queued = [], 0, 0
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="score")
@@ -105,7 +113,7 @@ class StreamingScorer:
         rows = np.s_[start : start + len(last)]
         blocks = [vectors[rows] for vectors in self.earlier] + [last]
         features = np.concatenate(blocks, axis=1, dtype=np.float32)  # float16 converts exactly
-        self.probabilities[rows] = scores(self.model, torch.from_numpy(features))
+        self.probabilities[rows] = _scored(self.model, features, self.classifier_path, start)
 
     def result(self):
         """Every frame's [N, 2] probabilities, once the last vectors have been added."""
@@ -116,3 +124,27 @@ class StreamingScorer:
             arrived = self.queued + self.pending_rows
             raise ValueError(f"vectors of {arrived} of {len(self.probabilities)} frames arrived")
         return self.probabilities
+
+
+def _scored(model, features, classifier_path, first_row):
+    """The scores of a block of features (float32, the shard's rows from `first_row` in the
+    files' order); NonFiniteScores naming the classifier file where one is NaN or infinite."""
+    probabilities = scores(model, torch.from_numpy(features)).numpy()
+    finite = np.isfinite(probabilities).all(axis=1)
+    if finite.all():
+        return probabilities
+    row = int(np.argmin(finite))
+    if np.isfinite(features[row]).all():
+        cause = (
+            "its features there are finite, so the classifier is damaged: point the sample's "
+            "classifier (or models.classifier_300/500) at a good copy"
+        )
+    else:
+        cause = (
+            "so are its features there: remove the shard's embedding files and run the same "
+            "command again"
+        )
+    raise NonFiniteScores(
+        f"{classifier_path} scores frame {first_row + row} of the shard (in its files' order) "
+        f"NaN or infinite; {cause}"
+    )

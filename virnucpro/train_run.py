@@ -297,7 +297,8 @@ def evaluate_classifier(sets, classifier_path, metrics_tsv, figure_svg, by_lengt
                 names = [str(h5.attrs["model"]) for h5 in files]
                 random |= any(bool(h5.attrs["random_weights"]) for h5 in files)
                 check_width(model, widths, classifier_path, paths, names)
-                virus_scores.append(score_files(model, [h5["embedding"] for h5 in files])[:, 1])
+                embeddings = [h5["embedding"] for h5 in files]
+                virus_scores.append(score_files(model, embeddings, classifier_path)[:, 1])
                 set_frames.extend(files[0]["frame_id"].asstr()[:])
         labels += _looked_up(set_frames, read_labels(labels_tsv), "label")
         if by_length:  # per set: two sets may hold frames of one id
