@@ -91,6 +91,12 @@ else:  # a cluster job gets the cores it asks for (profiles/slurm: set-threads)
     GPU_JOB_THREADS, CPU_STAGE_THREADS = config["embedding"]["threads"], 8
 
 samples = read_sample_sheet(config["samples"], SCHEMAS / "samples.schema.yaml")
+if not samples and config["training"]["sheet"] is None:
+    raise InputError(
+        f"sample sheet {config['samples']}: it holds its header and no sample, so there is "
+        "nothing to run: add a line for each sample (config/README.md), or name a training "
+        "sheet (training.sheet) to train a classifier without samples"
+    )
 
 
 def read_training_sheet():
