@@ -506,7 +506,8 @@ def test_snakemake_stops_before_running_with_the_error_as_written(workdir, path,
 def test_good_samples_complete_beside_bad_ones(workdir):
     """One run of the workflow with keep-going (profiles/local): the good samples, which hold
     every kind of odd but good record, complete with each record listed; the bad ones stop with
-    their errors and leave no results."""
+    their errors and leave no results; the table of all samples lists the good ones' counts and
+    the bad ones' errors."""
     cases = ("header-only", "iupac-codes", "all-n", "odd-ids", "colliding-ids")
     good = {
         "odd_bzip2": ("".join(COMPLETES[case][0] for case in cases), "bz2", 500, "overlap"),
@@ -537,3 +538,14 @@ def test_good_samples_complete_beside_bad_ones(workdir):
         assert not (workdir / "results" / sample / "records.tsv").exists()
     assert "protein: record 'p1' (number 1) contains" in output
     assert "truncated: its gzip data ends early" in output
+    table = {row.sample: row for row in read_tsv(workdir / "results" / "samples.tsv")}
+    assert list(table) == list(good) + list(bad)
+    for sample, rows in expected.items():
+        assert (table[sample].status, table[sample].records) == ("finished", str(len(rows)))
+    for sample, error in (
+        ("protein", "prepare_sample: InputError: protein: record 'p1' (number 1) contains"),
+        ("truncated", "prepare_sample: InputError: truncated: its gzip data ends early"),
+    ):
+        assert (table[sample].status, table[sample].records) == ("failed", "NA")
+        assert table[sample].failure.startswith(error), table[sample].failure
+    assert "failed" in (workdir / "results" / "samples.html").read_text()
