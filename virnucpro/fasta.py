@@ -12,7 +12,7 @@ from pathlib import Path
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 from xopen import xopen
 
-from .compressed import NAMES, format_of, open_text
+from .compressed import NAMES, format_of
 from .errors import InputError
 
 # IUPAC nucleotide codes. Codons holding anything but A/C/G/T are dropped at translation
@@ -40,11 +40,8 @@ def read_records(path):
     """
     path = Path(path)
     counts = Counter()
-    fmt = _format(path)
-    with open_text(path, fmt) as handle:
-        pairs = _fasta_pairs(_lines(handle, path, fmt), path)
-        for number, (title, sequence) in enumerate(pairs, start=1):
-            record = _record(title, sequence, number, path)
+    for block in read_blocks(path):
+        for record in block_records(block, path):
             counts[record.id] += 1
             yield record
     duplicates = {rid: n for rid, n in counts.items() if n > 1}
@@ -112,7 +109,8 @@ def block_records(block, path):
     """Yield the checked Records of a Block, as read_records does (InputError naming the record
     or line), without the check for duplicate ids, which needs every block."""
     try:
-        # as open_text reads: a byte-order mark at the file's start dropped, any line ending '\n'
+        # as compressed.open_text reads: a byte-order mark at the file's start dropped, any line
+        # ending '\n'
         text = block.data.decode("utf-8-sig" if block.start == 0 else "utf-8")
     except UnicodeDecodeError as error:
         raise _not_utf8(path, block.first_line, error) from error
@@ -175,23 +173,6 @@ def _record(title, sequence, number, path):
     record = Record(title.split(None, 1)[0] if title.strip() else "", sequence)
     _check_record(record, number, path)
     return record
-
-
-def _lines(handle, path, fmt):
-    """The lines of an open file. A byte that is not UTF-8 raises InputError naming its line;
-    compressed data that does not decompress to its end raises InputError naming the format's
-    own check."""
-    number = 0
-    try:
-        for number, line in enumerate(handle, start=1):  # noqa: B007 - read after the loop
-            yield line
-    except UnicodeDecodeError as error:
-        # the undecodable chunk starts where the lines given so far end
-        raise _not_utf8(path, number + 1, error) from error
-    except Exception as error:
-        if fmt is None:  # a plain file: a failing read is not a format error
-            raise
-        raise _damaged(path, fmt, error) from error
 
 
 def _not_utf8(path, first_line, error):
