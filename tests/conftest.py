@@ -22,6 +22,17 @@ DVF_VALIDATION = (DVF / "host_val.fa", DVF / "virus_val.fa")
 REAL_DNABERT_S = DATA / "dnabert-s"
 
 
+def fastq(records, newline="\n"):
+    """FASTQ text of (header, sequence) records, four lines each. Every quality line starts with
+    '@' or '+' and holds both, as real ones may (Phred 31 and 10): no line but the header may be
+    taken for a record's start; every other '+' line repeats its header, as some tools write."""
+    lines = []
+    for i, (header, sequence) in enumerate(records):
+        quality = (("@+IF" if i % 2 else "+@FI") * len(sequence))[: len(sequence)]
+        lines += [f"@{header}", sequence, "+" + header * (i % 2), quality]
+    return "".join(line + newline for line in lines)
+
+
 @pytest.fixture(scope="session")
 def esm2_tiny(tmp_path_factory):
     """A fair-esm checkpoint: 3 layers, width 96, 6 heads."""

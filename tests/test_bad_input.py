@@ -24,7 +24,7 @@ from virnucpro.schema_check import load_schema, problems
 from virnucpro.sizing import estimated_seconds
 from virnucpro.tables import read_tsv
 
-from conftest import DATA, DVF_VALIDATION, REPO
+from conftest import DATA, DVF_VALIDATION, REPO, fastq
 from stages import prepared, run_sample
 from workflow_runs import DEMO, set_config, snakemake
 
@@ -123,6 +123,27 @@ COMPLETES = {
             ("a_chunk_1", len(GENE), "scored"),
             ("a_chunk_2", len(GENE), "scored"),
         ],
+    ),
+    # FASTQ: read as the same records would be as FASTA, each quality line starting with '@' or
+    # '+'; an empty read (as trimmers leave) is listed as an empty FASTA record is
+    "fastq-odd-reads": (
+        fastq(
+            [("empty_read", ""), ("iupac", IUPAC), ("all_n", "N" * 700), ("all_n_short", "NN")]
+            + [(header, GENE) for header, _ in ODD_IDS]
+        ),
+        "gz",
+        [
+            ("empty_read", 0, "empty sequence"),
+            ("iupac", len(IUPAC), "scored"),
+            ("all_n", 700, NO_CODON),
+            ("all_n_short", 2, TOO_SHORT),
+        ]
+        + [(rid or header, len(GENE), "scored") for header, rid in ODD_IDS],
+    ),
+    "fastq-zstd-bom-crlf-blank-lines": (
+        "\ufeff\r\n" + fastq(TWO, "\r\n") + "\r\n\r\n",
+        "zst",
+        TWO_SCORED,
     ),
 }
 
@@ -252,6 +273,22 @@ def garbage():
     return bytes(random.Random(0).randrange(128, 256) for _ in range(4096))
 
 
+# 12 reads of 150 bp, each a block of its own in many-blocks: the bad FASTQ cases spoil the
+# 7th (its header on line 25) or the last (line 45)
+READS = [(f"read{i}", REAL[i % 8][1][100 * i : 100 * i + 150]) for i in range(12)]
+FASTQ_LINES = fastq(READS).splitlines(keepends=True)
+
+
+def spoiled(line, text):
+    """The FASTQ of READS with line `line` (1-based) replaced by `text`, lines and all."""
+    return "".join(FASTQ_LINES[: line - 1]) + text + "".join(FASTQ_LINES[line:])
+
+
+FOUR_LINES = "FASTQ records are four lines each"
+MULTI_LINE = "(multi-line FASTQ) is not read: `seqkit seq in.fq > out.fq`"
+SEQUENCE, QUALITY = FASTQ_LINES[25].rstrip(), FASTQ_LINES[27].rstrip()  # of the 7th read
+WRAPPED = f"@read6\n{SEQUENCE[:75]}\n{SEQUENCE[75:]}\n+\n{QUALITY[:75]}\n{QUALITY[75:]}\n"
+
 # Inputs that stop: (file bytes or text, what the message must hold besides the file's path).
 STOPS = {
     "truncated-gzip": (truncated_gzip(fasta(REAL)), ["gzip data ends early", "gzip -t"]),
@@ -259,7 +296,71 @@ STOPS = {
         corrupt_bzip2(fasta(REAL)),
         ["bzip2 data is damaged", "bzip2 -t", "Copy it again"],
     ),
-    "fastq": ("@read1\nACGT\n+\nIIII\n", ["not a FASTA file", "FASTQ", "seqkit fq2fa"]),
+    "fastq-truncated-gzip": (truncated_gzip(fastq(READS)), ["gzip data ends early", "gzip -t"]),
+    "fastq-ends-in-a-quality-line": (
+        fastq(READS)[:-100],
+        ["the file ends inside record 12 ('@read11', line 45), in its quality line (line 48)"],
+    ),
+    "fastq-ends-after-a-sequence": (
+        "".join(FASTQ_LINES[:-2]),
+        ["the file ends inside record 12 ('@read11', line 45), after 2 of its four lines"],
+    ),
+    "fastq-quality-of-another-length": (
+        spoiled(28, FASTQ_LINES[27][1:]),
+        [
+            "record 7 ('@read6', line 25) has a quality line (line 28) of 149 characters for a "
+            "sequence of 150",
+            "the file is damaged",
+        ],
+    ),
+    "fastq-without-a-plus-line": (
+        spoiled(31, ""),
+        [
+            "record 8 ('@read7', line 29) has '@+IF@+IF",
+            "as its third line (line 31), where its '+' line should be",
+            FOUR_LINES,
+            "lost its '+' line",
+        ],
+    ),
+    "fastq-without-a-plus-line-before-a-quality-starting-with-it": (
+        spoiled(27, ""),
+        [
+            "record 7 ('@read6', line 25) has a '+' line (line 27) naming another record",
+            "lost its '+' line",
+        ],
+    ),
+    "fastq-multi-line": (
+        "".join(FASTQ_LINES[:24]) + WRAPPED + "".join(FASTQ_LINES[28:]),
+        ["record 7 ('@read6', line 25) has", "third line (line 27)", MULTI_LINE],
+    ),
+    "fastq-blank-line-between-reads": (
+        spoiled(25, "\n" + FASTQ_LINES[24]),
+        ["line 25 is blank, where record 7 should start with '@'", FOUR_LINES, "blank lines"],
+    ),
+    "fastq-plus-line-naming-another-read": (
+        spoiled(27, "+read99\n"),
+        ["record 7 ('@read6', line 25) has a '+' line (line 27) naming another record", "sed"],
+    ),
+    "fastq-then-fasta": (
+        fastq(READS) + fasta(TWO),
+        ["line 49 is a FASTA header", "where record 13 should start with '@'", "seqkit fq2fa"],
+    ),
+    "fasta-then-fastq": (
+        fasta(TWO) + fastq(READS),
+        [f"record '{TWO[1][0]}' (number 2)", "looks like FASTQ records", "seqkit fq2fa"],
+    ),
+    "fastq-rna": (
+        spoiled(26, FASTQ_LINES[25].replace("T", "U")),
+        ["record 'read6' (number 7, line 25) contains 'U'", "RNA", "sed '2~4y/Uu/Tt/'"],
+    ),
+    "fastq-duplicate-ids": (
+        spoiled(41, "@read3 again\n"),
+        ["1 record id(s) occur more than once: read3 (x2)", "seqkit rename"],
+    ),
+    "fastq-empty-header": (
+        spoiled(25, "@\n"),
+        ["record 7 (line 25) has an empty header ('@' followed by nothing)"],
+    ),
     "protein": (">p1\nMKTAYIAKQRQISFVKSHFSRQ*\n", ["'p1'", "protein", "nucleotide sequences"]),
     "rna": (">r1\nACGUACGU\n", ["'r1'", "'U'", "RNA", "sed"]),
     "duplicate-ids": (
@@ -292,7 +393,7 @@ STOPS = {
 }
 
 
-NOT_PROTEIN = {"star-in-dna", "gap-in-dna", "digits-in-dna", "x-masked", "rna"}
+NOT_PROTEIN = {"star-in-dna", "gap-in-dna", "digits-in-dna", "x-masked", "rna", "fasta-then-fastq"}
 
 
 @pytest.mark.parametrize("case", STOPS)
@@ -505,21 +606,28 @@ def test_snakemake_stops_before_running_with_the_error_as_written(workdir, path,
 
 def test_good_samples_complete_beside_bad_ones(workdir):
     """One run of the workflow with keep-going (profiles/local): the good samples, which hold
-    every kind of odd but good record, complete with each record listed; the bad ones stop with
-    their errors and leave no results; the table of all samples lists the good ones' counts and
-    the bad ones' errors."""
+    every kind of odd but good record, complete with each record listed, and reads given as
+    gzip-compressed FASTQ get the calls and viral FASTA they get as FASTA; the bad ones stop
+    with their errors and leave no results; the table of all samples lists the good ones' counts
+    and the bad ones' errors."""
     cases = ("header-only", "iupac-codes", "all-n", "odd-ids", "colliding-ids")
     good = {
         "odd_bzip2": ("".join(COMPLETES[case][0] for case in cases), "bz2", 500, "overlap"),
         "bom_crlf_zstd": (COMPLETES["zstd-bom-crlf"][0], "zst", 300, "legacy"),
         "empty": ("", None, 500, "overlap"),
+        "fastq_gzip": (fastq(TWO), "gz", 300, "legacy"),  # bom_crlf_zstd's records
     }
     expected = {
         "odd_bzip2": [row for case in cases for row in COMPLETES[case][2]],
         "bom_crlf_zstd": COMPLETES["zstd-bom-crlf"][2],
         "empty": [],
+        "fastq_gzip": COMPLETES["zstd-bom-crlf"][2],
     }
-    bad = {"protein": STOPS["protein"][0], "truncated": STOPS["truncated-gzip"][0]}
+    bad = {
+        "protein": STOPS["protein"][0],
+        "truncated": STOPS["truncated-gzip"][0],
+        "truncated_fastq": STOPS["fastq-ends-in-a-quality-line"][0],
+    }
     lines = ["sample\tfasta\tchunk_size\tchunking"]
     for sample, (text, fmt, chunk_size, mode) in good.items():
         write(workdir / sample, text, fmt)
@@ -534,10 +642,14 @@ def test_good_samples_complete_beside_bad_ones(workdir):
     assert result.returncode != 0
     for sample, rows in expected.items():
         assert listed(workdir / "results" / sample) == rows, sample
+    fasta_run, fastq_run = (workdir / "results" / s for s in ("bom_crlf_zstd", "fastq_gzip"))
+    for name in ("records.tsv", "chunks.tsv", "regions.tsv", "virus.fna"):
+        assert (fastq_run / name).read_bytes() == (fasta_run / name).read_bytes(), name
     for sample in bad:
         assert not (workdir / "results" / sample / "records.tsv").exists()
     assert "protein: record 'p1' (number 1) contains" in output
     assert "truncated: its gzip data ends early" in output
+    assert "truncated_fastq: the file ends inside record 12 ('@read11', line 45)" in output
     table = {row.sample: row for row in read_tsv(workdir / "results" / "samples.tsv")}
     assert list(table) == list(good) + list(bad)
     for sample, rows in expected.items():

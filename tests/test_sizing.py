@@ -20,7 +20,7 @@ from virnucpro.sizing import (
 )
 from virnucpro.tables import read_tsv
 
-from conftest import DVF, DVF_VALIDATION
+from conftest import DVF, DVF_VALIDATION, fastq
 from stages import prepared
 
 DNABERT_S_ONLY = ("dnabert_s",)
@@ -51,7 +51,11 @@ def real_reads():
 
 
 def write(records, path, members=1):
-    text = "".join(f">{name}\n{sequence}\n" for name, sequence in records)
+    """FASTA, or FASTQ where the name says .fq; gzip-compressed where it ends .gz."""
+    if ".fq" in path.suffixes:
+        text = fastq(records)
+    else:
+        text = "".join(f">{name}\n{sequence}\n" for name, sequence in records)
     if path.suffix != ".gz":
         path.write_text(text)
         return path
@@ -64,10 +68,11 @@ def write(records, path, members=1):
 
 @pytest.mark.parametrize("models", [EMBEDDING_MODELS, DNABERT_S_ONLY], ids=["both", "dnabert_s"])
 @pytest.mark.parametrize(
-    ("name", "members"), [("reads.fa", 1), ("reads.fa.gz", 1), ("reads.fa.gz", 40)]
+    ("name", "members"),
+    [("reads.fa", 1), ("reads.fa.gz", 1), ("reads.fa.gz", 40), ("reads.fq.gz", 40)],
 )
 def test_the_estimate_of_short_reads_is_close(tmp_path, real_reads, name, members, models):
-    fasta = write(real_reads, tmp_path / name, members)  # 0.8 MB: 64 kB are read
+    fasta = write(real_reads, tmp_path / name, members)  # 0.8 MB (FASTQ 1.6): 64 kB are read
     exact = exact_seconds(fasta, 300, models, tmp_path)
     assert estimated_seconds(fasta, 300, "overlap", models) == pytest.approx(exact, rel=0.1)
 

@@ -1,5 +1,6 @@
 """The embedding and classification stages on real frames with the demo's tiny models."""
 
+import bz2
 import gzip
 
 import numpy as np
@@ -22,7 +23,7 @@ from virnucpro.report import aggregate_sample
 from virnucpro.sharding import read_shard
 from virnucpro.tables import read_tsv
 
-from conftest import REPO
+from conftest import REPO, fastq
 from stages import prepared, run_sample, sample_outputs
 
 DEMO_FASTA = REPO / "tests" / "data" / "demo.fa"
@@ -119,12 +120,13 @@ def test_a_classifier_for_other_models_is_an_error_naming_both(demo_run, tmp_pat
     assert not any((tmp_path / "out").rglob("*"))  # nothing written, not even a temporary file
 
 
-def test_the_outputs_do_not_depend_on_parts_workers_or_compression(
+def test_the_outputs_do_not_depend_on_parts_workers_compression_or_fastq(
     demo_models, tmp_path, monkeypatch
 ):
-    """The demo in a part per record, its results made by two worker processes each, from
-    its gzip-compressed copy: every output as in blocks of 2 MiB by one process. Its
-    classifier calls most records virus, so that the viral FASTA holds some."""
+    """The demo in a part per record, its results made by two worker processes each, from its
+    gzip-compressed copy and from its records as bzip2-compressed FASTQ: every output (the
+    viral FASTA too) as in blocks of 2 MiB by one process. Its classifier calls most records
+    virus, so that the viral FASTA holds some."""
     torch.manual_seed(0)
     model = MLPClassifier(48 + 64).eval()
     with torch.no_grad():
@@ -133,12 +135,8 @@ def test_the_outputs_do_not_depend_on_parts_workers_or_compression(
     models = {**demo_models, "classifier_500": tmp_path / "viral.safetensors"}
     one = run_sample(DEMO_FASTA, models, tmp_path / "one", shards=3)
     monkeypatch.setattr(fasta, "BLOCK_BYTES", 1000)
-    compressed = tmp_path / "demo.fa.gz"
-    compressed.write_bytes(gzip.compress(DEMO_FASTA.read_bytes()))
-    run = run_sample(compressed, models, tmp_path / "run", shards=3, workers=2)
-    parts = list(read_tsv(run / "prepare" / "parts.tsv"))
-    assert len(parts) == DEMO_FASTA.read_text().count(">") == 8
-    assert len(list(read_tsv(one / "prepare" / "parts.tsv"))) < 8
+    records = [(record.id, record.sequence) for record in fasta.read_records(DEMO_FASTA)]
+    assert len(list(read_tsv(one / "prepare" / "parts.tsv"))) < len(records) == 8
     names = [
         "prediction_results.txt",
         "prediction_results_highestscore.csv",
@@ -148,6 +146,14 @@ def test_the_outputs_do_not_depend_on_parts_workers_or_compression(
         "virus.fna",
         *(f"plots/{figure}.svg" for figure in ("distribution", "length", "tracks")),
     ]
-    for name in names:
-        assert (run / name).read_bytes() == (one / name).read_bytes(), name
-    assert (run / "virus.fna").read_text().count(">") >= 4
+    inputs = {
+        "demo.fa.gz": gzip.compress(DEMO_FASTA.read_bytes()),
+        "demo.fq.bz2": bz2.compress(fastq(records).encode()),
+    }
+    for name, data in inputs.items():
+        (tmp_path / name).write_bytes(data)
+        run = run_sample(tmp_path / name, models, tmp_path / f"run-{name}", shards=3, workers=2)
+        assert len(list(read_tsv(run / "prepare" / "parts.tsv"))) == len(records), name
+        for output in names:
+            assert (run / output).read_bytes() == (one / output).read_bytes(), (name, output)
+    assert (one / "virus.fna").read_text().count(">") >= 4

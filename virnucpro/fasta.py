@@ -1,5 +1,7 @@
-"""Nucleotide FASTA input (plain, or gzip, bzip2, xz or zstd compressed) checked record by
-record, and FASTA output in the exact layouts the original tool wrote."""
+"""Nucleotide FASTA or FASTQ input (plain, or gzip, bzip2, xz or zstd compressed; FASTQ's
+reads in fastq.py) checked record by record, and FASTA output in the exact layouts the original
+tool wrote. The format is told by the content: the first byte of text that is not blank is a
+FASTA record's '>' or a FASTQ record's '@'."""
 
 import codecs
 import io
@@ -12,7 +14,8 @@ from pathlib import Path
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 from xopen import xopen
 
-from .compressed import NAMES, format_of, open_text
+from . import fastq
+from .compressed import NAMES, format_of
 from .errors import InputError
 
 # IUPAC nucleotide codes. Codons holding anything but A/C/G/T are dropped at translation
@@ -23,7 +26,7 @@ PROTEIN_ONLY = frozenset("EFILPQJOZ")
 FORMATS_READ = "plain, gzip, bzip2, xz or zstd-compressed"
 _SHOWN = 10  # offending records named in one error message
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
-BLOCK_BYTES = 1 << 21  # of text per Block: a worker's task of about 13,000 reads of 150 bp
+BLOCK_BYTES = 1 << 21  # of text per Block: a worker's task of 13,000 reads of 150 bp (FASTQ: 6,600)
 
 
 @dataclass(frozen=True)
@@ -33,18 +36,16 @@ class Record:
 
 
 def read_records(path):
-    """Yield the records of a nucleotide FASTA file, raising InputError on anything that is not.
+    """Yield the records of a nucleotide FASTA or FASTQ file, raising InputError on anything
+    that is not.
 
     Record ids are the title up to the first whitespace, as Biopython's SeqIO gives them and as
     the original tool used them. Duplicate ids are collected and reported once at the end.
     """
     path = Path(path)
     counts = Counter()
-    fmt = _format(path)
-    with open_text(path, fmt) as handle:
-        pairs = _fasta_pairs(_lines(handle, path, fmt), path)
-        for number, (title, sequence) in enumerate(pairs, start=1):
-            record = _record(title, sequence, number, path)
+    for block in read_blocks(path):
+        for record in block_records(block, path):
             counts[record.id] += 1
             yield record
     duplicates = {rid: n for rid, n in counts.items() if n > 1}
@@ -60,21 +61,22 @@ def duplicate_ids_error(path, duplicates):
     return InputError(
         f"{path}: {len(duplicates)} record id(s) occur more than once: {shown}{more}. "
         "Ids (the header up to the first whitespace) must be unique because every output row is "
-        "keyed by them; rename the records, e.g. `seqkit rename` or "
+        "keyed by them; rename the records, e.g. `seqkit rename`, or for FASTA "
         "`awk '/^>/{print \">r\" ++i; next} 1'`."
     )
 
 
 @dataclass(frozen=True)
 class Block:
-    """Whole records of a FASTA file, as bytes, for a worker process to parse (block_records):
-    where they start in the file's (decompressed) bytes, and the number of their first record
-    and first line in the file."""
+    """Whole records of a FASTA or FASTQ file, as bytes, for a worker process to parse
+    (block_records): where they start in the file's (decompressed) bytes, the number of their
+    first record and first line in the file, and whether the file is FASTQ."""
 
     data: bytes
     start: int
     first_record: int
     first_line: int
+    fastq: bool
 
     @property
     def end(self):
@@ -82,43 +84,61 @@ class Block:
 
 
 def read_blocks(path):
-    """Yield the file as Blocks of about BLOCK_BYTES, each cut before a record's '>', so that
-    every record lies in one block (a record longer than that makes a block of its own). Only
-    bytes are looked at here: the reading process stays fast while workers parse and check."""
+    """Yield the file as Blocks of about BLOCK_BYTES, so that every record lies in one block (a
+    record longer than that makes a block of its own): FASTA cut before a record's '>', FASTQ
+    after a record's fourth line. Only bytes are looked at here: the reading process stays fast
+    while workers parse and check."""
     path, size = Path(path), BLOCK_BYTES
     fmt = _format(path)
     pending, searched, start, record, line = bytearray(), 0, 0, 1, 1
+    mark = None  # the first byte of text that is not blank, once read
     with _open_bytes(path, fmt) as handle:
         while data := _read(handle, size, path, fmt):
             pending += data
-            not_fasta = start == 0 and _not_fasta(pending)  # its worker says what it is
-            if len(pending) < size and not not_fasta:
+            mark = mark or _first_mark(pending)
+            other = start == 0 and mark not in (None, b">", b"@")  # its worker says what it is
+            if len(pending) < size and not other:
                 continue
-            cut = _last_record_start(pending, max(searched - 1, 0))
-            if cut <= 0 and not not_fasta:
+            if other:
+                cut = len(pending)
+            elif mark == b"@":
+                cut, records = fastq.records_end(pending, start == 0)
+            else:
+                cut = _last_record_start(pending, max(searched - 1, 0))
+            if cut <= 0:
                 searched = len(pending)
                 continue  # a record longer than `size`: read on
-            cut = cut if cut > 0 else len(pending)
-            block = Block(bytes(pending[:cut]), start, record, line)
+            block = Block(bytes(pending[:cut]), start, record, line, mark == b"@")
             del pending[:cut]
             searched = len(pending)  # what is left is the start of one record
             yield block
-            start, record, line = block.end, *_after(block, record, line)
+            start, line = block.end, line + _line_breaks(block.data)
+            record += records if block.fastq else _fasta_starts(block.data)
     if pending:
-        yield Block(bytes(pending), start, record, line)
+        yield Block(bytes(pending), start, record, line, mark == b"@")
 
 
 def block_records(block, path):
     """Yield the checked Records of a Block, as read_records does (InputError naming the record
     or line), without the check for duplicate ids, which needs every block."""
     try:
-        # as open_text reads: a byte-order mark at the file's start dropped, any line ending '\n'
+        # as compressed.open_text reads: a byte-order mark at the file's start dropped
         text = block.data.decode("utf-8-sig" if block.start == 0 else "utf-8")
     except UnicodeDecodeError as error:
         raise _not_utf8(path, block.first_line, error) from error
-    pairs = _fasta_pairs(io.StringIO(text, newline=None), path)
+    if block.fastq:
+        for title, sequence, number, line in fastq.parse(text, path, block):
+            yield _record(title, sequence, number, path, line)
+        return
+    pairs = _fasta_pairs(io.StringIO(text, newline=None), path)  # any line ending read as '\n'
     for number, (title, sequence) in enumerate(pairs, start=block.first_record):
         yield _record(title, sequence, number, path)
+
+
+def is_fastq(data):
+    """Whether text (bytes, from the file's start or a block's) is FASTQ: its first byte that
+    is not blank is '@'."""
+    return _first_mark(data) == b"@"
 
 
 def _format(path):
@@ -151,47 +171,35 @@ def _last_record_start(data, searched):
     return max(data.rfind(b"\n>", searched), data.rfind(b"\r>", searched)) + 1 or -1
 
 
-def _not_fasta(data):
-    """Whether the first text of a file is something other than a FASTA record's '>'."""
+def _first_mark(data):
+    """The first byte of text that is not blank (whitespace, a byte-order mark), or None."""
     if codecs.BOM_UTF8.startswith(data):
-        return False  # no more than (part of) a byte-order mark yet
-    text = data.removeprefix(codecs.BOM_UTF8).lstrip()
-    return bool(text) and not text.startswith(b">")
+        return None  # no more than (part of) a byte-order mark yet
+    return data.removeprefix(codecs.BOM_UTF8).lstrip()[:1] or None
 
 
-def _after(block, record, line):
-    """The numbers of the record and line that follow `block` (any of the three line endings
-    ends a line, as universal newlines read them; a block never ends between \r and \n)."""
-    data = block.data
-    starts = data.count(b"\n>") + data.removeprefix(codecs.BOM_UTF8).startswith(b">")
+def _line_breaks(data):
+    """The lines a block's bytes end (any of the three line endings ends a line, as universal
+    newlines read them; a block never ends between \r and \n)."""
     breaks = data.count(b"\n")
     if b"\r" in data:  # a file of Windows or old Mac line endings: the one pass more it needs
-        starts += data.count(b"\r>")
         breaks += data.count(b"\r") - data.count(b"\r\n")
-    return record + starts, line + breaks
+    return breaks
 
 
-def _record(title, sequence, number, path):
+def _fasta_starts(data):
+    """The FASTA records a block's bytes start."""
+    starts = data.count(b"\n>") + data.removeprefix(codecs.BOM_UTF8).startswith(b">")
+    if b"\r" in data:
+        starts += data.count(b"\r>")
+    return starts
+
+
+def _record(title, sequence, number, path, line=None):
+    """The checked Record of record `number`; `line`, that of a FASTQ record's header."""
     record = Record(title.split(None, 1)[0] if title.strip() else "", sequence)
-    _check_record(record, number, path)
+    _check_record(record, number, path, line)
     return record
-
-
-def _lines(handle, path, fmt):
-    """The lines of an open file. A byte that is not UTF-8 raises InputError naming its line;
-    compressed data that does not decompress to its end raises InputError naming the format's
-    own check."""
-    number = 0
-    try:
-        for number, line in enumerate(handle, start=1):  # noqa: B007 - read after the loop
-            yield line
-    except UnicodeDecodeError as error:
-        # the undecodable chunk starts where the lines given so far end
-        raise _not_utf8(path, number + 1, error) from error
-    except Exception as error:
-        if fmt is None:  # a plain file: a failing read is not a format error
-            raise
-        raise _damaged(path, fmt, error) from error
 
 
 def _not_utf8(path, first_line, error):
@@ -200,9 +208,9 @@ def _not_utf8(path, first_line, error):
     encoding = "utf-16" if _utf16(error.object) else "latin1"
     return InputError(
         f"{path}: line {line} holds byte {error.object[error.start]:#04x}, which is not "
-        "UTF-8 text: this is a binary file, or text in another encoding, not FASTA. Give "
-        f"nucleotide FASTA ({FORMATS_READ}); convert text in another encoding first, e.g. "
-        f"`iconv -f {encoding} -t utf-8`."
+        "UTF-8 text: this is a binary file, or text in another encoding, not FASTA or FASTQ. "
+        f"Give nucleotide FASTA or FASTQ ({FORMATS_READ}); convert text in another encoding "
+        f"first, e.g. `iconv -f {encoding} -t utf-8`."
     )
 
 
@@ -230,60 +238,66 @@ def _damaged(path, fmt, error):
 def _fasta_pairs(lines, path):
     """Biopython's parser, after checking that the text before the first '>' is blank.
 
-    SimpleFastaParser skips leading text silently; a file that is not FASTA must be an error.
+    SimpleFastaParser skips leading text silently; a file that is neither FASTA nor FASTQ (whose
+    blocks fastq.parse reads) must be an error.
     """
     for line in lines:
         if not line.strip():
             continue
         if not line.startswith(">"):
-            kind = (
-                "this looks like FASTQ; convert it to FASTA first, e.g. `seqkit fq2fa`"
-                if line.startswith("@")
-                else f"give nucleotide FASTA ({FORMATS_READ})"
-            )
             raise InputError(
-                f"{path}: this is not a FASTA file: the first non-blank line is "
-                f"{line.strip()[:60]!r}, but a FASTA record starts with '>'; {kind}."
+                f"{path}: this is not a FASTA or FASTQ file: the first non-blank line is "
+                f"{line.strip()[:60]!r}, but a FASTA record starts with '>' and a FASTQ record "
+                f"with '@'; give nucleotide FASTA or FASTQ ({FORMATS_READ})."
             )
         yield from SimpleFastaParser(itertools.chain([line], lines))
         return
 
 
-def _check_record(record, number, path):
+def _check_record(record, number, path, line):
+    fastq = line is not None
     if not record.id:
+        at, mark = (f" (line {line})", "@") if fastq else ("", ">")
         raise InputError(
-            f"{path}: record {number} has an empty header ('>' followed by nothing); "
+            f"{path}: record {number}{at} has an empty header ({mark!r} followed by nothing); "
             "give every record an id."
         )
     unknown = set(record.sequence.upper()) - IUPAC_NUCLEOTIDES
     if not unknown:
         return
     first = next(i for i, letter in enumerate(record.sequence.upper(), 1) if letter in unknown)
+    at = f"number {number}, line {line}" if fastq else f"number {number}"
     raise InputError(
-        f"{path}: record {record.id!r} (number {number}) contains "
-        f"{''.join(sorted(unknown))!r} (first at position {first}), which is not a nucleotide "
-        f"code; {_what_it_is(unknown)}."
+        f"{path}: record {record.id!r} ({at}) contains {''.join(sorted(unknown))!r} (first at "
+        f"position {first}), which is not a nucleotide code; {_what_it_is(unknown, fastq)}."
     )
 
 
-def _what_it_is(unknown):
+def _what_it_is(unknown, fastq):
     """What a record holding these non-nucleotide characters most likely is, and the fix."""
     if "\x00" in unknown:
         return (
             "zero bytes between the letters are UTF-16 text, as Windows tools may save it: "
             "convert it first, e.g. `iconv -f utf-16 -t utf-8`"
         )
+    lines = "2~4" if fastq else "/^>/!"  # the sed address of the sequence lines
+    if not fastq and unknown & set("@+"):
+        return (
+            "this looks like FASTQ records (their '@' header, '+' and quality lines) after FASTA "
+            "ones: give a sample's records in one format, e.g. convert the FASTQ ones with "
+            "`seqkit fq2fa` before joining them to the FASTA"
+        )
     if unknown & PROTEIN_ONLY:
         return "this looks like a protein sequence; virnucpro needs the nucleotide sequences"
     if "U" in unknown:
-        return "this looks like RNA: write T for U, e.g. `sed '/^>/!y/Uu/Tt/'`"
+        return f"this looks like RNA: write T for U, e.g. `sed '{lines}y/Uu/Tt/'`"
     if "X" in unknown:
-        return "masking tools write X for an unknown base: write N, e.g. `sed '/^>/!y/Xx/Nn/'`"
+        return f"masking tools write X for an unknown base: write N, e.g. `sed '{lines}y/Xx/Nn/'`"
     if "*" in unknown:
         return (
             "the rest of the record is nucleotides, so '*' is no stop codon here but a mark some "
             "tools write at the end of a sequence or for an unknown base: remove it, or write N "
-            "for it, e.g. `sed '/^>/!s/[*]/N/g'`"
+            f"for it, e.g. `sed '{lines}s/[*]/N/g'`"
         )
     if unknown & set("-."):
         return "these are alignment gaps: remove them, e.g. `seqkit seq -g`"

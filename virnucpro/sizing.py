@@ -23,8 +23,10 @@ from pathlib import Path
 import numpy as np
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
+from . import fastq
 from .chunking import chunk_spans
 from .compressed import decompressor, format_of
+from .fasta import is_fastq
 from .frames import kept_frame_sizes
 
 # Tokens a second each model computes in fp16 in an embedding job's loop on the reference GPU,
@@ -104,8 +106,12 @@ def estimated_seconds(fasta, chunk_size, mode, models):
     if not data:
         return 0.0
     residues, bases = [], []
-    text = io.StringIO(data.decode("utf-8-sig", errors="replace"), newline=None)  # as read
-    for _, sequence in SimpleFastaParser(text):
+    text = data.decode("utf-8-sig", errors="replace")  # as read
+    if is_fastq(data):
+        sequences = fastq.sequences(text)
+    else:
+        sequences = (s for _, s in SimpleFastaParser(io.StringIO(text, newline=None)))
+    for sequence in sequences:
         sequence = "".join(sequence.split()).upper()
         for start, end in chunk_spans(len(sequence), chunk_size, mode):
             for protein, nucleotide in kept_frame_sizes(sequence[start:end]):
@@ -116,8 +122,8 @@ def estimated_seconds(fasta, chunk_size, mode, models):
 
 
 def _leading_text(path):
-    """The first SAMPLED_BYTES of a FASTA file's text (bytes), and the bytes of text per byte
-    of the file over its first RATIO_BYTES of text.
+    """The first SAMPLED_BYTES of a FASTA or FASTQ file's text (bytes), and the bytes of text
+    per byte of the file over its first RATIO_BYTES of text.
 
     Hand-written over streaming decompressors rather than a file reader, whose read-ahead hides
     how much of the compressed file a prefix took. Each piece of the file is decompressed whole,

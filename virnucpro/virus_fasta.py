@@ -1,7 +1,7 @@
-"""The viral sequences of a sample as FASTA: every record called virus, whole, and every viral
-region as its own record, named `<record>|region_<start>_<end>` (1-based, inclusive) so that it
-traces back to its record and place; a region that is a whole record written whole is not
-written twice.
+"""The viral sequences of a sample (its input FASTA or FASTQ) as FASTA: every record called
+virus, whole, and every viral region as its own record, named `<record>|region_<start>_<end>`
+(1-based, inclusive) so that it traces back to its record and place; a region that is a whole
+record written whole is not written twice.
 
 Part by part (parts.py) over worker processes: each reads its part's records from the input
 beside their rows of records.tsv and regions.tsv and formats its share of the output, which the
@@ -20,7 +20,7 @@ from xopen import xopen
 
 from .atomic import atomic_open
 from .compressed import format_of
-from .fasta import Block, block_records, write_wrapped
+from .fasta import Block, block_records, is_fastq, write_wrapped
 from .parallel import ordered_map
 from .parts import check_part_rows, read_parts, read_range
 from .tables import tsv_reader
@@ -49,7 +49,7 @@ class _Task:
 
 
 def write_virus_fasta(fasta, parts_tsv, records_tsv, regions_tsv, rows, out, workers=1):
-    """Read the sample's FASTA again beside its records and regions tables (all in input
+    """Read the sample's input again beside its records and regions tables (all in input
     order): `parts_tsv`, prepare's parts table, gives each part's records in the input; `rows`,
     the aggregation's parts.PartRows, their rows in the two tables. `workers` processes do the
     work; the output does not depend on their number."""
@@ -89,7 +89,9 @@ def _part_fasta(tables, record_columns, region_columns, task):
     """The output's bytes for one part (a worker's task)."""
     fasta = tables.fasta
     text = task.text if task.text is not None else read_range(fasta, task.text_start, task.text_end)
-    block = Block(text, task.text_start, task.first_record, task.first_line)
+    # a part starts with a record ('>' or '@'), or the file's start: the preparing stage read
+    # the whole input as one format
+    block = Block(text, task.text_start, task.first_record, task.first_line, is_fastq(text))
     records = block_records(block, fasta)
     at = task.rows
     rows = _rows(
