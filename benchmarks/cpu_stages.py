@@ -67,6 +67,7 @@ def stage(name, run, workers):
         regions=p.out / "regions.tsv",
         summary=p.out / "summary.txt",
         fna=p.out / "virus.fna",
+        regions_fna=p.out / "virus_regions.fna",
         distribution=p.out / "plots" / "score_distribution.svg",
         length=p.out / "plots" / "length_vs_score.svg",
         tracks=p.out / "plots" / "score_tracks.svg",

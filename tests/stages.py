@@ -110,6 +110,7 @@ def sample_outputs(out):
         regions=out / "regions.tsv",
         summary=out / "summary.txt",
         fna=out / "virus.fna",
+        regions_fna=out / "virus_regions.fna",
         distribution=out / "plots" / "distribution.svg",
         length=out / "plots" / "length.svg",
         tracks=out / "plots" / "tracks.svg",

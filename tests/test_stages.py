@@ -146,6 +146,7 @@ def test_the_outputs_do_not_depend_on_parts_workers_or_compression(
         "chunks.tsv",
         "regions.tsv",
         "virus.fna",
+        "virus_regions.fna",
         *(f"plots/{figure}.svg" for figure in ("distribution", "length", "tracks")),
     ]
     for name in names:

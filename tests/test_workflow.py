@@ -23,6 +23,7 @@ SAMPLE_RESULTS = (
     "chunks.tsv",
     "regions.tsv",
     "virus.fna",
+    "virus_regions.fna",
     "summary.txt",
     "plots/score_distribution.svg",
     "plots/length_vs_score.svg",
@@ -66,8 +67,8 @@ def test_the_demo_runs_and_a_rerun_redoes_only_what_a_change_needs(workdir):
     snakemake(workdir, *DEMO, "--cores", "2")
     for sample in ("demo_500", "demo_300_legacy"):
         results = workdir / "results" / sample
-        for name in SAMPLE_RESULTS:  # virus.fna is empty where no record is called virus
-            assert (results / name).stat().st_size > 0 or name == "virus.fna", name
+        for name in SAMPLE_RESULTS:  # a FASTA is empty where no record or region is viral
+            assert (results / name).stat().st_size > 0 or name.endswith(".fna"), name
         assert len(list((results / "embeddings").glob("*.h5"))) == 4
         assert not (results / "prepare" / "chunks.fa").exists()  # temp: removed once used
     assert planned(workdir) == []
@@ -127,6 +128,7 @@ def test_the_demo_runs_and_a_rerun_redoes_only_what_a_change_needs(workdir):
             "also needs at least 0.5 of its chunks viral\n"
         ) in (results / "summary.txt").read_text()
         assert (results / "virus.fna").read_text() == ""
+        assert (results / "virus_regions.fna").read_text() == ""  # no region reaches 0.999
     [row, _] = read_tsv(workdir / "results" / "samples.tsv")
     assert (row.virus, row.min_virus_score, row.min_virus_fraction) == ("0", "0.999", "0.5")
     assert (row.esm2, row.dnabert_s) == (

@@ -14,8 +14,9 @@ from .virus_fasta import write_virus_fasta
 def write_sample_outputs(sample, fasta, parts_tsv, tables, rows, threshold, outputs, workers=1):
     """`tables`: the aggregation's .records, .chunks and .regions, `rows` where each part's rows
     lie in them (what report.aggregate_sample returns); `threshold`: the virus score above
-    which a chunk is viral (calling.CallRule.region_threshold); `outputs`: the paths .fna
-    (virus_fasta.write_virus_fasta) and .distribution, .length and .tracks (plots.plot_sample).
+    which a chunk is viral (calling.CallRule.region_threshold); `outputs`: the paths .fna and
+    .regions_fna (virus_fasta.write_virus_fasta) and .distribution, .length and .tracks
+    (plots.plot_sample).
     `workers` processes in all."""
     lifeline = (os.getpid(), "the process that started this worker")
     with ProcessPoolExecutor(1, initializer=end_with, initargs=lifeline) as figures:
@@ -37,6 +38,7 @@ def write_sample_outputs(sample, fasta, parts_tsv, tables, rows, threshold, outp
             tables.regions,
             rows,
             outputs.fna,
+            outputs.regions_fna,
             workers=max(1, workers - 1),
         )
         drawn.result()

@@ -270,6 +270,7 @@ SAMPLE_RESULTS = (
     "chunks.tsv",
     "regions.tsv",
     "virus.fna",
+    "virus_regions.fna",
     "summary.txt",
     "plots/score_distribution.svg",
     "plots/length_vs_score.svg",

@@ -29,6 +29,7 @@ rule aggregate_sample:
             labels={"sample": "{sample}", "table": "summary, models and settings"},
         ),
         fna="results/{sample}/virus.fna",
+        regions_fna="results/{sample}/virus_regions.fna",
         distribution=report(
             "results/{sample}/plots/score_distribution.svg",
             caption="../report/score_distribution.rst",
