@@ -91,8 +91,7 @@ def stage(name, run, workers):
             "reads", p, embeddings, outputs, settings, rule, RegionSettings(), workers
         )
         aggregated = time.perf_counter()
-        threshold = rule.region_threshold
-        write_sample_outputs("reads", p.fasta, p.parts, outputs, rows, threshold, outputs, workers)
+        write_sample_outputs("reads", p.fasta, p.parts, outputs, rows, rule, outputs, workers)
         return {
             "aggregation_s": round(aggregated - started, 2),
             "viral_fasta_and_plots_s": round(time.perf_counter() - aggregated, 2),

@@ -168,6 +168,5 @@ def run_sample(fasta, models, out, chunk_size=500, mode="overlap", shards=2, wor
         RegionSettings(),
         workers=workers,
     )
-    threshold = CallRule().region_threshold
-    write_sample_outputs("test", fasta, paths.parts, outputs, rows, threshold, outputs, workers)
+    write_sample_outputs("test", fasta, paths.parts, outputs, rows, CallRule(), outputs, workers)
     return out

@@ -1,4 +1,5 @@
-"""The call rule's thresholds, and the viral FASTA files written from the calls and regions."""
+"""The call rule's thresholds and the score it compares, and the viral FASTA files written from
+the calls and regions."""
 
 import pytest
 
@@ -14,6 +15,16 @@ def test_the_default_rule_is_the_originals_whatever_the_score():
     assert rule.chunk_is_virus(0.5, 0.5) and not rule.chunk_is_virus(0.7, 0.6)
     assert rule.chunk_is_virus(0.2, 0.3)  # two frames: neither above 0.5, virus still wins
     assert rule.record_call(0.2, 0.3, 0.01, 1, 100) == "virus"  # no fraction or length asked
+
+
+def test_the_score_compared_is_the_difference_under_the_originals_rule():
+    rule = CallRule()
+    assert rule.score(0.7, 0.6) == 0.6 - 0.7 < rule.boundary == 0
+    assert rule.score(0.5, 0.5) == rule.boundary  # the tie, virus
+    assert CallRule(min_virus_score=0.9).score(0.95, 0.9) == 0.9
+    assert rule.describe() == (
+        "virus when best_virus_score >= best_others_score (the original's rule); others otherwise"
+    )
 
 
 def test_a_minimum_score_and_the_multi_chunk_thresholds():

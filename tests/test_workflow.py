@@ -124,8 +124,8 @@ def test_the_demo_runs_and_a_rerun_redoes_only_what_a_change_needs(workdir):
         results = workdir / "results" / sample
         assert {r.call for r in read_tsv(results / "records.tsv")} == {"others"}
         assert (
-            "calls: virus when best virus score >= 0.999; a record of several scored chunks "
-            "also needs at least 0.5 of its chunks viral\n"
+            "calls: virus when best_virus_score >= 0.999; a record of several scored chunks "
+            "(chunks_scored > 1) also needs fraction_virus >= 0.5; others otherwise\n"
         ) in (results / "summary.txt").read_text()
         assert (results / "virus.fna").read_text() == ""
         assert (results / "virus_regions.fna").read_text() == ""  # no region reaches 0.999
@@ -137,7 +137,7 @@ def test_the_demo_runs_and_a_rerun_redoes_only_what_a_change_needs(workdir):
     )  # the models its classifier takes (NA for one it does not)
     overview = (workdir / "results" / "samples.html").read_text()  # the report's page of them
     assert "<td>demo_500</td><td>8</td><td>0</td>" in overview
-    assert "best virus score &gt;= 0.999" in overview  # each sample's summary, escaped
+    assert "best_virus_score &gt;= 0.999" in overview  # each sample's summary, escaped
 
 
 def test_every_console_entry_point_names_a_function():

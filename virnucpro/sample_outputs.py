@@ -11,12 +11,14 @@ from .plots import plot_sample
 from .virus_fasta import write_virus_fasta
 
 
-def write_sample_outputs(sample, fasta, parts_tsv, tables, rows, threshold, outputs, workers=1):
-    """`tables`: the aggregation's .records, .chunks and .regions, `rows` where each part's rows
-    lie in them (what report.aggregate_sample returns); `threshold`: the virus score above
-    which a chunk is viral (calling.CallRule.region_threshold); `outputs`: the paths .fna and
-    .regions_fna (virus_fasta.write_virus_fasta) and .distribution, .length and .tracks
-    (plots.plot_sample).
+def write_sample_outputs(
+    sample, fasta, parts_tsv, tables, rows, rule, outputs, workers=1, random_weights=False
+):
+    """`tables`: the aggregation's .records, .chunks, .regions and .summary, `rows` where each
+    part's rows lie in them (what report.aggregate_sample returns); `rule`: the
+    calling.CallRule the calls were made by; `outputs`: the paths .fna and .regions_fna
+    (virus_fasta.write_virus_fasta) and .distribution, .length and .tracks (plots.plot_sample);
+    `random_weights`: whether the embedding models' weights are random, which the figures say.
     `workers` processes in all."""
     lifeline = (os.getpid(), "the process that started this worker")
     with ProcessPoolExecutor(1, initializer=end_with, initargs=lifeline) as figures:
@@ -26,10 +28,11 @@ def write_sample_outputs(sample, fasta, parts_tsv, tables, rows, threshold, outp
             tables.records,
             tables.chunks,
             tables.regions,
-            threshold,
+            rule,
             outputs.distribution,
             outputs.length,
             outputs.tracks,
+            random_weights=random_weights,
         )
         write_virus_fasta(
             fasta,

@@ -7,6 +7,7 @@ field of every row. This holds for tables whose fields hold no tab
 or line break, which tsv_writer would quote: the workflow's are such (ids are FASTA header
 words, the rest are numbers, calls and reasons)."""
 
+import csv
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,3 +124,16 @@ def _block(path, data, offset, width, picked):
     return Block(
         text, offset + row_starts, starts, {name: ends[:, i] for name, i in picked.items()}
     )
+
+
+def rows_at(path, offsets):
+    """The rows of the table `path` that start at `offsets` (Block.offsets), as {column: field}
+    dicts, in the order of `offsets`."""
+    with open(path, "rb") as handle:
+        header = next(csv.reader([handle.readline().decode()], delimiter="\t"))
+        rows = []
+        for offset in offsets:
+            handle.seek(int(offset))
+            row = next(csv.reader([handle.readline().decode()], delimiter="\t"))
+            rows.append(dict(zip(header, row, strict=True)))
+    return rows
