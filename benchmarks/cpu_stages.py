@@ -68,6 +68,7 @@ def stage(name, run, workers):
         summary=p.out / "summary.txt",
         fna=p.out / "virus.fna",
         regions_fna=p.out / "virus_regions.fna",
+        calls=p.out / "calls.html",
         distribution=p.out / "plots" / "score_distribution.svg",
         length=p.out / "plots" / "length_vs_score.svg",
         tracks=p.out / "plots" / "score_tracks.svg",

@@ -111,6 +111,7 @@ def sample_outputs(out):
         summary=out / "summary.txt",
         fna=out / "virus.fna",
         regions_fna=out / "virus_regions.fna",
+        calls=out / "calls.html",
         distribution=out / "plots" / "distribution.svg",
         length=out / "plots" / "length.svg",
         tracks=out / "plots" / "tracks.svg",

@@ -1,11 +1,16 @@
-"""The result figures on hand-written tables: well-formed SVG, every record on the side of the
-drawn call rule its call says under each rule, the records chosen for the tracks and their
-order, the regions marked, a mark on the figures of random weights, the same bytes on a rerun,
-and a figure even of no data."""
+"""The result figures and the report's page of calls on hand-written tables: well-formed SVG,
+every record on the side of the drawn call rule its call says under each rule, the records
+chosen for the tracks and their order, the regions marked, a mark on the figures of random
+weights, the same bytes on a rerun, a figure even of no data, and the page's records ranked by
+the rule's score."""
+
+import re
 
 import pytest
 
+from virnucpro import calls_page
 from virnucpro.calling import ORIGINAL_RULE, CallRule
+from virnucpro.calls_page import write_calls_page
 from virnucpro.part_calls import CHUNK_COLUMNS, RECORD_COLUMNS, REGION_COLUMNS
 from virnucpro.plots import BIN_ABOVE, RANDOM_WEIGHTS, plot_sample
 
@@ -193,3 +198,35 @@ def test_the_figures_of_random_weights_say_so(tmp_path):
     assert all(RANDOM_WEIGHTS in "\n".join(figure) for figure in texts)
     _, texts = plot(tables, tmp_path / "again")
     assert not any(RANDOM_WEIGHTS in "\n".join(figure) for figure in texts)
+
+
+def test_the_calls_page_ranks_the_records_by_the_rules_score(tmp_path, monkeypatch):
+    records, _, regions = write_sample(tmp_path, RULE_RECORDS)
+    summary = tmp_path / "summary.txt"
+    summary.write_text("calls: <the rule>\n")
+
+    def page(rule):
+        out = tmp_path / "calls.html"
+        write_calls_page("S1", records, regions, summary, rule, out, random_weights=True)
+        text = out.read_text()
+        return text, re.findall(r"<tr><td>(\w)</td><td>(\w+)</td><td>([^<]*)</td>", text)
+
+    text, rows = page(ORIGINAL_RULE)
+    # best_virus_score - best_others_score, highest first; the unscored record last
+    assert [(record, call) for record, call, _ in rows] == [
+        ("B", "virus"),
+        ("C", "virus"),
+        ("F", "virus"),
+        ("H", "virus"),
+        ("A", "others"),
+        ("E", "others"),
+        ("D", "others"),
+        ("G", "unscored"),
+    ]
+    assert [score for record, _, score in rows if record in "AH"] == ["0", "-0.15"]
+    assert "All 8 records" in text and RANDOM_WEIGHTS in text
+    assert "calls: &lt;the rule&gt;" in text  # the summary, escaped
+    monkeypatch.setattr(calls_page, "MAX_ROWS", 3)
+    text, rows = page(CallRule(min_virus_score=0.6))
+    assert [record for record, *_ in rows] == ["F", "B", "C"]  # by best_virus_score
+    assert "The 3 of 8 records of the highest score" in text

@@ -147,6 +147,7 @@ def test_the_outputs_do_not_depend_on_parts_workers_or_compression(
         "regions.tsv",
         "virus.fna",
         "virus_regions.fna",
+        "calls.html",
         *(f"plots/{figure}.svg" for figure in ("distribution", "length", "tracks")),
     ]
     for name in names:

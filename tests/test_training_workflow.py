@@ -2,17 +2,22 @@
 trained on real labelled fragments with the demo's encoders, evaluated on others beside the
 demo's stand-in for the published one, and the 300 bp demo sample called with it, with its
 calibration's probabilities; every call of the demo follows from its columns of records.tsv
-and lies on its side of the call rule the figures draw; the same seed trains the same file
+and lies on its side of the call rule the figures draw; the HTML report shows the calls and
+every table in place, and names the config files given; the same seed trains the same file
 again. At plan time: a classifier of DNABERT-S features alone plans no ESM-2 job; a classifier
 to compare reads only its models' files, and one that needs a model the sets are not embedded
 with is refused; a training target without a training sheet stops at once."""
 
+import base64
 import hashlib
+import html
+import json
 import re
 import xml.etree.ElementTree as ET
 
 import pytest
 
+from virnucpro import __version__
 from virnucpro.calling import ORIGINAL_RULE
 from virnucpro.classifier_choice import TRAINED_CLASSIFIER
 from virnucpro.evaluation import RATES
@@ -108,6 +113,47 @@ def test_every_call_of_the_demo_follows_from_its_columns_as_the_figures_draw_it(
     rows = list(read_tsv(trained_demo / "results" / "demo_300_legacy" / "records.tsv"))
     assert {row.call for row in rows} == {"virus", "others"}
     assert any(row.call == "others" and float(row.best_virus_score) > 0.5 for row in rows)
+
+
+def report_contents(path):
+    """The start page (HTML) of a Snakemake report, and {path: (MIME type, content)} of each
+    result in it."""
+    text = path.read_text()
+    start = json.loads(re.search(r"^\s*var workflow_desc = (\".*\");$", text, re.M)[1])
+    results = json.loads(re.search(r"^\s*var results = (\{.*\});$", text, re.M)[1])
+    return start, {
+        name: (result["mime_type"], base64.b64decode(result["data_uri"].split(",", 1)[1]))
+        for name, result in results.items()
+    }
+
+
+def test_the_report_shows_the_calls_and_every_table_and_names_the_config_files(trained_demo):
+    snakemake(trained_demo, *TARGETS, *TRAINING_DEMO, "--report", "report.html")
+    start, results = report_contents(trained_demo / "report.html")
+    # the start page: the config files read, the workflow's own first, and a table of settings
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", start)).split())
+    assert (
+        "This run read the config files config/config.yaml , config/demo/config.yaml , "
+        "config/demo/training.yaml (each over the ones before it"
+    ) in text
+    assert "calling.min_virus_score null" in text and "training.seed 42" in text
+    assert "{'" not in text  # no Python dict
+    # every table is a page the report shows in place, none a download
+    assert {mime for mime, _ in results.values()} == {"text/html", "image/svg+xml"}
+    assert {
+        "results/training/history.html",
+        "results/training/metrics.html",
+        "results/training/evaluation/classifiers.html",
+        "results/training/evaluation/trained/metrics.html",
+    } <= set(results)
+    # each sample's calls: every record with its call, the rule they follow, the summary
+    for sample in SAMPLES:
+        page = results[f"results/{sample}/calls.html"][1].decode()
+        for row in read_tsv(trained_demo / "results" / sample / "records.tsv"):
+            assert f"<td>{html.escape(row.record_id)}</td><td>{row.call}</td>" in page
+        assert html.escape(ORIGINAL_RULE.describe()) in page
+        assert RANDOM_WEIGHTS in page
+        assert f"virnucpro {__version__}: sample {sample}" in page  # its summary
 
 
 def test_the_same_data_and_seed_train_the_same_file(trained_demo):

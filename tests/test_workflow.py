@@ -25,6 +25,7 @@ SAMPLE_RESULTS = (
     "virus.fna",
     "virus_regions.fna",
     "summary.txt",
+    "calls.html",
     "plots/score_distribution.svg",
     "plots/length_vs_score.svg",
     "plots/score_tracks.svg",

@@ -1,11 +1,13 @@
-"""A sample's calls written out once aggregated: its viral sequences as FASTA and its three
-figures, made side by side in the aggregation's job (the figures in a process of their own while
-the FASTA's workers read the input again), so that a sample pays one job's start for its
-results, not three, and a run of many samples plans a third fewer jobs."""
+"""A sample's calls written out once aggregated: its viral sequences as FASTA, its three figures
+and its page of calls for the report, made side by side in the aggregation's job (the figures
+and the page in a process of their own while the FASTA's workers read the input again), so
+that a sample pays one job's start for its results, not four, and a run of many samples plans
+fewer jobs."""
 
 import os
 from concurrent.futures import ProcessPoolExecutor
 
+from .calls_page import write_calls_page
 from .lifeline import end_with
 from .plots import plot_sample
 from .virus_fasta import write_virus_fasta
@@ -17,12 +19,12 @@ def write_sample_outputs(
     """`tables`: the aggregation's .records, .chunks, .regions and .summary, `rows` where each
     part's rows lie in them (what report.aggregate_sample returns); `rule`: the
     calling.CallRule the calls were made by; `outputs`: the paths .fna and .regions_fna
-    (virus_fasta.write_virus_fasta) and .distribution, .length and .tracks (plots.plot_sample);
-    `random_weights`: whether the embedding models' weights are random, which the figures say.
-    `workers` processes in all."""
+    (virus_fasta.write_virus_fasta), .distribution, .length and .tracks (plots.plot_sample)
+    and .calls (calls_page.write_calls_page); `random_weights`: whether the embedding models'
+    weights are random, which the figures and the page say. `workers` processes in all."""
     lifeline = (os.getpid(), "the process that started this worker")
-    with ProcessPoolExecutor(1, initializer=end_with, initargs=lifeline) as figures:
-        drawn = figures.submit(
+    with ProcessPoolExecutor(1, initializer=end_with, initargs=lifeline) as side:
+        drawn = side.submit(
             plot_sample,
             sample,
             tables.records,
@@ -33,6 +35,16 @@ def write_sample_outputs(
             outputs.length,
             outputs.tracks,
             random_weights=random_weights,
+        )
+        page = side.submit(
+            write_calls_page,
+            sample,
+            tables.records,
+            tables.regions,
+            tables.summary,
+            rule,
+            outputs.calls,
+            random_weights,
         )
         write_virus_fasta(
             fasta,
@@ -45,3 +57,4 @@ def write_sample_outputs(
             workers=max(1, workers - 1),
         )
         drawn.result()
+        page.result()
