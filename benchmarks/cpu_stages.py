@@ -67,6 +67,8 @@ def stage(name, run, workers):
         regions=p.out / "regions.tsv",
         summary=p.out / "summary.txt",
         fna=p.out / "virus.fna",
+        regions_fna=p.out / "virus_regions.fna",
+        calls=p.out / "calls.html",
         distribution=p.out / "plots" / "score_distribution.svg",
         length=p.out / "plots" / "length_vs_score.svg",
         tracks=p.out / "plots" / "score_tracks.svg",
@@ -90,8 +92,7 @@ def stage(name, run, workers):
             "reads", p, embeddings, outputs, settings, rule, RegionSettings(), workers
         )
         aggregated = time.perf_counter()
-        threshold = rule.region_threshold
-        write_sample_outputs("reads", p.fasta, p.parts, outputs, rows, threshold, outputs, workers)
+        write_sample_outputs("reads", p.fasta, p.parts, outputs, rows, rule, outputs, workers)
         return {
             "aggregation_s": round(aggregated - started, 2),
             "viral_fasta_and_plots_s": round(time.perf_counter() - aggregated, 2),

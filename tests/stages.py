@@ -110,6 +110,8 @@ def sample_outputs(out):
         regions=out / "regions.tsv",
         summary=out / "summary.txt",
         fna=out / "virus.fna",
+        regions_fna=out / "virus_regions.fna",
+        calls=out / "calls.html",
         distribution=out / "plots" / "distribution.svg",
         length=out / "plots" / "length.svg",
         tracks=out / "plots" / "tracks.svg",
@@ -167,6 +169,5 @@ def run_sample(fasta, models, out, chunk_size=500, mode="overlap", shards=2, wor
         RegionSettings(),
         workers=workers,
     )
-    threshold = CallRule().region_threshold
-    write_sample_outputs("test", fasta, paths.parts, outputs, rows, threshold, outputs, workers)
+    write_sample_outputs("test", fasta, paths.parts, outputs, rows, CallRule(), outputs, workers)
     return out

@@ -643,7 +643,7 @@ def test_good_samples_complete_beside_bad_ones(workdir):
     for sample, rows in expected.items():
         assert listed(workdir / "results" / sample) == rows, sample
     fasta_run, fastq_run = (workdir / "results" / s for s in ("bom_crlf_zstd", "fastq_gzip"))
-    for name in ("records.tsv", "chunks.tsv", "regions.tsv", "virus.fna"):
+    for name in ("records.tsv", "chunks.tsv", "regions.tsv", "virus.fna", "virus_regions.fna"):
         assert (fastq_run / name).read_bytes() == (fasta_run / name).read_bytes(), name
     for sample in bad:
         assert not (workdir / "results" / sample / "records.tsv").exists()

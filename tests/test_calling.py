@@ -1,4 +1,5 @@
-"""The call rule's thresholds, and the viral FASTA written from the calls and regions."""
+"""The call rule's thresholds and the score it compares, and the viral FASTA files written from
+the calls and regions."""
 
 import pytest
 
@@ -14,6 +15,16 @@ def test_the_default_rule_is_the_originals_whatever_the_score():
     assert rule.chunk_is_virus(0.5, 0.5) and not rule.chunk_is_virus(0.7, 0.6)
     assert rule.chunk_is_virus(0.2, 0.3)  # two frames: neither above 0.5, virus still wins
     assert rule.record_call(0.2, 0.3, 0.01, 1, 100) == "virus"  # no fraction or length asked
+
+
+def test_the_score_compared_is_the_difference_under_the_originals_rule():
+    rule = CallRule()
+    assert rule.score(0.7, 0.6) == 0.6 - 0.7 < rule.boundary == 0
+    assert rule.score(0.5, 0.5) == rule.boundary  # the tie, virus
+    assert CallRule(min_virus_score=0.9).score(0.95, 0.9) == 0.9
+    assert rule.describe() == (
+        "virus when best_virus_score >= best_others_score (the original's rule); others otherwise"
+    )
 
 
 def test_a_minimum_score_and_the_multi_chunk_thresholds():
@@ -47,26 +58,34 @@ def write_calls(tmp_path, records, regions):
     return fasta, parts, records, regions, part_rows
 
 
-def test_virus_fasta_holds_viral_records_whole_and_regions_as_their_own_records(tmp_path):
+def test_viral_records_and_regions_go_to_two_fasta_files_a_record_each(tmp_path):
     inputs = write_calls(
         tmp_path,
         [("a", 10, "0.9", 1, "virus"), ("b", 10, "0.8", 2, "others"), ("c", 4, "0.1", 0, "others")],
         [
-            ("a|region_1_10", "a", 1, 10, "0.9", "0.9"),  # all of a record written whole
+            ("a|region_1_10", "a", 1, 10, "0.9", "0.9"),  # all of a record called virus
             ("b|region_1_4", "b", 1, 4, "0.7", "0.8"),
             ("b|region_7_10", "b", 7, 10, "0.6", "0.6"),
         ],
     )
-    write_virus_fasta(*inputs, tmp_path / "virus.fna")
-    text = (tmp_path / "virus.fna").read_text()
-    assert text.splitlines()[0] == ">a length=10 best_virus_score=0.9"
+    records, regions = tmp_path / "virus.fna", tmp_path / "virus_regions.fna"
+    write_virus_fasta(*inputs, records, regions)
+    assert records.read_text().splitlines()[0] == ">a length=10 best_virus_score=0.9"
+    assert {r.id: r.sequence for r in read_records(records)} == {"a": "ACGTACGTAC"}
+    text = regions.read_text()
     assert "b|region_1_4 record_length=10 mean_virus_score=0.7 best_virus_score=0.8" in text
-    written = {r.id: r.sequence for r in read_records(tmp_path / "virus.fna")}
-    assert written == {"a": "ACGTACGTAC", "b|region_1_4": "GGGG", "b|region_7_10": "CCAA"}
+    # a header per row of regions.tsv, whole records among them: `grep -c '>'` counts them
+    assert text.count(">") == 3
+    assert {r.id: r.sequence for r in read_records(regions)} == {
+        "a|region_1_10": "ACGTACGTAC",
+        "b|region_1_4": "GGGG",
+        "b|region_7_10": "CCAA",
+    }
 
 
 def test_records_that_do_not_match_the_fasta_are_an_error(tmp_path):
     inputs = write_calls(tmp_path, [("a", 10, "0.9", 0, "virus"), ("c", 4, "0.1", 0, "others")], [])
+    records, regions = tmp_path / "virus.fna", tmp_path / "virus_regions.fna"
     with pytest.raises(ValueError, match="does not list the records of"):
-        write_virus_fasta(*inputs, tmp_path / "virus.fna")
-    assert not (tmp_path / "virus.fna").exists()
+        write_virus_fasta(*inputs, records, regions)
+    assert not records.exists() and not regions.exists()

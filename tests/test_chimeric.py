@@ -1,7 +1,8 @@
 """A chimeric contig, end to end through every stage: two real viral fragments inserted into
 real host sequence. Its chunk scores come from a classifier built here to score the inserted
 frames high (the demo models' weights are random, so no published classifier could), and its
-viral regions must match the insertions within one chunk, in regions.tsv and in virus.fna."""
+viral regions must match the insertions within one chunk, in regions.tsv and in
+virus_regions.fna."""
 
 import numpy as np
 import torch
@@ -91,13 +92,11 @@ def test_the_regions_of_a_chimeric_contig_match_its_inserts(tmp_path, demo_model
         assert abs(start - true_start) <= CHUNK and abs(end - true_end) <= CHUNK, (found, inserts)
     assert all(float(r.mean_virus_score) > 0.9 for r in regions)
 
-    # the record is called virus, and virus.fna holds it whole and each region as its own record
+    # the record is called virus: virus.fna holds it whole, virus_regions.fna each region
     [record] = read_tsv(run / "records.tsv")
     assert (record.call, record.regions) == ("virus", "2")
-    written = {r.id: r.sequence for r in read_records(run / "virus.fna")}
-    assert written == {
-        "chimera": sequence,
-        **{f"chimera|region_{s}_{e}": sequence[s - 1 : e] for s, e in found},
-    }
+    assert {r.id: r.sequence for r in read_records(run / "virus.fna")} == {"chimera": sequence}
+    written = {r.id: r.sequence for r in read_records(run / "virus_regions.fna")}
+    assert written == {f"chimera|region_{s}_{e}": sequence[s - 1 : e] for s, e in found}
     tracks = (run / "plots" / "tracks.svg").read_text()
     assert all(f"region_{s}_{e}" in tracks for s, e in found)

@@ -80,4 +80,4 @@ def test_the_report_of_a_finished_run_builds(finished):
     """--report plans with no cores given: the plan must not need them."""
     snakemake(finished, *DEMO, "--report", "report.html")
     report = (finished / "report.html").read_text()
-    assert "score_tracks.svg" in report and "regions.tsv" in report
+    assert "score_tracks.svg" in report and "calls.html" in report

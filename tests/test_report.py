@@ -90,6 +90,7 @@ def test_aggregation_writes_the_original_formats_and_every_record(tmp_path):
             "chunks_virus",
             "fraction_virus",
             "virus_bases",
+            "best_others_score",
             "best_virus_score",
             "mean_chunk_virus_score",
             "virus_probability",
@@ -99,15 +100,16 @@ def test_aggregation_writes_the_original_formats_and_every_record(tmp_path):
             "reason",
         ],
         # 4 of 10 chunks are virus, but the record's best others score (0.7) beats its best
-        # virus score (0.6): the original's chunk rule applied to all of a record's frames.
+        # virus score (0.6): the original's chunk rule applied to all of a record's frames,
+        # which the two columns show.
         # Its chunks all claim bases 1-500 here, so their viral bases are 500; the mean of the
         # chunks' best virus scores is (3 x 0.6 + 0.5 + 6 x 0.3) / 10
         # The .pth classifier has no calibration: no virus probability, no estimated FDR
-        ["A", "5000", "11", "10", "4", "0.400000", "500", "0.6", "0.410000"]
+        ["A", "5000", "11", "10", "4", "0.400000", "500", "0.7", "0.6", "0.410000"]
         + ["NA", "NA", "0", "others", ""],
-        ["B", "2", "1", "0", "0", "NA", "0", "NA", "NA", "NA", "NA", "0", "unscored"]
+        ["B", "2", "1", "0", "0", "NA", "0", "NA", "NA", "NA", "NA", "NA", "0", "unscored"]
         + ["shorter than one codon"],
-        ["C", "0", "0", "0", "0", "NA", "0", "NA", "NA", "NA", "NA", "0", "unscored"]
+        ["C", "0", "0", "0", "0", "NA", "0", "NA", "NA", "NA", "NA", "NA", "0", "unscored"]
         + ["empty sequence"],
         [
             "D",
@@ -117,6 +119,7 @@ def test_aggregation_writes_the_original_formats_and_every_record(tmp_path):
             "1",
             "1.000000",
             "400",
+            "5.9604645e-08",
             "0.99999994",
             "1.000000",
             "NA",
@@ -133,7 +136,8 @@ def test_aggregation_writes_the_original_formats_and_every_record(tmp_path):
     assert "chunks of 500 bp, chunking overlap" in summary
     assert f"classifier: {classifier}" in summary
     assert (
-        "calls: virus when best virus score >= best others score (the original's rule)\n" in summary
+        "calls: virus when best_virus_score >= best_others_score (the original's rule); "
+        "others otherwise\n" in summary
     )
     assert "estimated_fdr: NA, as the classifier has no calibration" in summary
 

@@ -144,6 +144,8 @@ def test_the_outputs_do_not_depend_on_parts_workers_compression_or_fastq(
         "chunks.tsv",
         "regions.tsv",
         "virus.fna",
+        "virus_regions.fna",
+        "calls.html",
         *(f"plots/{figure}.svg" for figure in ("distribution", "length", "tracks")),
     ]
     inputs = {

@@ -1,21 +1,33 @@
 """The demo's training run (config/demo/training.yaml, as the README runs it): a classifier
 trained on real labelled fragments with the demo's encoders, evaluated on others beside the
 demo's stand-in for the published one, and the 300 bp demo sample called with it, with its
-calibration's probabilities; the same seed trains the same file again. At plan time: a
-classifier of DNABERT-S features alone plans no ESM-2 job; a classifier to compare reads only
-its models' files, and one that needs a model the sets are not embedded with is refused; a
-training target without a training sheet stops at once."""
+calibration's probabilities; every call of the demo follows from its columns of records.tsv
+and lies on its side of the call rule the figures draw; the HTML report shows the calls and
+every table in place, and names the config files given; the same seed trains the same file
+again. At plan time: a classifier of DNABERT-S features alone plans no ESM-2 job; a classifier
+to compare reads only its models' files, and one that needs a model the sets are not embedded
+with is refused; a training target without a training sheet stops at once."""
 
+import base64
 import hashlib
+import html
+import json
 import re
 import xml.etree.ElementTree as ET
 
+import pytest
+
+from virnucpro import __version__
+from virnucpro.calling import ORIGINAL_RULE
 from virnucpro.classifier_choice import TRAINED_CLASSIFIER
 from virnucpro.evaluation import RATES
 from virnucpro.models.classifier import MLPClassifier, save_classifier
 from virnucpro.models.classifier_header import classifier_metadata, classifier_models
+from virnucpro.plots import RANDOM_WEIGHTS
 from virnucpro.tables import read_tsv
 
+from conftest import copy_workflow
+from figures import check_figures_follow_the_calls, svg_texts
 from workflow_runs import DEMO, TRAINING_DEMO, planned, snakemake
 
 DEMO_300 = "resources/demo/300_model.pth"  # the demo's stand-in for the published one
@@ -25,8 +37,20 @@ def sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_the_demo_trains_evaluates_and_predicts_with_its_classifier(workdir):
-    snakemake(workdir, "train", "evaluate", "all", *TRAINING_DEMO, "--cores", "2")
+TARGETS = ("train", "evaluate", "all")
+SAMPLES = ("demo_500", "demo_300_legacy")
+
+
+@pytest.fixture(scope="module")
+def trained_demo(tmp_path_factory):
+    """The demo with its training run, as the README runs it: once for the module."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("trained"))
+    snakemake(workdir, *TARGETS, *TRAINING_DEMO, "--cores", "2")
+    return workdir
+
+
+def test_the_demo_trains_evaluates_and_predicts_with_its_classifier(trained_demo):
+    workdir = trained_demo
     classifier = workdir / TRAINED_CLASSIFIER
     metadata = classifier_metadata(classifier)
     assert metadata["chunk_size"] == "300" and metadata["seed"] == "42"
@@ -63,9 +87,81 @@ def test_the_demo_trains_evaluates_and_predicts_with_its_classifier(workdir):
     assert all(r.estimated_fdr == "NA" for r in read_tsv(original / "records.tsv"))
     assert "estimated false discovery rate of the" in (trained / "summary.txt").read_text()
 
-    # the same data and seed give the same file, byte for byte
+
+def test_every_call_of_the_demo_follows_from_its_columns_as_the_figures_draw_it(trained_demo):
+    for sample in SAMPLES:
+        results = trained_demo / "results" / sample
+        for row in read_tsv(results / "records.tsv"):  # the original's rule, the demo's
+            assert row.call == ORIGINAL_RULE.record_call(
+                float(row.best_others_score),
+                float(row.best_virus_score),
+                float(row.fraction_virus),
+                int(row.virus_bases),
+                int(row.chunks_scored),
+            )
+        plots = results / "plots"
+        check_figures_follow_the_calls(
+            plots / "score_distribution.svg",
+            plots / "length_vs_score.svg",
+            results / "records.tsv",
+            ORIGINAL_RULE,
+        )
+        for figure in plots.glob("*.svg"):  # the demo's encoders are random-weight models
+            assert RANDOM_WEIGHTS in "\n".join(svg_texts(figure)), figure
+    # the trained classifier calls records of both kinds, some others above 0.5 (below their
+    # best others score), which a line at 0.5 would put on the virus side
+    rows = list(read_tsv(trained_demo / "results" / "demo_300_legacy" / "records.tsv"))
+    assert {row.call for row in rows} == {"virus", "others"}
+    assert any(row.call == "others" and float(row.best_virus_score) > 0.5 for row in rows)
+
+
+def report_contents(path):
+    """The start page (HTML) of a Snakemake report, and {path: (MIME type, content)} of each
+    result in it."""
+    text = path.read_text()
+    start = json.loads(re.search(r"^\s*var workflow_desc = (\".*\");$", text, re.M)[1])
+    results = json.loads(re.search(r"^\s*var results = (\{.*\});$", text, re.M)[1])
+    return start, {
+        name: (result["mime_type"], base64.b64decode(result["data_uri"].split(",", 1)[1]))
+        for name, result in results.items()
+    }
+
+
+def test_the_report_shows_the_calls_and_every_table_and_names_the_config_files(trained_demo):
+    snakemake(trained_demo, *TARGETS, *TRAINING_DEMO, "--report", "report.html")
+    start, results = report_contents(trained_demo / "report.html")
+    # the start page: the config files read, the workflow's own first, and a table of settings
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", start)).split())
+    assert (
+        "This run read the config files config/config.yaml , config/demo/config.yaml , "
+        "config/demo/training.yaml (each over the ones before it"
+    ) in text
+    assert "calling.min_virus_score null" in text and "training.seed 42" in text
+    assert "{'" not in text  # no Python dict
+    # every table is a page the report shows in place, none a download
+    assert {mime for mime, _ in results.values()} == {"text/html", "image/svg+xml"}
+    assert {
+        "results/training/history.html",
+        "results/training/metrics.html",
+        "results/training/evaluation/classifiers.html",
+        "results/training/evaluation/trained/metrics.html",
+    } <= set(results)
+    # each sample's calls: every record with its call, the rule they follow, the summary
+    for sample in SAMPLES:
+        page = results[f"results/{sample}/calls.html"][1].decode()
+        for row in read_tsv(trained_demo / "results" / sample / "records.tsv"):
+            assert f"<td>{html.escape(row.record_id)}</td><td>{row.call}</td>" in page
+        assert html.escape(ORIGINAL_RULE.describe()) in page
+        assert RANDOM_WEIGHTS in page
+        assert f"virnucpro {__version__}: sample {sample}" in page  # its summary
+
+
+def test_the_same_data_and_seed_train_the_same_file(trained_demo):
+    classifier = trained_demo / TRAINED_CLASSIFIER
     first = sha256(classifier)
-    snakemake(workdir, "train", *TRAINING_DEMO, "--cores", "2", "--forcerun", "train_classifier")
+    snakemake(
+        trained_demo, "train", *TRAINING_DEMO, "--cores", "2", "--forcerun", "train_classifier"
+    )
     assert sha256(classifier) == first
 
 

@@ -23,7 +23,9 @@ SAMPLE_RESULTS = (
     "chunks.tsv",
     "regions.tsv",
     "virus.fna",
+    "virus_regions.fna",
     "summary.txt",
+    "calls.html",
     "plots/score_distribution.svg",
     "plots/length_vs_score.svg",
     "plots/score_tracks.svg",
@@ -66,8 +68,8 @@ def test_the_demo_runs_and_a_rerun_redoes_only_what_a_change_needs(workdir):
     snakemake(workdir, *DEMO, "--cores", "2")
     for sample in ("demo_500", "demo_300_legacy"):
         results = workdir / "results" / sample
-        for name in SAMPLE_RESULTS:  # virus.fna is empty where no record is called virus
-            assert (results / name).stat().st_size > 0 or name == "virus.fna", name
+        for name in SAMPLE_RESULTS:  # a FASTA is empty where no record or region is viral
+            assert (results / name).stat().st_size > 0 or name.endswith(".fna"), name
         assert len(list((results / "embeddings").glob("*.h5"))) == 4
         assert not (results / "prepare" / "chunks.fa").exists()  # temp: removed once used
     assert planned(workdir) == []
@@ -123,10 +125,11 @@ def test_the_demo_runs_and_a_rerun_redoes_only_what_a_change_needs(workdir):
         results = workdir / "results" / sample
         assert {r.call for r in read_tsv(results / "records.tsv")} == {"others"}
         assert (
-            "calls: virus when best virus score >= 0.999; a record of several scored chunks "
-            "also needs at least 0.5 of its chunks viral\n"
+            "calls: virus when best_virus_score >= 0.999; a record of several scored chunks "
+            "(chunks_scored > 1) also needs fraction_virus >= 0.5; others otherwise\n"
         ) in (results / "summary.txt").read_text()
         assert (results / "virus.fna").read_text() == ""
+        assert (results / "virus_regions.fna").read_text() == ""  # no region reaches 0.999
     [row, _] = read_tsv(workdir / "results" / "samples.tsv")
     assert (row.virus, row.min_virus_score, row.min_virus_fraction) == ("0", "0.999", "0.5")
     assert (row.esm2, row.dnabert_s) == (
@@ -135,7 +138,7 @@ def test_the_demo_runs_and_a_rerun_redoes_only_what_a_change_needs(workdir):
     )  # the models its classifier takes (NA for one it does not)
     overview = (workdir / "results" / "samples.html").read_text()  # the report's page of them
     assert "<td>demo_500</td><td>finished</td><td>8</td><td>0</td>" in overview
-    assert "best virus score &gt;= 0.999" in overview  # each sample's summary, escaped
+    assert "best_virus_score &gt;= 0.999" in overview  # each sample's summary, escaped
 
 
 def test_every_console_entry_point_names_a_function():

@@ -1,7 +1,8 @@
 """When a chunk and a record count as viral. By default the original's rule: a chunk is viral
 when its best virus score is at least its best others score (over its frames), a record when
-that holds over all its frames. The `calling` config keys tune it; the stored scores are read
-again and nothing is recomputed (the rule is a param of the aggregation stage alone)."""
+that holds over all its frames (records.tsv's best_virus_score and best_others_score). The
+`calling` config keys tune it; the stored scores are read again and nothing is recomputed (the
+rule is a param of the aggregation stage alone)."""
 
 from dataclasses import dataclass
 
@@ -18,10 +19,28 @@ class CallRule:
         above 0.5 (their softmax sums to 1), the original's rule for one frame."""
         return 0.5 if self.min_virus_score is None else self.min_virus_score
 
-    def chunk_is_virus(self, best_others, best_virus):
+    @property
+    def boundary(self):
+        """The score() from which a chunk or record is viral."""
+        return 0.0 if self.min_virus_score is None else self.min_virus_score
+
+    @property
+    def score_name(self):
+        """What score() is, in the columns of records.tsv."""
         if self.min_virus_score is None:
-            return best_virus >= best_others  # ties to virus, as the original
-        return best_virus >= self.min_virus_score
+            return "best_virus_score - best_others_score"
+        return "best_virus_score"
+
+    def score(self, best_others, best_virus):
+        """What the rule compares with `boundary` (numbers or numpy arrays)."""
+        if self.min_virus_score is None:
+            # a difference of floats is >= 0 exactly when best_virus >= best_others: ties go
+            # to virus, as in the original
+            return best_virus - best_others
+        return best_virus
+
+    def chunk_is_virus(self, best_others, best_virus):
+        return self.score(best_others, best_virus) >= self.boundary
 
     def record_call(self, best_others, best_virus, fraction_virus, virus_bases, chunks_scored):
         if not self.chunk_is_virus(best_others, best_virus):
@@ -34,18 +53,22 @@ class CallRule:
         return "virus"
 
     def describe(self):
+        """The rule in the columns of records.tsv that it reads."""
         if self.min_virus_score is None:
-            text = "virus when best virus score >= best others score (the original's rule)"
+            text = "virus when best_virus_score >= best_others_score (the original's rule)"
         else:
-            text = f"virus when best virus score >= {self.min_virus_score:g}"
+            text = f"virus when best_virus_score >= {self.min_virus_score:g}"
         several = []
         if self.min_virus_fraction:
-            several.append(f"at least {self.min_virus_fraction:g} of its chunks")
+            several.append(f"fraction_virus >= {self.min_virus_fraction:g}")
         if self.min_virus_bases:
-            several.append(f"at least {self.min_virus_bases} bp")
+            several.append(f"virus_bases >= {self.min_virus_bases}")
         if several:
-            text += f"; a record of several scored chunks also needs {' and '.join(several)} viral"
-        return text
+            text += (
+                "; a record of several scored chunks (chunks_scored > 1) also needs "
+                + " and ".join(several)
+            )
+        return text + "; others otherwise"
 
 
 ORIGINAL_RULE = CallRule()  # the original's, which its own tables always follow

@@ -149,3 +149,9 @@ def read_embeddings(path):
 def read_attrs(path):
     with open_embeddings(path) as h5:
         return dict(h5.attrs)
+
+
+def random_weights(paths):
+    """Whether a model of random weights (a demo or test checkpoint) wrote any of the embedding
+    files `paths`, as their attributes say."""
+    return any(bool(read_attrs(path)["random_weights"]) for path in paths)

@@ -46,6 +46,7 @@ RECORD_COLUMNS = (
     "chunks_virus",
     "fraction_virus",
     "virus_bases",
+    "best_others_score",
     "best_virus_score",
     "mean_chunk_virus_score",
     "virus_probability",
@@ -315,11 +316,8 @@ def _record_rows(records, chunks, chunk_counts, with_frames, scored, rule, setti
         if viral
     ]
     chunk_bounds = chunk_bounds.tolist()
-    others_scores, virus_scores, virus_texts = (
-        scored.others_scores,
-        scored.virus_scores,
-        scored.virus,
-    )
+    others_scores, virus_scores = scored.others_scores, scored.virus_scores
+    others_texts, virus_texts = scored.others, scored.virus
     rows, regions = [], []
     for r, record in enumerate(records):
         first, end = bounds[r], bounds[r + 1]
@@ -329,7 +327,7 @@ def _record_rows(records, chunks, chunk_counts, with_frames, scored, rule, setti
                 chunk[_CHUNK_REASON] for chunk in chunks[chunk_bounds[r] : chunk_bounds[r + 1]]
             ]
             reason = "; ".join(dict.fromkeys(reasons)) or record[_RECORD_REASON]
-            summary = (0, "NA", 0, "NA", "NA", "NA", "NA", 0, "unscored", reason)
+            summary = (0, "NA", 0, "NA", "NA", "NA", "NA", "NA", 0, "unscored", reason)
             rows.append((record[_RECORD_ID], record[_LENGTH], record[_CHUNKS], 0, *summary))
             continue
         found = []
@@ -352,6 +350,7 @@ def _record_rows(records, chunks, chunk_counts, with_frames, scored, rule, setti
                 viral_end - viral_first,
                 f"{fraction:.6f}",
                 bases,
+                others_texts[others],
                 virus_texts[virus],
                 f"{mean:.6f}",
                 "NA",

@@ -1,5 +1,8 @@
-"""Three figures of a sample's results, drawn from its tables: how the records' virus scores are
-spread, how they depend on record length, and the chunk scores along the records that matter.
+"""Three figures of a sample's results, drawn from its tables: how the records' scores are spread,
+how they depend on record length, and the chunk scores along the records that matter. The first
+two draw the score the call rule reads (calling.CallRule.score: under the original's rule the
+best virus score less the best others score) and the boundary it calls virus from, so that each
+record lies on the side of the line its call says.
 
 The figures are SVG, to go into a paper or a report as they are: text stays text, and the same
 tables give the same bytes, so a rerun that changes nothing changes no figure. A sample may hold
@@ -17,16 +20,20 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from .atomic import atomic_path
-from .table_columns import column_blocks
+from .table_columns import column_blocks, rows_at
 from .tables import tsv_reader
 
 CALLS = ("others", "virus", "unscored")  # the codes of records.tsv's call, in this order
-COLOURS = {"virus": "#d62728", "others": "#1f77b4"}  # the original VirNucPro figure's red, blue
-COLOUR_MAPS = {"virus": "Reds", "others": "Blues"}
-BINS = np.linspace(0, 1, 51)
+# the groups of scored records drawn, in the original VirNucPro figure's red and blue, and apart
+# those called others though their score is on the virus side: records of several scored chunks
+# with too little of them viral (calling.min_virus_fraction, min_virus_bases)
+COLOURS = {"virus": "#d62728", "others": "#1f77b4", "too-little": "#9467bd"}
+COLOUR_MAPS = {"virus": "Reds", "others": "Blues", "too-little": "Purples"}
+LABELS = {"virus": "virus", "others": "others", "too-little": "others, too little viral"}
+BIN_WIDTH = 0.02  # of the score
 # scored records above which the length figure counts records in bins: a point each would hide
 # how many lie where, and an SVG of a mark per point would be huge
 BIN_ABOVE = 5000
@@ -52,7 +59,19 @@ STYLE = {
 Track = namedtuple(
     "Track", ("record_id", "length", "call", "first_chunk", "chunks", "first_region", "regions")
 )
-_COLUMNS = ("length", "best_virus_score", "call", "regions", "chunks_scored", "chunks")
+_COLUMNS = (
+    "length",
+    "best_others_score",
+    "best_virus_score",
+    "call",
+    "regions",
+    "chunks_scored",
+    "chunks",
+)
+# what the figures are titled by: the sample, and whether the embedding models' weights are
+# random, which a figure's title then says
+_Heading = namedtuple("_Heading", ("sample", "random_weights"))
+RANDOM_WEIGHTS = "RANDOM weights (a demo or test checkpoint): the scores and calls mean nothing"
 
 
 def plot_sample(
@@ -60,53 +79,82 @@ def plot_sample(
     records_tsv,
     chunks_tsv,
     regions_tsv,
-    threshold,
+    rule,
     distribution_svg,
     length_svg,
     tracks_svg,
     max_tracks=12,
+    random_weights=False,
 ):
     """Write the sample's three figures; return the record ids the tracks figure shows, in the
-    order of its panels. `threshold`: the virus score above which a chunk is viral."""
-    drawn, chosen = _read_records(records_tsv, max_tracks)
+    order of its panels. `rule`: the calling.CallRule the calls were made by;
+    `random_weights`: whether the embedding models' weights are random, which every figure's
+    title then says."""
+    drawn, chosen = _read_records(records_tsv, rule, max_tracks)
+    heading = _Heading(sample, random_weights)
     with rc_context(STYLE):
-        save_svg(_distribution(sample, drawn, threshold), distribution_svg)
-        save_svg(_length(sample, drawn, threshold), length_svg)
+        save_svg(_distribution(heading, drawn), distribution_svg)
+        save_svg(_length(heading, drawn), length_svg)
         tracks = _tracks(
-            sample,
+            heading,
             chosen,
             _spans_of(chunks_tsv, chosen),
             _regions_of(regions_tsv, chosen),
-            threshold,
+            rule.region_threshold,
         )
         save_svg(tracks, tracks_svg)
     return [track.record_id for track in chosen]
 
 
+def _title(fig, heading, text):
+    """The figure's title: the sample and `text`, and in red when the weights are random."""
+    text = f"{heading.sample}: {text}"
+    if heading.random_weights:
+        fig.suptitle(f"{text}\n{RANDOM_WEIGHTS}", color="#b00000")
+    else:
+        fig.suptitle(text)
+
+
 class _Drawn:
     """What the score and length figures draw, summed a block of records at a time, so that
-    memory does not grow with the sample: the records of each call, their histogram of scores
-    and of length and score, and the records' points while few enough to draw each one."""
+    memory does not grow with the sample: the records of each call, the histogram of the call
+    rule's scores of each group (COLOURS) and of their length and score, and the records'
+    points while few enough to draw each one."""
 
-    def __init__(self):
+    def __init__(self, rule):
+        self.rule = rule
+        self.edges = _score_edges(rule)
+        # the records called others by their score alone where nothing else is asked
+        self.groups = tuple(COLOURS)[: 3 if rule.min_virus_fraction or rule.min_virus_bases else 2]
         self.records = dict.fromkeys(CALLS, 0)
-        self.scores = {call: np.zeros(len(BINS) - 1, dtype=np.int64) for call in COLOURS}
-        shape = (len(LENGTH_EDGES) - 1, len(BINS) - 1)
-        self.grid = {call: np.zeros(shape, dtype=np.int64) for call in COLOURS}
-        self.blocks = []  # each block's (lengths, scores, calls); None once too many to draw
+        self.scores = {group: np.zeros(len(self.edges) - 1, dtype=np.int64) for group in COLOURS}
+        shape = (len(LENGTH_EDGES) - 1, len(self.edges) - 1)
+        self.grid = {group: np.zeros(shape, dtype=np.int64) for group in COLOURS}
+        self.blocks = []  # each block's (lengths, scores, groups); None once too many to draw
 
-    def add(self, lengths, scores, calls):
+    def add(self, lengths, others, virus, calls):
+        """A block of records: their lengths, best others and virus scores, and call codes."""
         for code, call in enumerate(CALLS):
             self.records[call] += int(np.count_nonzero(calls == code))
-        for call in COLOURS:
-            drawn = calls == CALLS.index(call)
-            self.scores[call] += np.histogram(scores[drawn], BINS)[0]
+        scores = self.rule.score(others, virus)
+        groups = np.select(
+            [
+                calls == CALLS.index("virus"),
+                (calls == CALLS.index("others")) & ~(scores >= self.rule.boundary),
+                calls == CALLS.index("others"),
+            ],
+            [0, 1, 2],
+            -1,  # unscored
+        )
+        for code, group in enumerate(COLOURS):
+            drawn = groups == code
+            self.scores[group] += np.histogram(scores[drawn], self.edges)[0]
             inside = np.clip(lengths[drawn], LENGTH_EDGES[0], LENGTH_EDGES[-1])
-            self.grid[call] += np.histogram2d(inside, scores[drawn], (LENGTH_EDGES, BINS))[
+            self.grid[group] += np.histogram2d(inside, scores[drawn], (LENGTH_EDGES, self.edges))[
                 0
             ].astype(np.int64)
         if self.blocks is not None:
-            self.blocks.append((lengths, scores, calls))
+            self.blocks.append((lengths, scores, groups))
             if self.scored() > BIN_ABOVE:
                 self.blocks = None
 
@@ -114,16 +162,25 @@ class _Drawn:
         return self.records["virus"] + self.records["others"]
 
     def points(self):
-        """Every record's length, score and call code, while few enough to draw each."""
+        """Every record's length, score and group code, while few enough to draw each."""
         blocks = self.blocks or [(np.empty(0, np.int64), np.empty(0), np.empty(0, np.int8))]
         return tuple(map(np.concatenate, zip(*blocks, strict=True)))
 
 
-def _read_records(path, max_tracks):
+def _score_edges(rule):
+    """The bins of the rule's score, one edge at its boundary, so that no bin holds records of
+    both sides; the last bin holds its upper edge, so a boundary of 1 gets a bin above it."""
+    low = -1.0 if rule.min_virus_score is None else 0.0
+    grid = np.linspace(low, 1, round((1 - low) / BIN_WIDTH) + 1)
+    top = [1 + BIN_WIDTH] if rule.boundary >= 1 else []
+    return np.union1d(grid[~np.isclose(grid, rule.boundary)], [rule.boundary, *top])
+
+
+def _read_records(path, rule, max_tracks):
     """The _Drawn of the records, and the Tracks of the records to draw: those with regions
-    (most regions first, then best score), then those with 2 or more scored chunks (best score
-    first), ties in table order."""
-    drawn, candidates = _Drawn(), []
+    (most regions first, then best virus score), then those with 2 or more scored chunks (best
+    virus score first), ties in table order."""
+    drawn, candidates = _Drawn(rule), []
     number, chunks_before, regions_before = 0, 0, 0
     for rows in column_blocks(path, _COLUMNS):
         block = {
@@ -135,7 +192,12 @@ def _read_records(path, max_tracks):
         block["first_chunk"] = chunks_before + np.cumsum(block["chunks"]) - block["chunks"]
         block["first_region"] = regions_before + np.cumsum(block["regions"]) - block["regions"]
         candidates.append(_take(block, _ranked(block, max_tracks)))
-        drawn.add(block["length"], block["score"], rows.codes("call", CALLS))
+        drawn.add(
+            block["length"],
+            rows.floats("best_others_score"),
+            block["score"],
+            rows.codes("call", CALLS),
+        )
         number += len(rows)
         chunks_before += int(block["chunks"].sum())
         regions_before += int(block["regions"].sum())
@@ -168,25 +230,19 @@ def _take(block, indices):
 
 def _tracks_of(path, chosen, size):
     """The Tracks of the first `size` `chosen` records, their rows read at their offsets."""
-    with open(path, "rb") as handle:
-        header = next(tsv_reader([handle.readline().decode()]))
-        tracks = []
-        for i in range(min(size, len(chosen["offset"]))):
-            handle.seek(int(chosen["offset"][i]))
-            row = next(tsv_reader([handle.readline().decode()]))
-            fields = dict(zip(header, row, strict=True))
-            tracks.append(
-                Track(
-                    fields["record_id"],
-                    fields["length"],
-                    fields["call"],
-                    int(chosen["first_chunk"][i]),
-                    int(chosen["chunks"][i]),
-                    int(chosen["first_region"][i]),
-                    int(chosen["regions"][i]),
-                )
-            )
-    return tracks
+    count = min(size, len(chosen["offset"]))
+    return [
+        Track(
+            fields["record_id"],
+            fields["length"],
+            fields["call"],
+            int(chosen["first_chunk"][i]),
+            int(chosen["chunks"][i]),
+            int(chosen["first_region"][i]),
+            int(chosen["regions"][i]),
+        )
+        for i, fields in enumerate(rows_at(path, chosen["offset"][:count]))
+    ]
 
 
 def _rows_at(path, runs):
@@ -239,70 +295,82 @@ def _regions_of(regions_tsv, chosen):
     }
 
 
-def _distribution(sample, drawn, threshold):
+def _distribution(heading, drawn):
     fig = Figure(figsize=(7, 3.6), layout="constrained")
     ax = fig.add_subplot()
-    counts = drawn.scores
-    for call, colour in COLOURS.items():
+    counts = {group: drawn.scores[group] for group in drawn.groups}
+    for group, records in counts.items():
         ax.stairs(
-            counts[call],
-            BINS,
+            records,
+            drawn.edges,
             fill=True,
-            facecolor=colour,
-            edgecolor=colour,
+            facecolor=COLOURS[group],
+            edgecolor=COLOURS[group],
             alpha=0.5,
-            label=f"{call} (n = {counts[call].sum():,})",
+            label=f"{LABELS[group]} (n = {records.sum():,})",
+            gid=f"records-{group}",
         )
-    ax.axvline(
-        threshold, color="0.2", linestyle="--", linewidth=1, label=f"threshold {threshold:g}"
-    )
+    _rule_line(ax.axvline, drawn.rule)
     unscored = drawn.records["unscored"]
     ax.plot([], [], " ", label=f"unscored (n = {unscored:,}, not drawn)")
     ax.set(
-        xlim=(0, 1),
-        xlabel="best chunk virus score of the record",
+        xlim=(drawn.edges[0], drawn.edges[-1]),
+        xlabel=f"{drawn.rule.score_name} of the record",
         ylabel="records",
     )
-    fig.suptitle(f"{sample}: virus scores of the records")
-    drawn = np.concatenate(list(counts.values()))
-    drawn = drawn[drawn > 0]
-    if not drawn.size:
+    _title(fig, heading, "the call rule's scores of the records")
+    held = np.concatenate(list(counts.values()))
+    held = held[held > 0]
+    if not held.size:
         ax.set(ylim=(0, 1), yticks=[])
         _note(ax, "no record has a score")
-    elif drawn.max() > 100 * drawn.min():
+    elif held.max() > 100 * held.min():
         ax.set_yscale("log")
         ax.set_ylim(bottom=0.7)  # a bin of one record still shows
+    else:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # whole records
     ax.legend(loc="upper left", bbox_to_anchor=(1, 1), frameon=False)
     return fig
 
 
-def _length(sample, drawn, threshold):
+def _rule_line(draw, rule):
+    """The line at the rule's boundary, drawn by `draw` (an Axes' axvline or axhline)."""
+    draw(
+        rule.boundary,
+        color="0.2",
+        linestyle="--",
+        linewidth=1,
+        label=f"call rule: virus from {rule.boundary:g}",
+        gid="call-rule",
+    )
+
+
+def _length(heading, drawn):
     if drawn.scored() > BIN_ABOVE:
-        return _length_binned(sample, drawn, threshold)
-    lengths, scores, calls = drawn.points()
+        return _length_binned(heading, drawn)
+    lengths, scores, groups = drawn.points()
     fig = Figure(figsize=(7, 3.6), layout="constrained")
     ax = fig.add_subplot()
-    for call, colour in COLOURS.items():
-        shown = calls == CALLS.index(call)
+    for code, group in enumerate(drawn.groups):
+        shown = groups == code
         ax.scatter(
             lengths[shown],
             scores[shown],
             s=12,
-            color=colour,
+            color=COLOURS[group],
             alpha=0.8,
             linewidths=0,
-            label=f"{call} (n = {np.count_nonzero(shown):,})",
+            label=f"{LABELS[group]} (n = {np.count_nonzero(shown):,})",
+            gid=f"records-{group}",
         )
-    ax.axhline(
-        threshold, color="0.2", linestyle="--", linewidth=1, label=f"threshold {threshold:g}"
-    )
+    _rule_line(ax.axhline, drawn.rule)
     ax.set_xscale("log")
     ax.set(
-        ylim=(-0.02, 1.02),
+        ylim=_score_limits(drawn),
         xlabel="record length (bp)",
-        ylabel="best chunk virus score",
+        ylabel=drawn.rule.score_name,
     )
-    fig.suptitle(f"{sample}: virus score against record length")
+    _title(fig, heading, "the call rule's score against record length")
     if not drawn.scored():
         ax.set_xlim(1, 1e4)  # the log axis of no point has no range of its own
         _note(ax, "no record has a score")
@@ -312,39 +380,48 @@ def _length(sample, drawn, threshold):
     return fig
 
 
-def _length_binned(sample, drawn, threshold):
-    """The length figure of many scored records: for each call, the number of records in each
+def _score_limits(drawn):
+    return drawn.edges[0] - BIN_WIDTH, drawn.edges[-1] + BIN_WIDTH
+
+
+def _length_binned(heading, drawn):
+    """The length figure of many scored records: for each group, the number of records in each
     bin of log length and score, on a log colour scale (one record to the fullest bin)."""
-    fig = Figure(figsize=(7, 3.6), layout="constrained")
-    axes = fig.subplots(1, 2, sharey=True)
+    fig = Figure(figsize=(3.5 * len(drawn.groups), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(drawn.groups), sharey=True)
     # the bins of lengths that hold records, a decade at least: reads of one length make a
     # bar in the middle of a readable axis
     held = np.flatnonzero(sum(grid.sum(axis=1) for grid in drawn.grid.values()))
     widen = max(LENGTH_BINS_PER_DECADE - (held[-1] + 1 - held[0]), 0)
     first = max(held[0] - (widen + 1) // 2, 0)
     end = min(held[-1] + 1 + (widen + 1) // 2, len(LENGTH_EDGES) - 1)
-    for ax, (call, colour) in zip(axes, COLOURS.items(), strict=True):
-        counts = drawn.grid[call][first:end]
+    for ax, group in zip(axes, drawn.groups, strict=True):
+        counts = drawn.grid[group][first:end]
         mesh = ax.pcolormesh(
             LENGTH_EDGES[first : end + 1],
-            BINS,
+            drawn.edges,
             np.ma.masked_equal(counts.T, 0),  # an empty bin stays white
-            cmap=COLOUR_MAPS[call],
+            cmap=COLOUR_MAPS[group],
             norm=LogNorm(vmin=1, vmax=max(counts.max(), 10)),
             rasterized=True,  # one image, not a path per bin
         )
         fig.colorbar(mesh, ax=ax, label="records per bin")
-        ax.axhline(threshold, color="0.2", linestyle="--", linewidth=1)
+        _rule_line(ax.axhline, drawn.rule)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())  # crowded on a range of one decade
-        ax.set(ylim=(-0.02, 1.02), xlabel="record length (bp)")
-        ax.set_title(f"{call} (n = {drawn.records[call]:,})", color=colour)
-    axes[0].set_ylabel("best chunk virus score")
-    fig.suptitle(f"{sample}: virus score against record length (dashed: threshold {threshold:g})")
+        ax.set(ylim=_score_limits(drawn), xlabel="record length (bp)")
+        ax.set_title(f"{LABELS[group]} (n = {drawn.grid[group].sum():,})", color=COLOURS[group])
+    axes[0].set_ylabel(drawn.rule.score_name)
+    _title(
+        fig,
+        heading,
+        f"the call rule's score against record length (dashed: virus from {drawn.rule.boundary:g})",
+    )
     return fig
 
 
-def _tracks(sample, chosen, spans, regions, threshold):
+def _tracks(heading, chosen, spans, regions, threshold):
+    """`threshold`: the mean chunk virus score a region reaches."""
     if not chosen:
         fig = Figure(figsize=(7, 2.4), layout="constrained")
         ax = fig.add_subplot()
@@ -352,7 +429,7 @@ def _tracks(sample, chosen, spans, regions, threshold):
             xticks=[], yticks=[], xlabel="position on the record (bp)", ylabel="chunk virus score"
         )
         _note(ax, "no record has 2 or more scored chunks\n(a sample of short reads has none)")
-        fig.suptitle(f"{sample}: chunk virus scores along the records")
+        _title(fig, heading, "chunk virus scores along the records")
         return fig
     fig = Figure(figsize=(7, 0.9 + 1.4 * len(chosen)), layout="constrained")
     for ax, record in zip(fig.subplots(len(chosen), 1, squeeze=False)[:, 0], chosen, strict=True):
@@ -381,13 +458,13 @@ def _tracks(sample, chosen, spans, regions, threshold):
         ax.set_title(f"{record.record_id}  ({int(record.length):,} bp, {record.call})", loc="left")
     ax.set_xlabel("position on the record (bp)")
     fig.supylabel("chunk virus score", fontsize=9)
-    fig.suptitle(f"{sample}: chunk virus scores along the records")
+    _title(fig, heading, "chunk virus scores along the records")
     fig.legend(
         handles=[
             Line2D([], [], color=COLOURS["virus"], linewidth=2.5, label="virus chunk"),
             Line2D([], [], color=COLOURS["others"], linewidth=2.5, label="other chunk"),
             Patch(color=COLOURS["virus"], alpha=0.12, label="virus region"),
-            Line2D([], [], color="0.2", linestyle="--", label=f"threshold {threshold:g}"),
+            Line2D([], [], color="0.2", linestyle="--", label=f"region threshold {threshold:g}"),
         ],
         loc="outside lower center",
         ncols=4,

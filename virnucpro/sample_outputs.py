@@ -1,34 +1,50 @@
-"""A sample's calls written out once aggregated: its viral sequences as FASTA and its three
-figures, made side by side in the aggregation's job (the figures in a process of their own while
-the FASTA's workers read the input again), so that a sample pays one job's start for its
-results, not three, and a run of many samples plans a third fewer jobs."""
+"""A sample's calls written out once aggregated: its viral sequences as FASTA, its three figures
+and its page of calls for the report, made side by side in the aggregation's job (the figures
+and the page in a process of their own while the FASTA's workers read the input again), so
+that a sample pays one job's start for its results, not four, and a run of many samples plans
+fewer jobs."""
 
 import os
 from concurrent.futures import ProcessPoolExecutor
 
+from .calls_page import write_calls_page
 from .lifeline import end_with
 from .plots import plot_sample
 from .virus_fasta import write_virus_fasta
 
 
-def write_sample_outputs(sample, fasta, parts_tsv, tables, rows, threshold, outputs, workers=1):
-    """`tables`: the aggregation's .records, .chunks and .regions, `rows` where each part's rows
-    lie in them (what report.aggregate_sample returns); `threshold`: the virus score above
-    which a chunk is viral (calling.CallRule.region_threshold); `outputs`: the paths .fna
-    (virus_fasta.write_virus_fasta) and .distribution, .length and .tracks (plots.plot_sample).
-    `workers` processes in all."""
+def write_sample_outputs(
+    sample, fasta, parts_tsv, tables, rows, rule, outputs, workers=1, random_weights=False
+):
+    """`tables`: the aggregation's .records, .chunks, .regions and .summary, `rows` where each
+    part's rows lie in them (what report.aggregate_sample returns); `rule`: the
+    calling.CallRule the calls were made by; `outputs`: the paths .fna and .regions_fna
+    (virus_fasta.write_virus_fasta), .distribution, .length and .tracks (plots.plot_sample)
+    and .calls (calls_page.write_calls_page); `random_weights`: whether the embedding models'
+    weights are random, which the figures and the page say. `workers` processes in all."""
     lifeline = (os.getpid(), "the process that started this worker")
-    with ProcessPoolExecutor(1, initializer=end_with, initargs=lifeline) as figures:
-        drawn = figures.submit(
+    with ProcessPoolExecutor(1, initializer=end_with, initargs=lifeline) as side:
+        drawn = side.submit(
             plot_sample,
             sample,
             tables.records,
             tables.chunks,
             tables.regions,
-            threshold,
+            rule,
             outputs.distribution,
             outputs.length,
             outputs.tracks,
+            random_weights=random_weights,
+        )
+        page = side.submit(
+            write_calls_page,
+            sample,
+            tables.records,
+            tables.regions,
+            tables.summary,
+            rule,
+            outputs.calls,
+            random_weights,
         )
         write_virus_fasta(
             fasta,
@@ -37,6 +53,8 @@ def write_sample_outputs(sample, fasta, parts_tsv, tables, rows, threshold, outp
             tables.regions,
             rows,
             outputs.fna,
+            outputs.regions_fna,
             workers=max(1, workers - 1),
         )
         drawn.result()
+        page.result()

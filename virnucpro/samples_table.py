@@ -4,13 +4,13 @@ with each sample's summary as one HTML page, which the Snakemake report shows in
 tables and text files only as downloads). A run in which some samples failed lists them too,
 with why, beside the ones that finished."""
 
-import html
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from .atomic import atomic_open
+from .html_page import heading, preformatted, table, write_page
 from .table_columns import column_blocks
 from .tables import tsv_writer
 
@@ -34,12 +34,19 @@ def tabulate_samples(samples, out_tsv, out_html, failed=None):
         for sample, (why, settings) in failed.items()
     ]
     with atomic_open(out_tsv) as handle:
-        table = tsv_writer(handle)
-        table.writerow(header)
-        table.writerows(rows)
+        writer = tsv_writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
     summaries = {sample: Path(summary).read_text() for sample, (_, summary, _) in samples.items()}
-    with atomic_open(out_html) as handle:
-        handle.write(_page(header, rows, summaries))
+    write_page(
+        out_html,
+        "Samples",
+        [
+            heading("Samples"),
+            table(header, rows),
+            *(heading(sample) + preformatted(text) for sample, text in summaries.items()),
+        ],
+    )
 
 
 def _counts(records_tsv):
@@ -57,29 +64,3 @@ def _counts(records_tsv):
 
 def _settings(settings, names):
     return ("NA" if settings[name] is None else settings[name] for name in names)
-
-
-_STYLE = (
-    "body{font-family:sans-serif;font-size:14px;margin:1em}"
-    "table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}"
-    "th{background:#f2f2f2}pre{background:#f8f8f8;padding:8px}"
-)
-
-
-def _page(header, rows, summaries):
-    cells = "".join(f"<th>{html.escape(name)}</th>" for name in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(value))}</td>" for value in row) + "</tr>"
-        for row in rows
-    )
-    parts = [
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{_STYLE}</style></head><body>",
-        "<h2>Samples</h2>",
-        f"<table><tr>{cells}</tr>{body}</table>",
-        *(
-            f"<h2>{html.escape(sample)}</h2><pre>{html.escape(text)}</pre>"
-            for sample, text in summaries.items()
-        ),
-        "</body></html>\n",
-    ]
-    return "\n".join(parts)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .tables import tsv_reader
+
 BLOCK_BYTES = 1 << 22  # of text; a block's arrays take several times that
 _TAB, _NEWLINE, _ZERO, _POINT = ord("\t"), ord("\n"), ord("0"), ord(".")
 
@@ -123,3 +125,16 @@ def _block(path, data, offset, width, picked):
     return Block(
         text, offset + row_starts, starts, {name: ends[:, i] for name, i in picked.items()}
     )
+
+
+def rows_at(path, offsets):
+    """The rows of the table `path` that start at `offsets` (Block.offsets), as {column: field}
+    dicts, in the order of `offsets`."""
+    with open(path, "rb") as handle:
+        header = next(tsv_reader([handle.readline().decode()]))
+        rows = []
+        for offset in offsets:
+            handle.seek(int(offset))
+            row = next(tsv_reader([handle.readline().decode()]))
+            rows.append(dict(zip(header, row, strict=True)))
+    return rows

@@ -15,7 +15,7 @@ import torch
 from .atomic import atomic_open
 from .calibration import classifier_calibration, fit_calibration
 from .evaluation import evaluate_scores, plot_evaluation, write_metrics
-from .h5store import open_shard, read_attrs
+from .h5store import open_shard, random_weights
 from .models.classifier import load_classifier, save_classifier, scores
 from .models.classifier_header import (
     CALIBRATION_KEY,
@@ -261,12 +261,7 @@ def train_classifier(
 def _random_encoders(sets):
     """Whether the sets were embedded by models of random weights (a demo or test checkpoint),
     as their embedding files say."""
-    return any(
-        bool(read_attrs(path)["random_weights"])
-        for s in sets
-        for paths in s.shards
-        for path in paths
-    )
+    return random_weights(path for s in sets for paths in s.shards for path in paths)
 
 
 def _write_history(history, tsv_path):

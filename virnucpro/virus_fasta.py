@@ -1,7 +1,9 @@
-"""The viral sequences of a sample (its input FASTA or FASTQ) as FASTA: every record called
-virus, whole, and every viral region as its own record, named `<record>|region_<start>_<end>`
-(1-based, inclusive) so that it traces back to its record and place; a region that is a whole
-record written whole is not written twice.
+"""The viral sequences of a sample (its input FASTA or FASTQ) as two FASTA files, as geNomad
+keeps viruses and proviruses apart: every record called virus, whole, in one, and every viral
+region in the other, named `<record>|region_<start>_<end>` (1-based, inclusive) so that it
+traces back to its record and place. Each file has a record for each row of its table (the
+records called virus in records.tsv, the rows of regions.tsv), so counting its headers counts
+them.
 
 Part by part (parts.py) over worker processes: each reads its part's records from the input
 beside their rows of records.tsv and regions.tsv and formats its share of the output, which the
@@ -48,18 +50,24 @@ class _Task:
     rows: tuple
 
 
-def write_virus_fasta(fasta, parts_tsv, records_tsv, regions_tsv, rows, out, workers=1):
+def write_virus_fasta(
+    fasta, parts_tsv, records_tsv, regions_tsv, rows, out_records, out_regions, workers=1
+):
     """Read the sample's input again beside its records and regions tables (all in input
-    order): `parts_tsv`, prepare's parts table, gives each part's records in the input; `rows`,
-    the aggregation's parts.PartRows, their rows in the two tables. `workers` processes do the
-    work; the output does not depend on their number."""
+    order), and write the records called virus to `out_records` and the regions to
+    `out_regions`: `parts_tsv`, prepare's parts table, gives each part's records in the input;
+    `rows`, the aggregation's parts.PartRows, their rows in the two tables. `workers` processes
+    do the work; the output does not depend on their number."""
     parts = read_parts(parts_tsv)
     check_part_rows(rows, parts, records_tsv, regions_tsv)
     tables = _Tables(str(fasta), str(records_tsv), str(regions_tsv))
     work = functools.partial(_part_fasta, tables, _columns(records_tsv), _columns(regions_tsv))
-    with atomic_open(out, "wb") as handle:
-        for text in ordered_map(work, _tasks(fasta, parts, rows), min(workers, len(parts))):
-            handle.write(text)
+    with atomic_open(out_records, "wb") as records, atomic_open(out_regions, "wb") as regions:
+        for whole, region_text in ordered_map(
+            work, _tasks(fasta, parts, rows), min(workers, len(parts))
+        ):
+            records.write(whole)
+            regions.write(region_text)
 
 
 def _tasks(fasta, parts, rows):
@@ -86,7 +94,7 @@ def _columns(table):
 
 
 def _part_fasta(tables, record_columns, region_columns, task):
-    """The output's bytes for one part (a worker's task)."""
+    """The bytes of the two outputs for one part (a worker's task)."""
     fasta = tables.fasta
     text = task.text if task.text is not None else read_range(fasta, task.text_start, task.text_end)
     # a part starts with a record ('>' or '@'), or the file's start: the preparing stage read
@@ -100,31 +108,28 @@ def _part_fasta(tables, record_columns, region_columns, task):
     regions = _rows(
         read_range(tables.regions, at.regions_start, at.regions_end), region_columns, _RegionRow
     )
-    out = io.StringIO()
+    whole, inside = io.StringIO(), io.StringIO()
     pending = 0  # the next region
     for record, row in itertools.zip_longest(records, rows):
         if record is None or row is None or record.id != row.record_id:
             raise ValueError(f"{tables.records} does not list the records of {fasta} in order")
-        whole = row.call == "virus"
-        if whole:
+        if row.call == "virus":
             header = f"{row.record_id} length={row.length} best_virus_score={row.best_virus_score}"
-            write_wrapped(out, header, record.sequence)
+            write_wrapped(whole, header, record.sequence)
         while pending < len(regions) and regions[pending].record_id == record.id:
             region = regions[pending]
-            start, end = int(region.start), int(region.end)
-            if not (whole and (start, end) == (1, len(record.sequence))):
-                header = (
-                    f"{region.region_id} record_length={row.length} "
-                    f"mean_virus_score={region.mean_virus_score} "
-                    f"best_virus_score={region.best_virus_score}"
-                )
-                write_wrapped(out, header, record.sequence[start - 1 : end])
+            header = (
+                f"{region.region_id} record_length={row.length} "
+                f"mean_virus_score={region.mean_virus_score} "
+                f"best_virus_score={region.best_virus_score}"
+            )
+            write_wrapped(inside, header, record.sequence[int(region.start) - 1 : int(region.end)])
             pending += 1
     if pending < len(regions):
         raise ValueError(
             f"{tables.regions} names {regions[pending].record_id}, which is not in order in {fasta}"
         )
-    return out.getvalue().encode()
+    return whole.getvalue().encode(), inside.getvalue().encode()
 
 
 def _rows(data, columns, row_type):

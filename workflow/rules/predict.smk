@@ -1,5 +1,6 @@
 # The calls of a sample's records, chunks and frames, and what is written of them: the tables,
-# the viral sequences and the figures, in one job (virnucpro.report, virnucpro.sample_outputs).
+# the viral sequences, the figures and the report's page of the calls, in one job
+# (virnucpro.report, virnucpro.sample_outputs).
 rule aggregate_sample:
     input:
         fasta=sample_fasta,
@@ -14,21 +15,17 @@ rule aggregate_sample:
         highestscore="results/{sample}/prediction_results_highestscore.csv",
         records="results/{sample}/records.tsv",
         chunks="results/{sample}/chunks.tsv",
-        regions=report(
-            "results/{sample}/regions.tsv",
-            caption="../report/regions.rst",
+        regions="results/{sample}/regions.tsv",
+        summary="results/{sample}/summary.txt",
+        calls=report(
+            "results/{sample}/calls.html",
+            caption="../report/calls.rst",
             category="Tables",
             subcategory="{sample}",
-            labels={"sample": "{sample}", "table": "viral regions"},
-        ),
-        summary=report(
-            "results/{sample}/summary.txt",
-            caption="../report/summary.rst",
-            category="Tables",
-            subcategory="{sample}",
-            labels={"sample": "{sample}", "table": "summary, models and settings"},
+            labels={"sample": "{sample}", "table": "calls, viral regions and summary"},
         ),
         fna="results/{sample}/virus.fna",
+        regions_fna="results/{sample}/virus_regions.fna",
         distribution=report(
             "results/{sample}/plots/score_distribution.svg",
             caption="../report/score_distribution.rst",

@@ -35,20 +35,8 @@ rule train_classifier:
         unpack(training_inputs("train")),
     output:
         classifier=TRAINED_CLASSIFIER,
-        history=report(
-            "results/training/history.tsv",
-            caption="../report/training_history.rst",
-            category="Training",
-            subcategory="training run",
-            labels={"classifier": TRAINED, "result": "loss and metrics by epoch"},
-        ),
-        metrics=report(
-            "results/training/metrics.tsv",
-            caption="../report/training_metrics.rst",
-            category="Training",
-            subcategory="training run",
-            labels={"classifier": TRAINED, "result": "metrics on the held-out frames"},
-        ),
+        history="results/training/history.tsv",
+        metrics="results/training/metrics.tsv",
     log:
         "logs/train_classifier.log",
     benchmark:
@@ -66,12 +54,40 @@ rule train_classifier:
         "../scripts/train_classifier.py"
 
 
+# The training run's tables as pages the report shows in place (it offers a table only as a
+# download), in a job of their own: a new page does not train again.
+rule training_run_pages:
+    input:
+        rules.train_classifier.output.history,
+        rules.train_classifier.output.metrics,
+    output:
+        report(
+            "results/training/history.html",
+            caption="../report/training_history.rst",
+            category="Training",
+            subcategory="training run",
+            labels={"classifier": TRAINED, "result": "loss and metrics by epoch"},
+        ),
+        report(
+            "results/training/metrics.html",
+            caption="../report/training_metrics.rst",
+            category="Training",
+            subcategory="training run",
+            labels={"classifier": TRAINED, "result": "metrics on the held-out frames"},
+        ),
+    log:
+        "logs/training_run_pages.log",
+    script:
+        "../scripts/table_pages.py"
+
+
 rule evaluate_classifier:
     input:
         unpack(evaluation_inputs),
     output:
-        metrics=report(
-            "results/training/evaluation/{classifier}/metrics.tsv",
+        metrics="results/training/evaluation/{classifier}/metrics.tsv",
+        page=report(
+            "results/training/evaluation/{classifier}/metrics.html",
             caption="../report/evaluation_metrics.rst",
             category="Training",
             subcategory="{classifier}",
@@ -107,8 +123,9 @@ rule tabulate_evaluation:
             classifier=EVALUATED,
         ),
     output:
-        table=report(
-            "results/training/evaluation/classifiers.tsv",
+        table="results/training/evaluation/classifiers.tsv",
+        page=report(
+            "results/training/evaluation/classifiers.html",
             caption="../report/classifiers.rst",
             category="Training",
             subcategory="all classifiers",
@@ -128,6 +145,7 @@ rule tabulate_evaluation:
 rule train:
     input:
         rules.train_classifier.output,
+        rules.training_run_pages.output,
 
 
 rule evaluate:

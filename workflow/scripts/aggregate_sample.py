@@ -6,6 +6,7 @@ end_with_snakemake()
 
 from virnucpro.calling import CallRule  # noqa: E402 - after the log is open
 from virnucpro.damage import removing_damaged_inputs  # noqa: E402
+from virnucpro.h5store import random_weights  # noqa: E402
 from virnucpro.regions import RegionSettings  # noqa: E402
 from virnucpro.report import aggregate_sample  # noqa: E402
 from virnucpro.sample_outputs import write_sample_outputs  # noqa: E402
@@ -34,7 +35,8 @@ with removing_damaged_inputs():
         snakemake.input.parts,
         snakemake.output,
         rows,
-        rule.region_threshold,
+        rule,
         snakemake.output,
         workers=snakemake.threads,
+        random_weights=random_weights(files),
     )

@@ -6,6 +6,7 @@ end_with_snakemake()
 
 import torch  # noqa: E402 - after the log is open
 
+from virnucpro.html_page import write_table_page  # noqa: E402
 from virnucpro.train_run import TrainingSet, evaluate_classifier  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)
@@ -16,3 +17,4 @@ evaluate_classifier(
     snakemake.output.figure,
     by_length=True,
 )
+write_table_page(snakemake.output.metrics, snakemake.output.page, snakemake.output.metrics)
