@@ -24,14 +24,13 @@ from virnucpro.schema_check import load_schema, problems
 from virnucpro.sizing import estimated_seconds
 from virnucpro.tables import read_tsv
 
-from conftest import DATA, DVF_VALIDATION, REPO
+from conftest import DEMO_FA, DVF_VALIDATION, REPO
 from stages import prepared, run_sample
 from workflow_runs import DEMO, set_config, snakemake
 
 TRAINING_SCHEMA = REPO / "workflow" / "schemas" / "training.schema.yaml"
 SHEET_SCHEMA = REPO / "workflow" / "schemas" / "samples.schema.yaml"
 CONFIG_SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
-DEMO_FA = DATA / "demo.fa"
 # 8 real 3 kb fragments; each has a chunk of 500 bp with a stop-free frame, so each is scored
 REAL = [(r.id, r.sequence) for r in read_records(DEMO_FA)]
 TWO = REAL[:2]

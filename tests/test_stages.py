@@ -22,10 +22,8 @@ from virnucpro.report import aggregate_sample
 from virnucpro.sharding import read_shard
 from virnucpro.tables import read_tsv
 
-from conftest import REPO
+from conftest import DEMO_FA
 from stages import prepared, run_sample, sample_outputs
-
-DEMO_FASTA = REPO / "tests" / "data" / "demo.fa"
 
 
 def test_every_kept_frame_is_embedded_scored_and_reported_once(demo_run):
@@ -44,7 +42,7 @@ def test_every_kept_frame_is_embedded_scored_and_reported_once(demo_run):
     assert reported == frame_ids  # in input order, as the original lists them
     records = list(read_tsv(demo_run / "records.tsv"))
     assert [r.record_id for r in records] == [
-        line[1:] for line in DEMO_FASTA.read_text().splitlines() if line[0] == ">"
+        line[1:] for line in DEMO_FA.read_text().splitlines() if line[0] == ">"
     ]
     assert "RANDOM weights" in (demo_run / "summary.txt").read_text()
 
@@ -131,13 +129,13 @@ def test_the_outputs_do_not_depend_on_parts_workers_or_compression(
         model.output_layer.bias[1] += 3
     save_classifier(model, tmp_path / "viral.safetensors")
     models = {**demo_models, "classifier_500": tmp_path / "viral.safetensors"}
-    one = run_sample(DEMO_FASTA, models, tmp_path / "one", shards=3)
+    one = run_sample(DEMO_FA, models, tmp_path / "one", shards=3)
     monkeypatch.setattr(fasta, "BLOCK_BYTES", 1000)
     compressed = tmp_path / "demo.fa.gz"
-    compressed.write_bytes(gzip.compress(DEMO_FASTA.read_bytes()))
+    compressed.write_bytes(gzip.compress(DEMO_FA.read_bytes()))
     run = run_sample(compressed, models, tmp_path / "run", shards=3, workers=2)
     parts = list(read_tsv(run / "prepare" / "parts.tsv"))
-    assert len(parts) == DEMO_FASTA.read_text().count(">") == 8
+    assert len(parts) == DEMO_FA.read_text().count(">") == 8
     assert len(list(read_tsv(one / "prepare" / "parts.tsv"))) < 8
     names = [
         "prediction_results.txt",

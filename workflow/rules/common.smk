@@ -21,7 +21,12 @@ from virnucpro.schema_check import load_schema, problems
 from virnucpro.sharding import shard_name
 from virnucpro.sizing import shards_for_sample
 
-SCHEMAS = Path(workflow.basedir) / "schemas"
+
+def schema(name):
+    """A schema of this workflow (workflow/schemas/), found from this file: where the workflow
+    is a module of another, workflow.basedir is the importing workflow's directory."""
+    return workflow.source_path(f"../schemas/{name}.schema.yaml")
+
 
 # Every job ends with the Snakemake process that parsed this file and started it (in a cluster
 # job, the Snakemake process that runs it there): see virnucpro/lifeline.py.
@@ -30,7 +35,7 @@ os.environ[SNAKEMAKE_PID] = str(os.getpid())
 
 def check_config():
     """Every problem of the config at once, by key; then the schema's defaults filled in."""
-    found = problems(config, load_schema(SCHEMAS / "config.schema.yaml"))
+    found = problems(config, load_schema(schema("config")))
     if found:
         files = ", ".join(map(str, workflow.configfiles))
         raise InputError(
@@ -38,7 +43,7 @@ def check_config():
             + "\n  ".join(found)
             + "\nCorrect these keys; config/README.md describes each."
         )
-    validate(config, schema="../schemas/config.schema.yaml")
+    validate(config, schema=schema("config"))
 
 
 check_config()
@@ -90,7 +95,7 @@ if workflow.nodes is None:
 else:  # a cluster job gets the cores it asks for (profiles/slurm: set-threads)
     GPU_JOB_THREADS, CPU_STAGE_THREADS = config["embedding"]["threads"], 8
 
-samples = read_sample_sheet(config["samples"], SCHEMAS / "samples.schema.yaml")
+samples = read_sample_sheet(config["samples"], schema("samples"))
 
 
 def read_training_sheet():
@@ -107,7 +112,7 @@ def read_training_sheet():
         )
     rows = read_sample_sheet(
         sheet,
-        SCHEMAS / "training.schema.yaml",
+        schema("training"),
         key="set",
         files=("fasta", "genbank"),
         config_key="training.sheet",
