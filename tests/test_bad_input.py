@@ -474,9 +474,11 @@ def test_snakemake_stops_before_running_with_the_error_as_written(workdir, path,
     assert old in text
     (workdir / path).write_text(text.replace(old, new, 1))
     result = snakemake(workdir, *DEMO, "--dry-run", check=False)
+    output = result.stdout + result.stderr
     assert result.returncode != 0
     for needle in needles:
-        assert needle in result.stdout + result.stderr
+        assert needle in output
+    assert "InputError" not in output and 'File "' not in output, output  # the message alone
 
 
 def test_good_samples_complete_beside_bad_ones(workdir):

@@ -153,6 +153,12 @@ def test_the_demo_runs_in_a_project_of_its_own_and_a_rerun_redoes_only_what_a_ch
     assert files_and_times(workflow) == untouched
 
 
+def test_a_run_without_cores_names_the_local_profile(workdir):
+    result = snakemake(workdir, *DEMO, check=False)
+    assert result.returncode != 0
+    assert "snakemake --profile profiles/local" in result.stdout + result.stderr
+
+
 def test_the_workflow_catalog_s_flag_names_a_profile_of_the_workflow():
     usage = yaml.safe_load((REPO / ".snakemake-workflow-catalog.yml").read_text())["usage"]
     flag, profile = usage["mandatory-flags"]["flags"].split()

@@ -1,9 +1,12 @@
+import logging
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from virnucpro.classifier_choice import (
@@ -26,6 +29,32 @@ def schema(name):
     """A schema of this workflow (workflow/schemas/), found from this file: where the workflow
     is a module of another, workflow.basedir is the importing workflow's directory."""
     return workflow.source_path(f"../schemas/{name}.schema.yaml")
+
+
+def input_error_in(error):
+    """The InputError among `error` and the exceptions it was raised from, or None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, InputError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+class InputErrorAlone(logging.Filter):
+    """Snakemake prints an error met while it plans the run (a bad config, sheet or input)
+    with its location and this file's traceback lines under it; an InputError's message
+    says all a user needs (what is wrong, where, the fix), so it is printed alone."""
+
+    def filter(self, record):
+        error = input_error_in(sys.exception())  # what Snakemake is printing
+        if error is not None and record.levelno >= logging.ERROR:
+            record.msg, record.args = str(error), ()
+        return True
+
+
+logger.addFilter(InputErrorAlone())
 
 
 # Every job ends with the Snakemake process that parsed this file and started it (in a cluster
@@ -83,6 +112,11 @@ def local_cores():
         return None
 
 
+if workflow.nodes is None and local_cores() is None:
+    logger.info(
+        "No --cores given. To run on this machine: snakemake --profile profiles/local (every "
+        "core; a failing sample does not stop the others), or give --cores N."
+    )
 config["embedding"]["gpus"] = local_gpus() if workflow.nodes is None else []
 if workflow.nodes is None:
     SLOTS = local_slots(
