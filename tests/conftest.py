@@ -20,6 +20,8 @@ DVF = DATA / "dvf"
 DVF_VALIDATION = (DVF / "host_val.fa", DVF / "virus_val.fa")
 # The published DNABERT-S config.json and tokenizer.json (the weights are built at random)
 REAL_DNABERT_S = DATA / "dnabert-s"
+# the demo's input: 8 fragments of 3 kb, 4 viral and 4 host (config/demo/README.md)
+DEMO_FA = REPO / "config" / "demo" / "data" / "demo.fa"
 
 
 def fastq(records, newline="\n"):
@@ -81,22 +83,48 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory, demo_models):
     """The demo input through every stage function (tests/stages.py), in three shards."""
-    return run_sample(DATA / "demo.fa", demo_models, tmp_path_factory.mktemp("run"), shards=3)
+    return run_sample(DEMO_FA, demo_models, tmp_path_factory.mktemp("run"), shards=3)
 
 
 def copy_workflow(directory):
-    """A copy of the workflow (workflow/, config/, profiles/, demo inputs) in `directory`."""
+    """A copy of the workflow (workflow/, config/ with the demo's inputs, profiles/) in
+    `directory`."""
     for name in ("workflow", "config", "profiles", "environment.yml"):
         source = REPO / name
         if source.is_dir():
             shutil.copytree(source, directory / name)
         else:
             shutil.copy(source, directory / name)
-    (directory / "tests" / "data").mkdir(parents=True)
-    shutil.copy(REPO / "tests" / "data" / "demo.fa", directory / "tests" / "data" / "demo.fa")
-    # the demo training's labelled fragments (config/demo/training.tsv)
-    shutil.copytree(REPO / "tests" / "data" / "dvf", directory / "tests" / "data" / "dvf")
     return directory
+
+
+# the workflow/Snakefile `snakedeploy deploy-workflow` writes (its use_module template), with the
+# module's Snakefile at a path instead of on GitHub
+DEPLOYED_SNAKEFILE = """configfile: "config/config.yaml"
+
+
+module virnucpro:
+    snakefile:
+        "{snakefile}"
+    config:
+        config
+
+
+use rule * from virnucpro{prefix}
+"""
+
+
+def deploy(workflow, project, prefix=""):
+    """A user's project directory as snakedeploy lays it out: the config/ of `workflow` (a copy
+    of the workflow) copied into it, and a workflow/Snakefile that uses `workflow`'s rules as a
+    module (named with `prefix`, such as ' as vnp_*')."""
+    shutil.copytree(workflow / "config", project / "config")
+    (project / "workflow").mkdir()
+    snakefile = DEPLOYED_SNAKEFILE.format(
+        snakefile=workflow / "workflow" / "Snakefile", prefix=prefix
+    )
+    (project / "workflow" / "Snakefile").write_text(snakefile)
+    return project
 
 
 @pytest.fixture

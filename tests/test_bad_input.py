@@ -24,14 +24,13 @@ from virnucpro.schema_check import load_schema, problems
 from virnucpro.sizing import estimated_seconds
 from virnucpro.tables import read_tsv
 
-from conftest import DATA, DVF_VALIDATION, REPO, fastq
+from conftest import DEMO_FA, DVF_VALIDATION, REPO, fastq
 from stages import prepared, run_sample
 from workflow_runs import DEMO, set_config, snakemake
 
 TRAINING_SCHEMA = REPO / "workflow" / "schemas" / "training.schema.yaml"
 SHEET_SCHEMA = REPO / "workflow" / "schemas" / "samples.schema.yaml"
 CONFIG_SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
-DEMO_FA = DATA / "demo.fa"
 # 8 real 3 kb fragments; each has a chunk of 500 bp with a stop-free frame, so each is scored
 REAL = [(r.id, r.sequence) for r in read_records(DEMO_FA)]
 TWO = REAL[:2]
@@ -586,7 +585,7 @@ def test_a_bad_config_value_names_the_key_what_is_allowed_and_what_it_means(conf
         ),
         (
             "config/demo/samples.tsv",
-            "demo_500\ttests/data/demo.fa\t500\toverlap\ndemo_300_legacy\ttests/data/demo.fa\t300"
+            "demo_500\tconfig/demo/data/demo.fa\t500\toverlap\ndemo_300_legacy\tconfig/demo/data/demo.fa\t300"
             "\tlegacy\n",
             "",
             ["config/demo/samples.tsv: it holds its header and no sample", "add a line"],
@@ -599,9 +598,11 @@ def test_snakemake_stops_before_running_with_the_error_as_written(workdir, path,
     assert old in text
     (workdir / path).write_text(text.replace(old, new, 1))
     result = snakemake(workdir, *DEMO, "--dry-run", check=False)
+    output = result.stdout + result.stderr
     assert result.returncode != 0
     for needle in needles:
-        assert needle in result.stdout + result.stderr
+        assert needle in output
+    assert "InputError" not in output and 'File "' not in output, output  # the message alone
 
 
 def test_good_samples_complete_beside_bad_ones(workdir):

@@ -100,9 +100,9 @@ def test_killing_snakemake_alone_ends_its_jobs_and_the_recovery_leaves_nothing_h
     workdir,
 ):
     # one sample of 900 frames in one shard: its embedding job writes for seconds
-    shutil.copy(DVF / "virus_val.fa", workdir / "tests" / "data")
+    shutil.copy(DVF / "virus_val.fa", workdir)
     (workdir / "config" / "demo" / "samples.tsv").write_text(
-        "sample\tfasta\tchunk_size\tchunking\ndvf\ttests/data/virus_val.fa\t300\toverlap\n"
+        "sample\tfasta\tchunk_size\tchunking\ndvf\tvirus_val.fa\t300\toverlap\n"
     )
     set_config(workdir, shards=1)
     embeddings = workdir / "results" / "dvf" / "embeddings"

@@ -18,7 +18,7 @@ from virnucpro.models.classifier_header import classifier_models
 from virnucpro.predict import SCORED_WITH, ShardScorer, classifier_digest
 from virnucpro.random_checkpoints import write_pickled_classifier
 
-from conftest import DATA
+from conftest import DEMO_FA
 from stages import run_sample
 
 
@@ -216,7 +216,7 @@ def test_a_sample_classified_with_a_damaged_classifier_stops_naming_it(
     save_classifier(damaged(demo_widths(demo_run)), classifier)
     models = demo_models | {"classifier_500": classifier}
     with pytest.raises(ValueError, match=message.format(re.escape(str(classifier)))):
-        run_sample(DATA / "demo.fa", models, tmp_path / "run", shards=1)
+        run_sample(DEMO_FA, models, tmp_path / "run", shards=1)
 
 
 def test_the_stage_stops_naming_a_classifier_whose_scores_are_nan(demo_run, tmp_path):

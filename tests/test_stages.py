@@ -23,10 +23,8 @@ from virnucpro.report import aggregate_sample
 from virnucpro.sharding import read_shard
 from virnucpro.tables import read_tsv
 
-from conftest import REPO, fastq
+from conftest import DEMO_FA, fastq
 from stages import prepared, run_sample, sample_outputs
-
-DEMO_FASTA = REPO / "tests" / "data" / "demo.fa"
 
 
 def test_every_kept_frame_is_embedded_scored_and_reported_once(demo_run):
@@ -45,7 +43,7 @@ def test_every_kept_frame_is_embedded_scored_and_reported_once(demo_run):
     assert reported == frame_ids  # in input order, as the original lists them
     records = list(read_tsv(demo_run / "records.tsv"))
     assert [r.record_id for r in records] == [
-        line[1:] for line in DEMO_FASTA.read_text().splitlines() if line[0] == ">"
+        line[1:] for line in DEMO_FA.read_text().splitlines() if line[0] == ">"
     ]
     assert "RANDOM weights" in (demo_run / "summary.txt").read_text()
 
@@ -133,9 +131,9 @@ def test_the_outputs_do_not_depend_on_parts_workers_compression_or_fastq(
         model.output_layer.bias[1] += 3
     save_classifier(model, tmp_path / "viral.safetensors")
     models = {**demo_models, "classifier_500": tmp_path / "viral.safetensors"}
-    one = run_sample(DEMO_FASTA, models, tmp_path / "one", shards=3)
+    one = run_sample(DEMO_FA, models, tmp_path / "one", shards=3)
     monkeypatch.setattr(fasta, "BLOCK_BYTES", 1000)
-    records = [(record.id, record.sequence) for record in fasta.read_records(DEMO_FASTA)]
+    records = [(record.id, record.sequence) for record in fasta.read_records(DEMO_FA)]
     assert len(list(read_tsv(one / "prepare" / "parts.tsv"))) < len(records) == 8
     names = [
         "prediction_results.txt",
@@ -149,7 +147,7 @@ def test_the_outputs_do_not_depend_on_parts_workers_compression_or_fastq(
         *(f"plots/{figure}.svg" for figure in ("distribution", "length", "tracks")),
     ]
     inputs = {
-        "demo.fa.gz": gzip.compress(DEMO_FASTA.read_bytes()),
+        "demo.fa.gz": gzip.compress(DEMO_FA.read_bytes()),
         "demo.fq.bz2": bz2.compress(fastq(records).encode()),
     }
     for name, data in inputs.items():

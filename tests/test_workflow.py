@@ -1,5 +1,6 @@
-"""The Snakemake workflow itself: lint, format, the demo end to end, and a rerun that redoes
-only what a deleted shard file needs. Config and sample sheet errors: test_bad_input.py."""
+"""The Snakemake workflow itself: lint, format, the demo end to end in a user's project
+directory (the workflow a module of its Snakefile), and a rerun that redoes only what a deleted
+shard file needs. Config and sample sheet errors: test_bad_input.py."""
 
 import importlib
 import re
@@ -12,7 +13,7 @@ import yaml
 from virnucpro.random_checkpoints import write_pickled_classifier
 from virnucpro.tables import read_tsv
 
-from conftest import REPO
+from conftest import REPO, copy_workflow, deploy
 from workflow_runs import DEMO, aggregation, planned, snakemake
 
 # what each sample's folder under results/ holds once the run is done
@@ -39,15 +40,18 @@ RULES = {
 }
 
 
-# The one lint the workflow keeps: its rules run in the one environment the README installs
-# (pip or environment.yml) rather than a conda environment each, which nothing here could test.
+# The one lint the workflow keeps (README, Set-up): its rules run in the one environment
+# Snakemake itself runs in, which planning the run needs too (pip or environment.yml).
 ONE_ENVIRONMENT = "Specify a conda environment or container for each rule."
 
 
-def test_lint_is_clean():
+def test_the_lint_finds_nothing_but_the_one_environment_of_every_rule():
     result = snakemake(REPO, *DEMO, "--lint", check=False)
-    lints = re.findall(r"^\s+\* (.+?):$", result.stdout + result.stderr, re.M)
-    assert set(lints) <= {ONE_ENVIRONMENT}, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    linted = re.findall(r"^Lints for rule (\w+) ", output, re.M)
+    lints = re.findall(r"^\s+\* (.+?):$", output, re.M)
+    assert result.returncode == 1, output  # what a lint exits with, however few
+    assert set(linted) >= RULES and lints == [ONE_ENVIRONMENT] * len(linted), output
 
 
 def test_snakefmt_is_clean():
@@ -60,11 +64,24 @@ def test_snakefmt_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_a_dry_run_plans_every_rule(workdir):
-    assert {rule for rule, _ in planned(workdir)} == RULES
+def test_a_dry_run_plans_every_rule_of_the_workflow_as_a_module_under_a_prefix(tmp_path):
+    project = deploy(copy_workflow(tmp_path / "virnucpro"), tmp_path / "project", " as vnp_*")
+    assert {rule for rule, _ in planned(project)} == {f"vnp_{rule}" for rule in RULES}
 
 
-def test_the_demo_runs_and_a_rerun_redoes_only_what_a_change_needs(workdir):
+def files_and_times(directory):
+    """Every file and folder under `directory`, with its size and time stamp."""
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in directory.rglob("*")}
+
+
+def test_the_demo_runs_in_a_project_of_its_own_and_a_rerun_redoes_only_what_a_change_needs(
+    tmp_path,
+):
+    """In a project directory laid out as snakedeploy lays it out, beside the workflow: every
+    result, log and resource lands in the project, nothing in the workflow's folder."""
+    workflow = copy_workflow(tmp_path / "virnucpro")
+    workdir = deploy(workflow, tmp_path / "project")
+    untouched = files_and_times(workflow)
     snakemake(workdir, *DEMO, "--cores", "2")
     for sample in ("demo_500", "demo_300_legacy"):
         results = workdir / "results" / sample
@@ -139,6 +156,19 @@ def test_the_demo_runs_and_a_rerun_redoes_only_what_a_change_needs(workdir):
     overview = (workdir / "results" / "samples.html").read_text()  # the report's page of them
     assert "<td>demo_500</td><td>finished</td><td>8</td><td>0</td>" in overview
     assert "best_virus_score &gt;= 0.999" in overview  # each sample's summary, escaped
+    assert files_and_times(workflow) == untouched
+
+
+def test_a_run_without_cores_names_the_local_profile(workdir):
+    result = snakemake(workdir, *DEMO, check=False)
+    assert result.returncode != 0
+    assert "snakemake --profile profiles/local" in result.stdout + result.stderr
+
+
+def test_the_workflow_catalog_s_flag_names_a_profile_of_the_workflow():
+    usage = yaml.safe_load((REPO / ".snakemake-workflow-catalog.yml").read_text())["usage"]
+    flag, profile = usage["mandatory-flags"]["flags"].split()
+    assert flag == "--profile" and (REPO / profile / "config.yaml").is_file()
 
 
 def test_every_console_entry_point_names_a_function():

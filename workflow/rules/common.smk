@@ -1,10 +1,13 @@
+import logging
 import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from virnucpro.classifier_choice import (
@@ -22,8 +25,39 @@ from virnucpro.schema_check import load_schema, problems
 from virnucpro.sharding import shard_name
 from virnucpro.sizing import shards_for_sample
 
-SCHEMAS = Path(workflow.basedir) / "schemas"
 RUN_STARTED = time.time()  # a job log older than this is of an earlier run
+
+def schema(name):
+    """A schema of this workflow (workflow/schemas/), found from this file: where the workflow
+    is a module of another, workflow.basedir is the importing workflow's directory."""
+    return workflow.source_path(f"../schemas/{name}.schema.yaml")
+
+
+def input_error_in(error):
+    """The InputError among `error` and the exceptions it was raised from, or None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, InputError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+class InputErrorAlone(logging.Filter):
+    """Snakemake prints an error met while it plans the run (a bad config, sheet or input)
+    with its location and this file's traceback lines under it; an InputError's message
+    says all a user needs (what is wrong, where, the fix), so it is printed alone."""
+
+    def filter(self, record):
+        error = input_error_in(sys.exception())  # what Snakemake is printing
+        if error is not None and record.levelno >= logging.ERROR:
+            record.msg, record.args = str(error), ()
+        return True
+
+
+logger.addFilter(InputErrorAlone())
+
 
 # Every job ends with the Snakemake process that parsed this file and started it (in a cluster
 # job, the Snakemake process that runs it there): see virnucpro/lifeline.py.
@@ -32,7 +66,7 @@ os.environ[SNAKEMAKE_PID] = str(os.getpid())
 
 def check_config():
     """Every problem of the config at once, by key; then the schema's defaults filled in."""
-    found = problems(config, load_schema(SCHEMAS / "config.schema.yaml"))
+    found = problems(config, load_schema(schema("config")))
     if found:
         files = ", ".join(map(str, workflow.configfiles))
         raise InputError(
@@ -40,7 +74,7 @@ def check_config():
             + "\n  ".join(found)
             + "\nCorrect these keys; config/README.md describes each."
         )
-    validate(config, schema="../schemas/config.schema.yaml")
+    validate(config, schema=schema("config"))
 
 
 check_config()
@@ -80,6 +114,11 @@ def local_cores():
         return None
 
 
+if workflow.nodes is None and local_cores() is None:
+    logger.info(
+        "No --cores given. To run on this machine: snakemake --profile profiles/local (every "
+        "core; a failing sample does not stop the others), or give --cores N."
+    )
 config["embedding"]["gpus"] = local_gpus() if workflow.nodes is None else []
 if workflow.nodes is None:
     SLOTS = local_slots(
@@ -92,7 +131,7 @@ if workflow.nodes is None:
 else:  # a cluster job gets the cores it asks for (profiles/slurm: set-threads)
     GPU_JOB_THREADS, CPU_STAGE_THREADS = config["embedding"]["threads"], 8
 
-samples = read_sample_sheet(config["samples"], SCHEMAS / "samples.schema.yaml")
+samples = read_sample_sheet(config["samples"], schema("samples"))
 if not samples and config["training"]["sheet"] is None:
     raise InputError(
         f"sample sheet {config['samples']}: it holds its header and no sample, so there is "
@@ -115,7 +154,7 @@ def read_training_sheet():
         )
     rows = read_sample_sheet(
         sheet,
-        SCHEMAS / "training.schema.yaml",
+        schema("training"),
         key="set",
         files=("fasta", "genbank"),
         config_key="training.sheet",

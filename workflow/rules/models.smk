@@ -5,10 +5,6 @@ from virnucpro.catalog import catalog
 CATALOG = catalog()
 
 
-localrules:
-    download_model,
-
-
 rule download_model:
     output:
         "resources/models/{path}",
@@ -18,6 +14,7 @@ rule download_model:
         "logs/benchmarks/download_model/{path}.tsv"
     wildcard_constraints:
         path="|".join(re.escape(path) for path in CATALOG),
+    localrule: True  # not `localrules:`, whose names a module's prefix leaves unchanged
     params:
         entry=lambda wildcards: CATALOG[wildcards.path],
     script:

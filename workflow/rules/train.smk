@@ -2,11 +2,6 @@
 # embedded as the pseudo-sample training/{set}, by the prediction's shard and embedding rules.
 
 
-localrules:
-    train,
-    evaluate,
-
-
 rule select_training_frames:
     input:
         unpack(training_set_input),
@@ -141,7 +136,8 @@ rule tabulate_evaluation:
         "../scripts/tabulate_evaluation.py"
 
 
-# targets; `all` also evaluates where the training sheet has evaluate sets
+# targets (run by Snakemake itself, as rules with nothing to run); `all` also evaluates where
+# the training sheet has evaluate sets
 rule train:
     input:
         rules.train_classifier.output,
