@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _SUFFIX = ".tmp"
-_NO_LOCKS = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK)  # what flock says on such filesystems
+NO_LOCKS = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK)  # what flock says on such filesystems
 
 
 class OutputBusy(RuntimeError):
@@ -77,7 +77,7 @@ def _locked_temporary(path):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while another writer's sweep looks at it
         except OSError as error:
-            if error.errno not in _NO_LOCKS:
+            if error.errno not in NO_LOCKS:
                 raise
         if _same_file(tmp, fd):
             os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are shared like any file
@@ -103,7 +103,7 @@ def _remove_left_behind(path):
                     "then run the same command again."
                 ) from None
             except OSError as error:
-                if error.errno not in _NO_LOCKS:
+                if error.errno not in NO_LOCKS:
                     raise
                 log.warning(
                     "%s is left: its filesystem has no file locks to tell whether its writer "

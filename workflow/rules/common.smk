@@ -4,6 +4,7 @@ import subprocess
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from virnucpro.classifier_choice import (
@@ -15,6 +16,7 @@ from virnucpro.classifier_choice import (
 from virnucpro.models.classifier_header import EMBEDDING_MODELS, classifier_models
 from virnucpro.errors import InputError
 from virnucpro.lifeline import SNAKEMAKE_PID
+from virnucpro.run_lock import RunLock
 from virnucpro.sample_sheet import read_sample_sheet
 from virnucpro.scheduling import local_slots
 from virnucpro.schema_check import load_schema, problems
@@ -26,6 +28,19 @@ SCHEMAS = Path(workflow.basedir) / "schemas"
 # Every job ends with the Snakemake process that parsed this file and started it (in a cluster
 # job, the Snakemake process that runs it there): see virnucpro/lifeline.py.
 os.environ[SNAKEMAKE_PID] = str(os.getpid())
+
+# One run at a time in a working directory (virnucpro/run_lock.py): the Snakemake that runs the
+# jobs takes the run lock once it knows it will, before the first; a cluster job's Snakemake
+# holds a share of the jobs lock. Any other start only says that a run holds the lock.
+RUN_LOCK = RunLock(Path(".snakemake") / "virnucpro")
+if not workflow.is_main_process:
+    RUN_LOCK.hold_for_job()
+elif other_run := RUN_LOCK.other_run():
+    logger.warning(f"Note: {other_run}.")
+
+
+onstart:
+    RUN_LOCK.hold_for_run()
 
 
 def check_config():
