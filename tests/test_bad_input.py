@@ -74,6 +74,7 @@ def listed(out):
 IUPAC = GENE[:60] + "NNRYKMSWBDHV" + GENE[60:]
 ODD_IDS = [
     ("id_before_a_space and a description\tafter a tab", "id_before_a_space"),
+    ("no-break\u00a0space", "no-break"),  # any whitespace ends an id, as Biopython splits it
     ("gi|12345|ref|NC_000001.1|", "gi|12345|ref|NC_000001.1|"),
     ("q\"uote's;semi,comma(paren)[bracket]{brace}=eq+plus", None),
     ("été_µ_日本", None),
@@ -131,6 +132,14 @@ def test_input_that_completes_lists_every_record(tmp_path, demo_models, text, fm
     path = write(tmp_path / "input", text, fmt)  # no extension: the format is told by content
     out = run_sample(path, demo_models, tmp_path / "out")
     assert listed(out) == rows
+
+
+def test_an_id_is_written_as_it_is_in_every_table(tmp_path, demo_models):
+    text, _, _ = COMPLETES["odd-ids"]
+    out = run_sample(write(tmp_path / "in.fa", text), demo_models, tmp_path / "out")
+    quoted = "q\"uote's;semi,comma(paren)[bracket]{brace}=eq+plus"
+    for name in ("records.tsv", "chunks.tsv", "prediction_results.txt"):
+        assert f"\n{quoted}" in (out / name).read_text(), name  # a field of its own, unquoted
 
 
 def test_colliding_ids_keep_each_chunk_with_its_record(tmp_path, demo_models):
@@ -269,6 +278,12 @@ STOPS = {
     ),
     "x-masked": (">x1\nACGTXXXXACGT\n", ["'x1'", "'X'", "position 5", "write N"]),
     "empty-header": (">\nACGT\n", ["record 1 has an empty header"]),
+    # as Windows tools save text: with a byte-order mark, and without
+    "utf16": (">r1\nACGT\n".encode("utf-16"), ["not UTF-8 text", "`iconv -f utf-16 -t utf-8`"]),
+    "utf16-le": (
+        ">r1\nACGT\n".encode("utf-16-le"),
+        ["(number 1) contains '\\x00'", "UTF-16 text", "`iconv -f utf-16 -t utf-8`"],
+    ),
     # past the first 8 kB that the reader decodes at a time
     "latin1-header": (
         fasta((f"r{i}", "ACGT") for i in range(3000)).encode() + b">caf\xe9\nACGT\n",
@@ -332,10 +347,11 @@ SHEETS = {
     ),
     "comma-separated": ("sample,fasta\ns1,{fa}\n", ["separated by commas; use tabs"]),
     "bad-chunk-size": (
-        "sample\tfasta\tchunk_size\ns1\t{fa}\t500\ns2\t{fa}\t20\ns3\t{fa}\t500bp\n",
+        "sample\tfasta\tchunk_size\ns1\t{fa}\t500\ns2\t{fa}\t20\ns3\t{fa}\t500bp\ns4\t{fa}\t-500\n",
         [
             "line 3 (sample 's2'), column chunk_size: 20 is less than the minimum of 30",
             "line 4 (sample 's3'), column chunk_size: '500bp' is not of type 'integer'",
+            "line 5 (sample 's4'), column chunk_size: -500 is less than the minimum of 30",
             "chunk length in bp",
         ],
     ),
@@ -467,8 +483,15 @@ def test_a_bad_config_value_names_the_key_what_is_allowed_and_what_it_means(conf
                 "set the sample's chunk_size to 300",
             ],
         ),
+        (
+            "config/demo/samples.tsv",
+            "demo_500\ttests/data/demo.fa\t500\toverlap\ndemo_300_legacy\ttests/data/demo.fa\t300"
+            "\tlegacy\n",
+            "",
+            ["config/demo/samples.tsv: it holds its header and no sample", "add a line"],
+        ),
     ],
-    ids=["config", "sample-sheet", "classifier-chunk-size"],
+    ids=["config", "sample-sheet", "classifier-chunk-size", "header-only-sheet"],
 )
 def test_snakemake_stops_before_running_with_the_error_as_written(workdir, path, old, new, needles):
     text = (workdir / path).read_text()
@@ -483,7 +506,8 @@ def test_snakemake_stops_before_running_with_the_error_as_written(workdir, path,
 def test_good_samples_complete_beside_bad_ones(workdir):
     """One run of the workflow with keep-going (profiles/local): the good samples, which hold
     every kind of odd but good record, complete with each record listed; the bad ones stop with
-    their errors and leave no results."""
+    their errors and leave no results; the table of all samples lists the good ones' counts and
+    the bad ones' errors."""
     cases = ("header-only", "iupac-codes", "all-n", "odd-ids", "colliding-ids")
     good = {
         "odd_bzip2": ("".join(COMPLETES[case][0] for case in cases), "bz2", 500, "overlap"),
@@ -514,3 +538,14 @@ def test_good_samples_complete_beside_bad_ones(workdir):
         assert not (workdir / "results" / sample / "records.tsv").exists()
     assert "protein: record 'p1' (number 1) contains" in output
     assert "truncated: its gzip data ends early" in output
+    table = {row.sample: row for row in read_tsv(workdir / "results" / "samples.tsv")}
+    assert list(table) == list(good) + list(bad)
+    for sample, rows in expected.items():
+        assert (table[sample].status, table[sample].records) == ("finished", str(len(rows)))
+    for sample, error in (
+        ("protein", "prepare_sample: InputError: protein: record 'p1' (number 1) contains"),
+        ("truncated", "prepare_sample: InputError: truncated: its gzip data ends early"),
+    ):
+        assert (table[sample].status, table[sample].records) == ("failed", "NA")
+        assert table[sample].failure.startswith(error), table[sample].failure
+    assert "failed" in (workdir / "results" / "samples.html").read_text()

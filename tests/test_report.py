@@ -2,6 +2,7 @@
 for every record and every chunk, and each record's calibrated virus probability and estimated
 false discovery rate where the classifier holds a calibration."""
 
+import csv
 import io
 
 import numpy as np
@@ -14,7 +15,7 @@ from virnucpro.models.classifier_header import CALIBRATION_KEY
 from virnucpro.random_checkpoints import write_pickled_classifier
 from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample
-from virnucpro.tables import read_tsv, tsv_writer
+from virnucpro.tables import read_tsv
 
 from stages import prepared_by_hand, sample_outputs
 
@@ -343,8 +344,9 @@ def test_the_highest_score_table_is_sorted_by_chunk_id_as_python_sorts_text(tmp_
         if named:
             others, virus = (max(float(str(f[i])) for f in named) for i in (0, 1))
             expected.append((chunk[0], virus >= others))  # the original's rule
-    text = io.StringIO()
-    tsv_writer(text).writerows([("Modified_ID", "Is_Virus"), *sorted(expected)])
+    text = io.StringIO()  # quoted as the original's pandas table quotes: csv's default
+    table = csv.writer(text, delimiter="\t", lineterminator="\n")
+    table.writerows([("Modified_ID", "Is_Virus"), *sorted(expected)])
     assert outputs["prediction_results_highestscore.csv"] == text.getvalue().encode()
     ids = [chunk_id for chunk_id, _ in sorted(expected)]
     assert ids.index("9_chunk_1") < ids.index("Z_chunk_1") < ids.index("a_1_chunk_1")

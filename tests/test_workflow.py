@@ -134,7 +134,7 @@ def test_the_demo_runs_and_a_rerun_redoes_only_what_a_change_needs(workdir):
         "resources/demo/DNABERT-S-demo",
     )  # the models its classifier takes (NA for one it does not)
     overview = (workdir / "results" / "samples.html").read_text()  # the report's page of them
-    assert "<td>demo_500</td><td>8</td><td>0</td>" in overview
+    assert "<td>demo_500</td><td>finished</td><td>8</td><td>0</td>" in overview
     assert "best virus score &gt;= 0.999" in overview  # each sample's summary, escaped
 
 

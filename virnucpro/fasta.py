@@ -59,7 +59,7 @@ def duplicate_ids_error(path, duplicates):
     more = f" and {len(duplicates) - _SHOWN} more" if len(duplicates) > _SHOWN else ""
     return InputError(
         f"{path}: {len(duplicates)} record id(s) occur more than once: {shown}{more}. "
-        "Ids (the header up to the first space) must be unique because every output row is "
+        "Ids (the header up to the first whitespace) must be unique because every output row is "
         "keyed by them; rename the records, e.g. `seqkit rename` or "
         "`awk '/^>/{print \">r\" ++i; next} 1'`."
     )
@@ -197,12 +197,22 @@ def _lines(handle, path, fmt):
 def _not_utf8(path, first_line, error):
     """The InputError of a UnicodeDecodeError in text whose first line is `first_line`."""
     line = first_line + len(_LINE_BREAK.findall(error.object[: error.start]))
+    encoding = "utf-16" if _utf16(error.object) else "latin1"
     return InputError(
         f"{path}: line {line} holds byte {error.object[error.start]:#04x}, which is not "
         "UTF-8 text: this is a binary file, or text in another encoding, not FASTA. Give "
         f"nucleotide FASTA ({FORMATS_READ}); convert text in another encoding first, e.g. "
-        "`iconv -f latin1 -t utf-8`."
+        f"`iconv -f {encoding} -t utf-8`."
     )
+
+
+def _utf16(data):
+    """Whether text looks like UTF-16 (as Windows tools may save it): a UTF-16 byte-order mark,
+    or a zero byte beside every ASCII letter of its start."""
+    start = bytes(data[:512])
+    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return True
+    return len(start) >= 2 and start.count(0) * 2 >= len(start) - 1
 
 
 def _damaged(path, fmt, error):
@@ -258,6 +268,11 @@ def _check_record(record, number, path):
 
 def _what_it_is(unknown):
     """What a record holding these non-nucleotide characters most likely is, and the fix."""
+    if "\x00" in unknown:
+        return (
+            "zero bytes between the letters are UTF-16 text, as Windows tools may save it: "
+            "convert it first, e.g. `iconv -f utf-16 -t utf-8`"
+        )
     if unknown & PROTEIN_ONLY:
         return "this looks like a protein sequence; virnucpro needs the nucleotide sequences"
     if "U" in unknown:

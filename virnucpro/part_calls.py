@@ -7,7 +7,6 @@ Scores stay the float32 text the classifier's table held in the original: float(
 orders as the float32 values do, and the text is written unchanged; comparisons, means and
 regions take float() of it, as they always did."""
 
-import csv
 import io
 import math
 from collections import Counter
@@ -25,7 +24,7 @@ from .predict import float32_texts
 from .prepare import CHUNK_COLUMNS as PREPARED_CHUNK_COLUMNS
 from .prepare import RECORD_COLUMNS as PREPARED_RECORD_COLUMNS
 from .regions import RegionSettings, viral_segments
-from .tables import tsv_writer
+from .tables import tsv_reader, tsv_writer
 
 CHUNK_COLUMNS = (
     "chunk_id",
@@ -219,7 +218,7 @@ def rank_records(rows, rates):
     which needs the probabilities of all the sample's records."""
     out = io.StringIO()
     table = tsv_writer(out)
-    parsed = csv.reader(io.StringIO(rows.decode(), newline=""), delimiter="\t")
+    parsed = tsv_reader(io.StringIO(rows.decode(), newline=""))
     for row, rate in zip(parsed, rates, strict=True):
         row[_FDR] = _exact(rate)
         table.writerow(row)
@@ -234,7 +233,7 @@ def _parse_rows(path, data, start):
     """The rows (lists of fields) of a table's bytes from `start`, which are whole rows;
     DamagedFile where they are not."""
     try:
-        rows = list(csv.reader(io.StringIO(data.decode(), newline=""), delimiter="\t"))
+        rows = list(tsv_reader(io.StringIO(data.decode(), newline="")))
     except UnicodeDecodeError:
         rows = None
     if rows is None or (data and not data.endswith(b"\n")):

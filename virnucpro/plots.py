@@ -9,7 +9,6 @@ histograms of record counts rather than a point each, and of the chunks and regi
 rows of the records drawn are read, found by counting rows.
 """
 
-import csv
 from collections import namedtuple
 
 import numpy as np
@@ -22,6 +21,7 @@ from matplotlib.ticker import NullFormatter
 
 from .atomic import atomic_path
 from .table_columns import column_blocks
+from .tables import tsv_reader
 
 CALLS = ("others", "virus", "unscored")  # the codes of records.tsv's call, in this order
 COLOURS = {"virus": "#d62728", "others": "#1f77b4"}  # the original VirNucPro figure's red, blue
@@ -169,11 +169,11 @@ def _take(block, indices):
 def _tracks_of(path, chosen, size):
     """The Tracks of the first `size` `chosen` records, their rows read at their offsets."""
     with open(path, "rb") as handle:
-        header = next(csv.reader([handle.readline().decode()], delimiter="\t"))
+        header = next(tsv_reader([handle.readline().decode()]))
         tracks = []
         for i in range(min(size, len(chosen["offset"]))):
             handle.seek(int(chosen["offset"][i]))
-            row = next(csv.reader([handle.readline().decode()], delimiter="\t"))
+            row = next(tsv_reader([handle.readline().decode()]))
             fields = dict(zip(header, row, strict=True))
             tracks.append(
                 Track(
@@ -197,7 +197,7 @@ def _rows_at(path, runs):
     if not wanted:
         return found
     with open(path, "rb") as handle:
-        header = next(csv.reader([handle.readline().decode()], delimiter="\t"))
+        header = next(tsv_reader([handle.readline().decode()]))
         row, rest = 0, b""
         while wanted and (data := handle.read(1 << 24)):
             data = rest + data
@@ -209,10 +209,7 @@ def _rows_at(path, runs):
                 while wanted and wanted[0][0] < row + rows:
                     first, end, i = wanted[0]
                     picked = lines[max(first - row, 0) : end - row]
-                    found[i] += (
-                        dict(zip(header, r, strict=True))
-                        for r in csv.reader(picked, delimiter="\t")
-                    )
+                    found[i] += (dict(zip(header, r, strict=True)) for r in tsv_reader(picked))
                     if end > row + rows:
                         break
                     wanted.pop(0)

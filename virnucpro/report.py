@@ -8,6 +8,7 @@ workers return in part order; beyond that it holds a few bytes a record (each on
 probability and call, for the estimated FDR, which needs all of them). The original's
 highest-score table, sorted by chunk id, is sorted by GNU sort (external_sort.py)."""
 
+import csv
 import functools
 import io
 import logging
@@ -37,7 +38,6 @@ from .part_calls import (
 from .parts import check_ranges, part_rows, read_parts
 from .predict import ShardScorer
 from .sharding import read_manifest
-from .tables import tsv_writer
 
 log = logging.getLogger(__name__)
 
@@ -246,8 +246,8 @@ def _rank(task):
 
 def _write_highest(sorted_lines, path, quoted):
     """The original's highest-score table: its header, then the sorted lines, whose ids are
-    quoted as the table's writer quotes them where some id holds a '"' (rare: ids are FASTA
-    header words)."""
+    quoted where some id holds a '"' (rare: ids are FASTA header words), as the original's
+    pandas table quoted them (csv's default quoting; the workflow's own tables quote none)."""
     sorted_lines.seek(0)
     with atomic_open(path, "wb") as out:
         out.write(_header(HIGHEST_COLUMNS))
@@ -255,7 +255,7 @@ def _write_highest(sorted_lines, path, quoted):
             shutil.copyfileobj(sorted_lines, out, _COPY_BYTES)
             return
         text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
-        table = tsv_writer(text)
+        table = csv.writer(text, delimiter="\t", lineterminator="\n")
         for line in io.TextIOWrapper(sorted_lines, encoding="utf-8", newline=""):
             table.writerow(line.removesuffix("\n").split("\t"))
         text.detach()

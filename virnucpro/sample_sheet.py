@@ -2,12 +2,14 @@
 reported at once by line, sample and column."""
 
 import csv
+import re
 from pathlib import Path
 
 from .errors import InputError
 from .schema_check import load_schema, problems
 
 _SHOWN = 20  # problems listed in one error message
+_WHOLE_NUMBER = re.compile(r"[+-]?\d+")
 
 
 def read_sample_sheet(
@@ -34,8 +36,8 @@ def read_sample_sheet(
                 if None in row:
                     found.append(f"{where}: {len(row[None])} more field(s) than the header has")
                 row = {k: v for k, v in row.items() if k is not None and v not in ("", None)}
-                if row.get("chunk_size", "").isdigit():
-                    row["chunk_size"] = int(row["chunk_size"])
+                if _WHOLE_NUMBER.fullmatch(row.get("chunk_size", "")):
+                    row["chunk_size"] = int(row["chunk_size"])  # its schema says what is allowed
                 row_problems = problems(row, schema)
                 row_problems += [p for column in files for p in _file_problems(row, column)]
                 found += [f"{where}, column {problem}" for problem in row_problems]

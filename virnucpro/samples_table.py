@@ -1,7 +1,8 @@
 """One row per sample for the whole run (`results/samples.tsv`): what each sample holds and the
 settings its calls were made with, so that samples of one run compare at a glance; and the same
 with each sample's summary as one HTML page, which the Snakemake report shows inline (it offers
-tables and text files only as downloads)."""
+tables and text files only as downloads). A run in which some samples failed lists them too,
+with why, beside the ones that finished."""
 
 import html
 from collections import Counter
@@ -16,14 +17,21 @@ from .tables import tsv_writer
 COUNT_COLUMNS = ("records", "virus", "others", "unscored", "regions")
 
 
-def tabulate_samples(samples, out_tsv, out_html):
-    """`samples`: {sample: (records_tsv, summary_txt, settings)}, settings a flat
-    {name: value} whose names are the same for every sample (columns after the counts)."""
-    setting_names = list(next(iter(samples.values()))[2]) if samples else []
-    header = ("sample", *COUNT_COLUMNS, *setting_names)
+def tabulate_samples(samples, out_tsv, out_html, failed=None):
+    """`samples`: the samples that finished, {sample: (records_tsv, summary_txt, settings)},
+    settings a flat {name: value} whose names are the same for every sample (columns after the
+    counts); `failed`: those that did not, {sample: (why, settings)}: their counts are NA."""
+    failed = failed or {}
+    every = [settings for *_, settings in samples.values()] + [s for _, s in failed.values()]
+    setting_names = list(every[0]) if every else []
+    header = ("sample", "status", *COUNT_COLUMNS, *setting_names, "failure")
     rows = [
-        (sample, *_counts(records_tsv), *(_text(settings[name]) for name in setting_names))
+        (sample, "finished", *_counts(records_tsv), *_settings(settings, setting_names), "")
         for sample, (records_tsv, _, settings) in samples.items()
+    ]
+    rows += [
+        (sample, "failed", *["NA"] * len(COUNT_COLUMNS), *_settings(settings, setting_names), why)
+        for sample, (why, settings) in failed.items()
     ]
     with atomic_open(out_tsv) as handle:
         table = tsv_writer(handle)
@@ -47,8 +55,8 @@ def _counts(records_tsv):
     return [counts[name] for name in COUNT_COLUMNS]
 
 
-def _text(value):
-    return "NA" if value is None else value
+def _settings(settings, names):
+    return ("NA" if settings[name] is None else settings[name] for name in names)
 
 
 _STYLE = (

@@ -9,7 +9,6 @@ main process writes in part order. A plain input is read by the workers at the p
 compressed one is decompressed once, in order, by the main process, which hands each part's
 text to its worker."""
 
-import csv
 import functools
 import io
 import itertools
@@ -24,6 +23,7 @@ from .compressed import format_of
 from .fasta import Block, block_records, write_wrapped
 from .parallel import ordered_map
 from .parts import check_part_rows, read_parts, read_range
+from .tables import tsv_reader
 
 # the columns read of records.tsv and regions.tsv
 _RecordRow = namedtuple("_RecordRow", ("record_id", "length", "best_virus_score", "call"))
@@ -82,7 +82,7 @@ def _tasks(fasta, parts, rows):
 def _columns(table):
     """{column name: index} of a table's header."""
     with open(table, encoding="utf-8", newline="") as handle:
-        return {name: i for i, name in enumerate(next(csv.reader(handle, delimiter="\t"), []))}
+        return {name: i for i, name in enumerate(next(tsv_reader(handle), []))}
 
 
 def _part_fasta(tables, record_columns, region_columns, task):
@@ -130,4 +130,4 @@ def _rows(data, columns, row_type):
     table's {column: index}."""
     picked = operator.itemgetter(*(columns[name] for name in row_type._fields))
     lines = io.StringIO(data.decode(), newline="")
-    return [row_type._make(picked(row)) for row in csv.reader(lines, delimiter="\t")]
+    return [row_type._make(picked(row)) for row in tsv_reader(lines)]

@@ -1,6 +1,7 @@
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -24,6 +25,7 @@ from virnucpro.sharding import shard_name
 from virnucpro.sizing import shards_for_sample
 
 SCHEMAS = Path(workflow.basedir) / "schemas"
+RUN_STARTED = time.time()  # a job log older than this is of an earlier run
 
 # Every job ends with the Snakemake process that parsed this file and started it (in a cluster
 # job, the Snakemake process that runs it there): see virnucpro/lifeline.py.
@@ -106,6 +108,12 @@ else:  # a cluster job gets the cores it asks for (profiles/slurm: set-threads)
     GPU_JOB_THREADS, CPU_STAGE_THREADS = config["embedding"]["threads"], 8
 
 samples = read_sample_sheet(config["samples"], SCHEMAS / "samples.schema.yaml")
+if not samples and config["training"]["sheet"] is None:
+    raise InputError(
+        f"sample sheet {config['samples']}: it holds its header and no sample, so there is "
+        "nothing to run: add a line for each sample (config/README.md), or name a training "
+        "sheet (training.sheet) to train a classifier without samples"
+    )
 
 
 def read_training_sheet():
@@ -421,3 +429,31 @@ def evaluation_inputs(wildcards):
     """The classifier, and the embedding files and labels tables of the evaluate sets it reads."""
     sets = evaluation_sets(wildcards.classifier)
     return {"classifier": EVALUATED[wildcards.classifier]["path"], **set_files(sets)}
+
+
+def tabulate_finished_samples(snakemake_log):
+    """After a run in which some sample did not finish (the tabulate_samples rule, which needs
+    every sample's results, did not run): results/samples.tsv and samples.html of the samples
+    that finished, each one that did not listed with why (its first job to fail, by its log).
+    """
+    from virnucpro.job_logs import sample_failure
+    from virnucpro.samples_table import tabulate_samples
+
+    finished, failed = {}, {}
+    for sample in samples:
+        results = [
+            f"results/{sample}/{name}" for name in ("records.tsv", "summary.txt")
+        ]
+        if all(Path(path).is_file() for path in results):
+            finished[sample] = (*results, sample_settings(sample))
+        else:
+            why = sample_failure("logs", sample, RUN_STARTED) or (
+                f"it did not finish: see {snakemake_log}"
+            )
+            failed[sample] = (why, sample_settings(sample))
+    if failed:
+        tabulate_samples(finished, *rules.tabulate_samples.output, failed=failed)
+
+
+onerror:
+    tabulate_finished_samples(log)
