@@ -144,7 +144,8 @@ def files_and_times(directory):
 def test_a_second_run_started_and_unlocked_while_the_first_embeds_starts_no_job(workdir):
     """The first run is held still while it embeds (SIGSTOP) and a second is started, the
     directory unlocked as Snakemake's message suggests, and the second started again: it starts
-    no job and touches no file, and the first, let go on, finishes with all of its own."""
+    no job, touches no file and says why and what to do; the first, let go on, finishes with
+    every file it had made."""
     first = started_in_new_session(workdir, workdir / "first.log")
     deadline = time.monotonic() + 120
     while not list(workdir.glob("results/*/embeddings/.*.h5.*.tmp")):
@@ -178,4 +179,7 @@ def test_a_second_run_started_and_unlocked_while_the_first_embeds_starts_no_job(
     assert not re.search(r"^localrule \w+:", said, re.M)  # no job started
 
     assert first.wait(timeout=300) == 0, (workdir / "first.log").read_text()
+    assert re.search(r"^\d+ of \d+ steps \(100%\) done$", (workdir / "first.log").read_text(), re.M)
+    finished = {p: stamp for p, stamp in before.items() if not p.name.endswith(".tmp")}
+    assert finished and {p: p.stat().st_mtime_ns for p in finished} == finished  # none lost
     assert planned(workdir) == []
