@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from virnucpro.calling import CallRule
-from virnucpro.damage import DamagedFile, removing_damaged_inputs
+from virnucpro.damage import DamagedFile, InputGone, removing_damaged_inputs
 from virnucpro.h5store import embedding_writer, open_embeddings
 from virnucpro.models.classifier_header import EMBEDDING_MODELS
 from virnucpro.predict import ShardScorer
@@ -134,7 +134,7 @@ def test_prepare_tables_that_do_not_match_the_parts_table_are_named_and_removed(
     path = getattr(paths, named)
     outputs = sample_outputs(tmp_path / "out")
     expected = f"{path} is damaged: {problem}.* It has been removed"
-    with pytest.raises(DamagedFile, match=expected), removing_damaged_inputs():
+    with pytest.raises(DamagedFile, match=expected), removing_damaged_inputs(()):
         aggregate_sample(
             "s", paths, embeddings, outputs, settings, CallRule(), RegionSettings(), workers=2
         )
@@ -166,6 +166,21 @@ def test_a_manifest_cut_short_is_named(frame_table, keep_lines):
     cut(manifest, len("".join(lines[:-1])) - (0 if keep_lines else 3))
     with pytest.raises(DamagedFile, match=f"{manifest} is damaged"):
         read_shard(frames, manifest, "shard_0000")
+
+
+def test_a_frame_table_that_another_job_removed_is_said_to_be_so(frame_table, monkeypatch):
+    """The other shard's job found it damaged and removed it: this job says so, not a bare
+    FileNotFoundError."""
+    frames, manifest = frame_table
+    monkeypatch.chdir(frames.parents[1])
+    frames.unlink()
+    expected = (
+        "shards/frames.tsv was removed while this run ran (a job that finds an input damaged "
+        "removes it, and its log says why): run the same command again, and it is made anew"
+    )
+    inputs = [str(frames), str(manifest)]  # as Snakemake may give them
+    with pytest.raises(InputGone, match=re.escape(expected)), removing_damaged_inputs(inputs):
+        read_shard("shards/frames.tsv", "shards/manifest.tsv", "shard_0001")
 
 
 def test_the_job_that_finds_a_damaged_input_removes_it_and_a_rerun_remakes_only_that(workdir):

@@ -435,7 +435,9 @@ def tabulate_finished_samples(snakemake_log):
     """After a run in which some sample did not finish (the tabulate_samples rule, which needs
     every sample's results, did not run): results/samples.tsv and samples.html of the samples
     that finished, each one that did not listed with why (its first job to fail, by its log).
+    Out of room, one line says so.
     """
+    from virnucpro.disk_full import DiskFull
     from virnucpro.job_logs import sample_failure
     from virnucpro.samples_table import tabulate_samples
 
@@ -452,7 +454,10 @@ def tabulate_finished_samples(snakemake_log):
             )
             failed[sample] = (why, sample_settings(sample))
     if failed:
-        tabulate_samples(finished, *rules.tabulate_samples.output, failed=failed)
+        try:
+            tabulate_samples(finished, *rules.tabulate_samples.output, failed=failed)
+        except DiskFull as full:
+            logger.error(str(full))
 
 
 onerror:
