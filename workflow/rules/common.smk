@@ -434,21 +434,26 @@ def evaluation_inputs(wildcards):
 def tabulate_finished_samples(snakemake_log):
     """After a run in which some sample did not finish (the tabulate_samples rule, which needs
     every sample's results, did not run): results/samples.tsv and samples.html of the samples
-    that finished, each one that did not listed with why (its first job to fail, by its log).
-    Out of room, one line says so.
+    that finished, each one that did not listed with why (its first job to fail, by its log,
+    or its results found damaged, which are removed). Out of room, one line says so.
     """
+    from virnucpro.damage import DamagedFile, removed
     from virnucpro.disk_full import DiskFull
     from virnucpro.job_logs import sample_failure
     from virnucpro.samples_table import tabulate_samples
+    from virnucpro.table_sizes import check_sizes
 
     finished, failed = {}, {}
     for sample in samples:
-        results = [
+        records, summary = (
             f"results/{sample}/{name}" for name in ("records.tsv", "summary.txt")
-        ]
-        if all(Path(path).is_file() for path in results):
-            finished[sample] = (*results, sample_settings(sample))
-        else:
+        )
+        try:
+            check_sizes(summary, [records])
+            finished[sample] = (records, summary, sample_settings(sample))
+        except DamagedFile as damaged:
+            failed[sample] = (str(removed(damaged)), sample_settings(sample))
+        except FileNotFoundError:
             why = sample_failure("logs", sample, RUN_STARTED) or (
                 f"it did not finish: see {snakemake_log}"
             )

@@ -4,6 +4,10 @@ from virnucpro.logs import log_to
 log_to(snakemake.log[0])
 end_with_snakemake()
 
-from virnucpro.evaluation import tabulate_evaluations  # noqa: E402 - after the log is open
+from virnucpro.damage import removing_damaged_inputs  # noqa: E402 - after the log is open
+from virnucpro.evaluation import tabulate_evaluations  # noqa: E402
 
-tabulate_evaluations(snakemake.params.classifiers, snakemake.input.metrics, snakemake.output.table)
+with removing_damaged_inputs(snakemake.input):
+    tabulate_evaluations(
+        snakemake.params.classifiers, snakemake.input.metrics, snakemake.output.table
+    )
