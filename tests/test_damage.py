@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from virnucpro.calling import CallRule
-from virnucpro.damage import DamagedFile, removing_damaged_inputs
+from virnucpro.damage import DamagedFile, InputGone, removing_damaged_inputs
 from virnucpro.h5store import embedding_writer, open_embeddings
 from virnucpro.models.classifier_header import EMBEDDING_MODELS
 from virnucpro.predict import ShardScorer
@@ -18,9 +18,13 @@ from virnucpro.random_checkpoints import write_pickled_classifier
 from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample
 from virnucpro.sharding import read_shard
+from virnucpro.table_sizes import check_sizes
+from virnucpro.tables import read_tsv
 
 from stages import prepared, prepared_by_hand, sample_outputs
 from workflow_runs import DEMO, aggregation, planned, snakemake
+
+PROFILE = ["--profile", "profiles/local", *DEMO]
 
 
 def cut(path, keep):
@@ -103,6 +107,11 @@ def hand_sample(directory):
     return paths, embeddings, classifier
 
 
+def line_end(path, lines):
+    """The byte at which the first `lines` lines of `path` end (negative: all but so many)."""
+    return len(b"".join(path.read_bytes().splitlines(keepends=True)[:lines]))
+
+
 def rewrite_part(parts_tsv, part, column, change):
     """Change one number of the parts table, as a table of another run would hold it."""
     lines = [line.split("\t") for line in parts_tsv.read_text().splitlines()]
@@ -115,7 +124,10 @@ def rewrite_part(parts_tsv, part, column, change):
     ("damage", "named", "problem"),
     [
         (lambda p: cut(p.parts, p.parts.stat().st_size - 3), "parts", "it is not a table of"),
+        # its rows left whole: the records table runs on past them
+        (lambda p: cut(p.parts, line_end(p.parts, -1)), "parts", "its rows of .* end at byte"),
         (lambda p: cut(p.records, p.records.stat().st_size - 20), "records", "it holds .* bytes"),
+        (lambda p: cut(p.records, line_end(p.records, -1)), "records", "it holds .* bytes"),
         (lambda p: cut(p.chunks, p.chunks.stat().st_size - 1), "chunks", "it holds .* bytes"),
         (lambda p: rewrite_part(p.parts, 5, "text_start", 1), "parts", "part 5 is"),
         (lambda p: rewrite_part(p.parts, 5, "frames", 1), "parts", "its parts hold 19 frames"),
@@ -123,7 +135,16 @@ def rewrite_part(parts_tsv, part, column, change):
         # the worker process that reads the part
         (lambda p: rewrite_part(p.parts, 3, "records", -1), "records", "it holds 2 rows where"),
     ],
-    ids=["parts-cut", "records-cut", "chunks-cut", "parts-text", "parts-frames", "part-rows"],
+    ids=[
+        "parts-cut",
+        "parts-cut-at-a-line-end",
+        "records-cut",
+        "records-cut-at-a-line-end",
+        "chunks-cut",
+        "parts-text",
+        "parts-frames",
+        "part-rows",
+    ],
 )
 def test_prepare_tables_that_do_not_match_the_parts_table_are_named_and_removed(
     tmp_path, damage, named, problem
@@ -134,12 +155,46 @@ def test_prepare_tables_that_do_not_match_the_parts_table_are_named_and_removed(
     path = getattr(paths, named)
     outputs = sample_outputs(tmp_path / "out")
     expected = f"{path} is damaged: {problem}.* It has been removed"
-    with pytest.raises(DamagedFile, match=expected), removing_damaged_inputs():
+    with pytest.raises(DamagedFile, match=expected), removing_damaged_inputs(()):
         aggregate_sample(
             "s", paths, embeddings, outputs, settings, CallRule(), RegionSettings(), workers=2
         )
     assert not path.exists()
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))
+
+
+def test_the_summary_ends_with_the_bytes_of_the_tables_and_names_a_table_cut_short(tmp_path):
+    paths, embeddings, classifier = hand_sample(tmp_path)
+    outputs = sample_outputs(tmp_path / "out")
+    settings = {"classifier": classifier, "chunk_size": 150, "chunking": "overlap"}
+    aggregate_sample("s", paths, embeddings, outputs, settings, CallRule(), RegionSettings())
+    tables = [outputs.records, outputs.chunks, outputs.regions]
+    sizes = ", ".join(f"{path.name} {path.stat().st_size}" for path in tables)
+    assert outputs.summary.read_text().endswith(f"\ntables as written (bytes): {sizes}\n")
+    check_sizes(outputs.summary, tables)
+
+    lines = outputs.records.read_text().splitlines(keepends=True)
+    cut(outputs.records, len("".join(lines[:-1])))  # every row left whole
+    expected = (
+        f"{outputs.records} is damaged: it holds .* bytes, but {outputs.summary} says it was "
+        f"written with {sum(map(len, lines))}"
+    )
+    with pytest.raises(DamagedFile, match=expected):
+        check_sizes(outputs.summary, tables)
+
+
+@pytest.mark.parametrize("keep_lines", [True, False], ids=["at-a-line", "inside-a-line"])
+def test_a_summary_cut_short_is_named(tmp_path, keep_lines):
+    records = tmp_path / "records.tsv"
+    records.write_text("record_id\na\n")
+    summary = tmp_path / "summary.txt"
+    summary.write_text("sample s\nrecords: 1\ntables as written (bytes): records.tsv 12\n")
+    check_sizes(summary, [records])
+    lines = summary.read_text().splitlines(keepends=True)
+    cut(summary, len("".join(lines[:-1])) - (0 if keep_lines else 3))
+    expected = f"{summary} is damaged: it lacks its last line, 'tables as written \\(bytes\\): "
+    with pytest.raises(DamagedFile, match=expected):
+        check_sizes(summary, [records])
 
 
 @pytest.fixture
@@ -166,6 +221,21 @@ def test_a_manifest_cut_short_is_named(frame_table, keep_lines):
     cut(manifest, len("".join(lines[:-1])) - (0 if keep_lines else 3))
     with pytest.raises(DamagedFile, match=f"{manifest} is damaged"):
         read_shard(frames, manifest, "shard_0000")
+
+
+def test_a_frame_table_that_another_job_removed_is_said_to_be_so(frame_table, monkeypatch):
+    """The other shard's job found it damaged and removed it: this job says so, not a bare
+    FileNotFoundError."""
+    frames, manifest = frame_table
+    monkeypatch.chdir(frames.parents[1])
+    frames.unlink()
+    expected = (
+        "shards/frames.tsv was removed while this run ran (a job that finds an input damaged "
+        "removes it, and its log says why): run the same command again, and it is made anew"
+    )
+    inputs = [str(frames), str(manifest)]  # as Snakemake may give them
+    with pytest.raises(InputGone, match=re.escape(expected)), removing_damaged_inputs(inputs):
+        read_shard("shards/frames.tsv", "shards/manifest.tsv", "shard_0001")
 
 
 def test_the_job_that_finds_a_damaged_input_removes_it_and_a_rerun_remakes_only_that(workdir):
@@ -195,3 +265,71 @@ def test_the_job_that_finds_a_damaged_input_removes_it_and_a_rerun_remakes_only_
     snakemake(workdir, *DEMO, "--cores", "2", "--keep-going")
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
     assert planned(workdir) == []
+
+
+def results_bytes(workdir):
+    """Every file of the results by its path, and its bytes."""
+    results = workdir / "results"
+    return {str(p.relative_to(results)): p.read_bytes() for p in results.rglob("*") if p.is_file()}
+
+
+def cut_in_a_line(path):
+    """Cut inside its middle line (its new time stamp makes Snakemake read it again)."""
+    os.truncate(path, line_end(path, path.read_bytes().count(b"\n") // 2) + 5)
+
+
+def cut_at_a_line_end(path):
+    os.truncate(path, line_end(path, path.read_bytes().count(b"\n") // 2))
+
+
+@pytest.mark.parametrize("damage", [cut_in_a_line, cut_at_a_line_end], ids=lambda f: f.__name__)
+def test_a_records_table_cut_short_is_named_removed_and_remade_as_a_clean_run_makes_it(
+    workdir, damage
+):
+    """Cut in a line, or at a line end (where every row left looks whole), then read by the
+    table of all samples: the run names and removes it, and the same command run again gives
+    the outputs of a clean run, byte for byte."""
+    snakemake(workdir, *PROFILE)
+    clean = results_bytes(workdir)
+    records = workdir / "results" / "demo_500" / "records.tsv"
+    damage(records)  # its new time stamp makes Snakemake tabulate the samples again
+    failed = snakemake(workdir, *PROFILE, check=False)
+    assert failed.returncode != 0
+    log = (workdir / "logs" / "tabulate_samples.log").read_text()
+    expected = (
+        r"DamagedFile: results/demo_500/records.tsv is damaged: it holds \d+ bytes, but "
+        r"results/demo_500/summary.txt says it was written with "
+        rf"{len(clean['demo_500/records.tsv'])}\. It has been removed: run the same command again"
+    )
+    assert re.search(expected, log), log
+    assert not records.exists()
+    snakemake(workdir, *PROFILE)
+    assert results_bytes(workdir) == clean
+
+
+def test_a_finished_samples_damaged_table_is_listed_with_the_samples_that_failed(workdir):
+    """After a run in which a sample failed, the table of all samples lists the others; one
+    whose records table is found cut short there is listed among the failed, with the damage,
+    and the table is removed, so that the same command remakes it."""
+    (workdir / "tests" / "data" / "protein.fa").write_text(">p1\nMKTAYIAKQRQISFVKSHFSRQ*\n")
+    (workdir / "config" / "demo" / "samples.tsv").write_text(
+        "sample\tfasta\tchunk_size\tchunking\n"
+        "demo_500\tconfig/demo/data/demo.fa\t500\toverlap\n"
+        "protein\ttests/data/protein.fa\t500\toverlap\n"
+    )
+    assert snakemake(workdir, *PROFILE, check=False).returncode != 0
+    records = workdir / "results" / "demo_500" / "records.tsv"
+    cut(records, line_end(records, -1))  # its time stamp kept: no job reads it again
+    assert snakemake(workdir, *PROFILE, check=False).returncode != 0
+
+    table = {row.sample: row for row in read_tsv(workdir / "results" / "samples.tsv")}
+    assert table["demo_500"].status == table["protein"].status == "failed"
+    damaged = (
+        r"results/demo_500/records\.tsv is damaged: it holds \d+ bytes, but "
+        r"results/demo_500/summary\.txt says it was written with \d+\. It has been removed: run "
+        "the same command again, and it is made anew, with what depends on it"
+    )
+    assert re.fullmatch(damaged, table["demo_500"].failure)
+    protein = "prepare_sample: InputError: tests/data/protein.fa: record 'p1' (number 1) contains"
+    assert table["protein"].failure.startswith(protein)
+    assert not records.exists()

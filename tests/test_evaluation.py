@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
+from virnucpro.damage import DamagedFile
 from virnucpro.evaluation import (
     COUNTS,
     RATES,
@@ -124,7 +125,7 @@ def test_the_metrics_table_has_a_row_per_scope_and_metric(tmp_path):
 def test_the_classifiers_table_has_each_ones_overall_metrics(tmp_path):
     one, other = tmp_path / "one.tsv", tmp_path / "other.tsv"
     write_metrics(evaluate_scores(LABELS, SCORES, lengths=[100] * 8), one)
-    write_metrics(evaluate_scores(LABELS, [0.1] * 8), other)  # none called: no precision
+    write_metrics(evaluate_scores(LABELS, [0.1] * 8, lengths=[100] * 8), other)  # no precision
     table = tmp_path / "classifiers.tsv"
     tabulate_evaluations({"trained": "c.safetensors", "old": "300_model.pth"}, [one, other], table)
     rows = list(read_tsv(table))
@@ -134,6 +135,23 @@ def test_the_classifiers_table_has_each_ones_overall_metrics(tmp_path):
         ("old", "300_model.pth", "0.5", "8", "4", "0"),
     ]
     assert (rows[0].f1, rows[1].precision, rows[1].recall) == ("0.75", "NA", "0.0")
+
+
+@pytest.mark.parametrize(
+    ("keep", "problem"),
+    [
+        (lambda lines: lines[:-1], r"its 72 rows are not the 73 of an evaluation's metrics"),
+        (lambda lines: lines[:14], r"its 13 rows are not the 73"),  # the overall rows whole
+        (lambda lines: [*lines[:-1], lines[-1][:5]], "its last line is cut short"),
+    ],
+    ids=["at-a-line-end", "after-the-overall-rows", "inside-a-line"],
+)
+def test_a_metrics_table_cut_short_is_named(tmp_path, keep, problem):
+    metrics = tmp_path / "metrics.tsv"
+    write_metrics(evaluate_scores(LABELS, SCORES, lengths=[100] * 8), metrics)
+    metrics.write_text("".join(keep(metrics.read_text().splitlines(keepends=True))))
+    with pytest.raises(DamagedFile, match=f"{metrics} is damaged: {problem}"):
+        tabulate_evaluations({"trained": "c.safetensors"}, [metrics], tmp_path / "table.tsv")
 
 
 def svg_texts(path):

@@ -1,6 +1,8 @@
-"""Failure and resume: a shard that fails, a run that is killed, and what a rerun redoes."""
+"""Failure and resume: a shard that fails, a run that is killed, a second run beside a live one,
+and what a rerun redoes."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -131,4 +133,53 @@ def test_killing_snakemake_alone_ends_its_jobs_and_the_recovery_leaves_nothing_h
         "shard_0000.esm2.h5",
     ]
     assert (workdir / "results" / "dvf" / "records.tsv").stat().st_size > 0
+    assert planned(workdir) == []
+
+
+def files_and_times(directory):
+    """Every file under `directory`, temporary ones included, with its time stamp."""
+    return {p: p.stat().st_mtime_ns for p in directory.rglob("*") if p.is_file()}
+
+
+def test_a_second_run_started_and_unlocked_while_the_first_embeds_starts_no_job(workdir):
+    """The first run is held still while it embeds (SIGSTOP) and a second is started, the
+    directory unlocked as Snakemake's message suggests, and the second started again: it starts
+    no job, touches no file and says why and what to do; the first, let go on, finishes with
+    every file it had made."""
+    first = started_in_new_session(workdir, workdir / "first.log")
+    deadline = time.monotonic() + 120
+    while not list(workdir.glob("results/*/embeddings/.*.h5.*.tmp")):
+        assert first.poll() is None and time.monotonic() < deadline, "no embedding job started"
+        time.sleep(0.02)
+    os.killpg(first.pid, signal.SIGSTOP)  # Snakemake and its jobs
+    try:
+        before = files_and_times(workdir / "results")
+        locked = snakemake(workdir, *PROFILE, check=False)
+        unlocked = snakemake(workdir, *PROFILE, "--unlock", check=False)
+        second = snakemake(workdir, *PROFILE, check=False)
+        dry_run = snakemake(workdir, *PROFILE, "--dry-run", check=False)
+        assert files_and_times(workdir / "results") == before
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
+
+    holder = f"Snakemake pid {first.pid} on "
+    note = f"Note: another run of the workflow is running in this directory: {holder}"
+    for result in (locked, unlocked, dry_run):
+        assert note in result.stdout + result.stderr, result.stdout + result.stderr
+    assert locked.returncode != 0 and unlocked.returncode == 0 and dry_run.returncode == 0
+    assert second.returncode != 0
+    refused = (
+        f"another run of the workflow is running in this directory ({workdir}): {holder}",
+        "This run starts no job beside it, so that neither removes or rewrites the other's "
+        "files, whatever --unlock does. Let that run finish, or end its Snakemake (its jobs end "
+        "with it), then run the same command again.",
+    )
+    said = second.stdout + second.stderr
+    assert all(part in said for part in refused), said
+    assert not re.search(r"^localrule \w+:", said, re.M)  # no job started
+
+    assert first.wait(timeout=300) == 0, (workdir / "first.log").read_text()
+    assert re.search(r"^\d+ of \d+ steps \(100%\) done$", (workdir / "first.log").read_text(), re.M)
+    finished = {p: stamp for p, stamp in before.items() if not p.name.endswith(".tmp")}
+    assert finished and {p: p.stat().st_mtime_ns for p in finished} == finished  # none lost
     assert planned(workdir) == []

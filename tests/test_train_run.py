@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from virnucpro.calibration import Calibration, fit_calibration
+from virnucpro.damage import DamagedFile
 from virnucpro.h5store import read_embeddings
 from virnucpro.models.classifier import MLPClassifier, load_classifier, save_classifier, scores
 from virnucpro.models.classifier_header import classifier_metadata, classifier_models
@@ -104,6 +105,25 @@ def test_every_frame_needs_one_label(shards, labels_tsv, tmp_path):
         read_labels(tmp_path / "twice.tsv")
     with pytest.raises(ValueError, match="ordinal occurs twice"):
         training_matrix(shards[BOTH] + shards[BOTH][:1], read_labels(labels_tsv))
+
+
+def test_a_labels_table_cut_short_is_named_by_training_and_evaluation(
+    trained, shards, labels_tsv, tmp_path
+):
+    lines = labels_tsv.read_text().splitlines(keepends=True)
+    cut = tmp_path / "labels.tsv"
+    cut.write_text("".join(lines[:-2]))  # at a line end: the rows left look whole
+    lacks = rf"{cut} is damaged: 2 frames have no label, such as .*: it lacks rows of its set's"
+    with pytest.raises(DamagedFile, match=lacks):
+        sets_matrix([TrainingSet(shards[BOTH], cut, "virus", "a.fa")])
+    with pytest.raises(DamagedFile, match=lacks):
+        evaluate_classifier([(shards[BOTH], cut)], trained[BOTH][0], tmp_path / "m.tsv", None)
+    cut.write_text("".join(lines[:-1]) + lines[-1][:4])  # inside a line
+    with pytest.raises(DamagedFile, match=f"{cut} is damaged: its last line is cut short"):
+        read_labels(cut)
+    cut.write_text("".join(lines[:-1]) + lines[-1].split("\t")[0] + "\n")
+    with pytest.raises(DamagedFile, match=f"line {len(lines)} does not hold the 2 fields"):
+        read_labels(cut)
 
 
 @pytest.mark.parametrize("models", [BOTH, DNABERT_S], ids=["both", "dnabert_s"])

@@ -12,18 +12,21 @@ is left where it is, since nothing tells whether its writer still lives.
 import errno
 import fcntl
 import glob
+import io
 import logging
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from .disk_full import full_disk, naming_a_full_disk
+
 log = logging.getLogger(__name__)
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _SUFFIX = ".tmp"
-_NO_LOCKS = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK)  # what flock says on such filesystems
+NO_LOCKS = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK)  # what flock says on such filesystems
 
 
 class OutputBusy(RuntimeError):
@@ -33,29 +36,56 @@ class OutputBusy(RuntimeError):
 @contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds,
-    its bytes on disk first, so that not even a crash leaves `path` half-written."""
+    its bytes on disk first, so that not even a crash leaves `path` half-written. Out of room,
+    DiskFull names `path`, its temporary file removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_left_behind(path)
-    fd, tmp = _locked_temporary(path)
-    try:
-        yield tmp
-        os.fsync(fd)  # the data, before the rename that publishes it
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        os.close(fd)
+    with naming_a_full_disk(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_left_behind(path)
+        fd, tmp = _locked_temporary(path)
+        try:
+            yield tmp
+            os.fsync(fd)  # the data, before the rename that publishes it
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            os.close(fd)
 
 
 @contextmanager
 def atomic_open(path, mode="w"):
-    """Open a temporary file for writing; it becomes `path` when the block succeeds."""
+    """Open a temporary file for writing, as text ("w") or bytes ("wb"); it becomes `path` when
+    the block succeeds."""
     with atomic_path(path) as tmp:
-        text = {} if "b" in mode else {"newline": "", "encoding": "utf-8"}
-        with open(tmp, mode, **text) as handle:
+        out = named_writer(tmp, path)
+        with out if "b" in mode else io.TextIOWrapper(out, encoding="utf-8", newline="") as handle:
             yield handle
+
+
+def named_writer(tmp, path):
+    """`tmp` open for writing bytes, buffered: a write that finds no room raises DiskFull
+    naming `path`, the file it becomes, even where a block writes several at once."""
+    raw = _NamedFile(tmp, path)
+    return io.BufferedWriter(raw, os.fstat(raw.fileno()).st_blksize)  # as open() buffers
+
+
+class _NamedFile(io.FileIO):
+    """A file written under a temporary name whose want of room names the file it becomes
+    (an OSError of a write names no file)."""
+
+    def __init__(self, tmp, path):
+        super().__init__(tmp, "w")
+        self.path = path
+
+    def write(self, data):
+        try:
+            return super().write(data)
+        except OSError as error:
+            if (full := full_disk(error, self.path)) is None:
+                raise
+            raise full from None
 
 
 def _temporaries_of(path):
@@ -77,7 +107,7 @@ def _locked_temporary(path):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while another writer's sweep looks at it
         except OSError as error:
-            if error.errno not in _NO_LOCKS:
+            if error.errno not in NO_LOCKS:
                 raise
         if _same_file(tmp, fd):
             os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are shared like any file
@@ -103,7 +133,7 @@ def _remove_left_behind(path):
                     "then run the same command again."
                 ) from None
             except OSError as error:
-                if error.errno not in _NO_LOCKS:
+                if error.errno not in NO_LOCKS:
                     raise
                 log.warning(
                     "%s is left: its filesystem has no file locks to tell whether its writer "

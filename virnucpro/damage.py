@@ -5,6 +5,7 @@ Left in place, such a file looks up to date to Snakemake, and every rerun fails 
 Removed, it is missing, and Snakemake remakes it and what was made from it, nothing else.
 """
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,15 +21,37 @@ class DamagedFile(Exception):
         return type(self), (self.path, self.problem)
 
 
+class InputGone(Exception):
+    """An input of a job was removed while the run ran."""
+
+
+_AGAIN = "run the same command again, and it is made anew, with what depends on it"
+
+
 @contextmanager
-def removing_damaged_inputs():
-    """For a job: a damaged input found in the block is removed, and the error says so."""
+def removing_damaged_inputs(inputs):
+    """For a job: a damaged input found in the block is removed, and the error says so. One of
+    `inputs` found missing was removed after the run planned the job, most likely by another
+    job that found it damaged (two jobs of a sample read its frame table): said so, not as a
+    bare FileNotFoundError."""
     try:
         yield
     except DamagedFile as damaged:
-        damaged.path.unlink(missing_ok=True)
-        raise DamagedFile(
-            damaged.path,
-            f"{damaged.problem}. It has been removed: run the same command again, and it is "
-            "made anew, with what depends on it",
+        raise removed(damaged) from None
+    except FileNotFoundError as missing:
+        if missing.filename is None or _absolute(missing.filename) not in map(_absolute, inputs):
+            raise
+        raise InputGone(
+            f"{missing.filename} was removed while this run ran (a job that finds an input "
+            f"damaged removes it, and its log says why): {_AGAIN}"
         ) from None
+
+
+def removed(damaged):
+    """Remove the file of a DamagedFile; the DamagedFile that says so."""
+    damaged.path.unlink(missing_ok=True)
+    return DamagedFile(damaged.path, f"{damaged.problem}. It has been removed: {_AGAIN}")
+
+
+def _absolute(path):
+    return os.path.abspath(os.fspath(path))

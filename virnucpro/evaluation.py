@@ -25,6 +25,7 @@ from sklearn.metrics import (
 )
 
 from .atomic import atomic_open
+from .damage import DamagedFile
 from .plots import STYLE, save_svg
 from .tables import read_tsv, tsv_writer
 
@@ -107,26 +108,43 @@ def write_metrics(metrics, tsv_path):
     """Write the metrics of evaluate_scores as a tidy table, one row per scope and metric: scope
     "all" or a length bin such as "length [300, 500)", value "NA" where undefined. Tables of
     several models or evaluation sets then stack and pivot as they are."""
-    scopes = [("all", metrics)] + [(_scope(b), b) for b in metrics.get("by_length", ())]
     with atomic_open(tsv_path) as handle:
         writer = tsv_writer(handle)
         writer.writerow(("scope", "metric", "value"))
-        writer.writerow(("all", "threshold", metrics["threshold"]))
-        for scope, values in scopes:
-            for name in COUNTS + RATES:
-                writer.writerow((scope, name, "NA" if values[name] is None else values[name]))
+        for scope, name, value in _tidy(metrics):
+            writer.writerow((scope, name, "NA" if value is None else value))
+
+
+def _tidy(metrics):
+    """(scope, metric, value) of each row of write_metrics' table, in its order."""
+    yield "all", "threshold", metrics["threshold"]
+    for scope, values in [("all", metrics)] + [
+        (_scope(b), b) for b in metrics.get("by_length", ())
+    ]:
+        for name in COUNTS + RATES:
+            yield scope, name, values[name]
 
 
 def tabulate_evaluations(classifiers, metrics_tsvs, tsv_path):
     """Write one row per classifier ({name: path}, in the order of `metrics_tsvs`, the
-    write_metrics tables of their evaluations): its name and path, the threshold, and its
-    overall COUNTS (the confusion matrix at the threshold among them) and RATES as written."""
+    write_metrics tables of their evaluations by length in LENGTH_BINS): its name and path, the
+    threshold, and its overall COUNTS (the confusion matrix at the threshold among them) and
+    RATES as written. DamagedFile names a metrics table that lacks rows of such an evaluation
+    (one cut short at a line end holds whole rows, fewer of them)."""
+    layout = [(scope, name) for scope, name, _ in _tidy(evaluate_scores([], [], lengths=[]))]
     columns = ("threshold", *COUNTS, *RATES)
     with atomic_open(tsv_path) as handle:
         writer = tsv_writer(handle)
         writer.writerow(("classifier", "path", *columns))
         for (name, path), metrics_tsv in zip(classifiers.items(), metrics_tsvs, strict=True):
-            overall = {row.metric: row.value for row in read_tsv(metrics_tsv) if row.scope == "all"}
+            rows = list(read_tsv(metrics_tsv))
+            if [(row.scope, row.metric) for row in rows] != layout:
+                raise DamagedFile(
+                    metrics_tsv,
+                    f"its {len(rows)} rows are not the {len(layout)} of an evaluation's metrics "
+                    "overall and by length",
+                )
+            overall = {row.metric: row.value for row in rows if row.scope == "all"}
             writer.writerow((name, path, *(overall[column] for column in columns)))
 
 

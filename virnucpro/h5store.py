@@ -86,13 +86,19 @@ def embedding_writer(path, ordinals, frame_ids):
     ):
         h5.attrs["rows"] = len(frame_ids)
         h5.create_dataset("ordinal", data=np.asarray(ordinals, dtype=np.int64))
-        ids = h5.create_dataset("frame_id", shape=(len(frame_ids),), dtype=h5py.string_dtype())
-        for start in range(0, len(frame_ids), _ID_ROWS):
-            ids[start : start + _ID_ROWS] = frame_ids[start : start + _ID_ROWS]
+        _write_ids(h5, frame_ids)
         writer = EmbeddingFileWriter(path, h5, pool)
         yield writer
         writer.finish()
         h5.attrs["complete"] = True  # last: a file without it was never finished
+
+
+def _write_ids(h5, frame_ids):
+    """The frame_id dataset, whose object goes with this call: one of variable-length strings
+    still held when its file fails to close (a full disk) crashes h5py 3.16 when released."""
+    ids = h5.create_dataset("frame_id", shape=(len(frame_ids),), dtype=h5py.string_dtype())
+    for start in range(0, len(frame_ids), _ID_ROWS):
+        ids[start : start + _ID_ROWS] = frame_ids[start : start + _ID_ROWS]
 
 
 @contextmanager

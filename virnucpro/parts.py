@@ -39,24 +39,29 @@ def check_part_rows(rows, parts, records_tsv, regions_tsv):
     another and each table ends where its last part ends."""
     if len(rows) != len(parts):
         raise ValueError(f"rows of {len(rows)} parts for a sample of {len(parts)}")
-    check_ranges("the aggregation", rows, records_tsv, "records")
-    check_ranges("the aggregation", rows, regions_tsv, "regions")
+    check_ranges(rows, records_tsv, "records")
+    check_ranges(rows, regions_tsv, "regions")
 
 
-def check_ranges(index_tsv, rows, table, prefix):
-    """DamagedFile naming `table` unless the ranges `prefix`_start/_end of the `rows` of
-    `index_tsv` follow one another from the end of its header to its end."""
+def check_ranges(rows, table, prefix, index_tsv=None):
+    """DamagedFile unless the ranges `prefix`_start/_end of the `rows` of `index_tsv` (None:
+    of the aggregation, which wrote `table`) follow one another from the end of `table`'s header
+    to its end. A table that runs on past the last row names `index_tsv`: a file is cut short,
+    never lengthened, and one cut at a line end holds whole rows, fewer of them."""
+    source = index_tsv or "the aggregation"
     start, end = f"{prefix}_start", f"{prefix}_end"
     at = _header_bytes(table)
     for row in rows:
         if getattr(row, start) != at:
             raise DamagedFile(
-                table, f"{index_tsv} gives rows from byte {getattr(row, start)}, not {at}"
+                table, f"{source} gives rows from byte {getattr(row, start)}, not {at}"
             )
         at = getattr(row, end)
     size = os.path.getsize(table)
+    if size > at and index_tsv is not None:
+        raise DamagedFile(index_tsv, f"its rows of {table} end at byte {at}, which holds {size}")
     if size != at:
-        raise DamagedFile(table, f"it holds {size} bytes, but {index_tsv} gives its rows {at}")
+        raise DamagedFile(table, f"it holds {size} bytes, but {source} gives its rows {at}")
 
 
 def part_rows(sizes, records_header, regions_header):

@@ -38,6 +38,7 @@ from .part_calls import (
 from .parts import check_ranges, part_rows, read_parts
 from .predict import ShardScorer
 from .sharding import read_manifest
+from .table_sizes import sizes_line
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,8 @@ def aggregate_sample(
     part's rows lie in records.tsv and regions.tsv (parts.PartRows), for the viral FASTA."""
     calibration = classifier_calibration(settings["classifier"])
     parts = read_parts(prepared.parts)
-    check_ranges(prepared.parts, parts, prepared.records, "records")
-    check_ranges(prepared.parts, parts, prepared.chunks, "chunks")
+    check_ranges(parts, prepared.records, "records", prepared.parts)
+    check_ranges(parts, prepared.chunks, "chunks", prepared.parts)
     shards = _shards(prepared.manifest, embeddings, parts, prepared.parts)
     scorer = ShardScorer(settings["classifier"], threads=workers)
     models, gates = {}, {}
@@ -123,7 +124,7 @@ def aggregate_sample(
         len(_header(REGION_COLUMNS)),
     )
     _write_summary(
-        outputs.summary,
+        outputs,
         sample,
         tally.totals,
         (models, {h5: gate for h5, gate in gates.items() if gate is not None}),
@@ -266,11 +267,12 @@ def _header(columns):
 
 
 def _write_summary(
-    path, sample, totals, embeddings, settings, rule, region_settings, virus_probabilities
+    outputs, sample, totals, embeddings, settings, rule, region_settings, virus_probabilities
 ):
-    """`embeddings`: (the attributes of the embedding files, one per model path; the FP8
-    fidelity.GateReport of each file that has one, by file name); `virus_probabilities`: those
-    of the records called virus, None without a calibration."""
+    """Write outputs.summary, which ends with the bytes of the tables written before it
+    (table_sizes.py). `embeddings`: (the attributes of the embedding files, one per model path;
+    the FP8 fidelity.GateReport of each file that has one, by file name); `virus_probabilities`:
+    those of the records called virus, None without a calibration."""
     models, gates = embeddings
     lines = [
         f"virnucpro {__version__}: sample {sample}",
@@ -297,7 +299,8 @@ def _write_summary(
             "WARNING: the embedding models have RANDOM weights (a demo or test checkpoint).",
             "The scores and calls of this run mean nothing; set config models to the real ones.",
         ]
-    with atomic_open(path) as handle:
+    lines.append(sizes_line([outputs.records, outputs.chunks, outputs.regions]))  # last
+    with atomic_open(outputs.summary) as handle:
         handle.write("\n".join(lines) + "\n")
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from .atomic import atomic_open
 from .html_page import heading, preformatted, table, write_page
 from .table_columns import column_blocks
+from .table_sizes import check_sizes
 from .tables import tsv_writer
 
 COUNT_COLUMNS = ("records", "virus", "others", "unscored", "regions")
@@ -20,7 +21,10 @@ COUNT_COLUMNS = ("records", "virus", "others", "unscored", "regions")
 def tabulate_samples(samples, out_tsv, out_html, failed=None):
     """`samples`: the samples that finished, {sample: (records_tsv, summary_txt, settings)},
     settings a flat {name: value} whose names are the same for every sample (columns after the
-    counts); `failed`: those that did not, {sample: (why, settings)}: their counts are NA."""
+    counts); `failed`: those that did not, {sample: (why, settings)}: their counts are NA.
+    DamagedFile names a records table or summary that is not as the aggregation wrote it."""
+    for records_tsv, summary_txt, _ in samples.values():
+        check_sizes(summary_txt, [records_tsv])
     failed = failed or {}
     every = [settings for *_, settings in samples.values()] + [s for _, s in failed.values()]
     setting_names = list(every[0]) if every else []

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .atomic import atomic_open, atomic_path
+from .atomic import atomic_open, atomic_path, named_writer
 from .damage import DamagedFile
 from .sizing import frame_seconds
 from .tables import tsv_writer
@@ -80,7 +80,7 @@ class FrameTableWriter:
 def frame_table(frames_tsv, manifest_tsv, n_shards, models):
     """Yield a FrameTableWriter for `frames_tsv`; once every block is in, cut the frames into
     `n_shards` shards of equal work for `models` and write them to `manifest_tsv`."""
-    with atomic_path(frames_tsv) as tmp, open(tmp, "wb") as handle:
+    with atomic_path(frames_tsv) as tmp, named_writer(tmp, frames_tsv) as handle:
         handle.write(_HEADER)
         writer = FrameTableWriter(handle, models)
         yield writer

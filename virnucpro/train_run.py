@@ -6,6 +6,7 @@ calibration) in the file's header, so a classifier file says where it came from.
 import hashlib
 import json
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -14,6 +15,7 @@ import torch
 
 from .atomic import atomic_open
 from .calibration import classifier_calibration, fit_calibration
+from .damage import DamagedFile
 from .evaluation import evaluate_scores, plot_evaluation, write_metrics
 from .h5store import open_shard, random_weights
 from .models.classifier import load_classifier, save_classifier, scores
@@ -153,7 +155,10 @@ def sets_matrix(sets):
     repeat across sets and are unique only within one."""
     if not sets:
         raise ValueError("a training run needs at least one labelled set")
-    parts = [training_matrix(s.shards, read_labels(s.labels_tsv)) for s in sets]
+    parts = []
+    for s in sets:
+        with _listing_every_frame(s.labels_tsv):
+            parts.append(training_matrix(s.shards, read_labels(s.labels_tsv)))
     layouts = {(part.widths, part.model_names) for part in parts}
     if len(layouts) > 1:
         raise ValueError(f"the sets hold vectors of different (widths, models): {sorted(layouts)}")
@@ -167,12 +172,26 @@ def sets_matrix(sets):
     )
 
 
+class _Unlisted(ValueError):
+    """Frames that a table of frames does not list."""
+
+
 def _looked_up(frame_ids, by_frame, what):
     """The value of each frame in `by_frame`, a ValueError naming frames that have none."""
     missing = [frame_id for frame_id in frame_ids if frame_id not in by_frame]
     if missing:
-        raise ValueError(f"{len(missing)} frames have no {what}, such as {missing[:3]}")
+        raise _Unlisted(f"{len(missing)} frames have no {what}, such as {missing[:3]}")
     return [by_frame[frame_id] for frame_id in frame_ids]
+
+
+@contextmanager
+def _listing_every_frame(labels_tsv):
+    """A labels table that lacks frames of its set is damaged (cut short at a line end, its rows
+    look whole): its set's job labels every frame it selects."""
+    try:
+        yield
+    except _Unlisted as unlisted:
+        raise DamagedFile(labels_tsv, f"{unlisted}: it lacks rows of its set's frames") from None
 
 
 def training_data_sha256(labels_tsvs, ordinals, frame_ids):
@@ -295,9 +314,10 @@ def evaluate_classifier(sets, classifier_path, metrics_tsv, figure_svg, by_lengt
                 embeddings = [h5["embedding"] for h5 in files]
                 virus_scores.append(score_files(model, embeddings, classifier_path)[:, 1])
                 set_frames.extend(files[0]["frame_id"].asstr()[:])
-        labels += _looked_up(set_frames, read_labels(labels_tsv), "label")
-        if by_length:  # per set: two sets may hold frames of one id
-            lengths += _looked_up(set_frames, read_lengths(labels_tsv), "length")
+        with _listing_every_frame(labels_tsv):
+            labels += _looked_up(set_frames, read_labels(labels_tsv), "label")
+            if by_length:  # per set: two sets may hold frames of one id
+                lengths += _looked_up(set_frames, read_lengths(labels_tsv), "length")
     virus_scores = np.concatenate(virus_scores)
     metrics = evaluate_scores(labels, virus_scores, lengths=lengths if by_length else None)
     write_metrics(metrics, metrics_tsv)

@@ -19,6 +19,7 @@ from virnucpro.classifier_choice import (
 from virnucpro.models.classifier_header import EMBEDDING_MODELS, classifier_models
 from virnucpro.errors import InputError
 from virnucpro.lifeline import SNAKEMAKE_PID
+from virnucpro.run_lock import RunLock
 from virnucpro.sample_sheet import read_sample_sheet
 from virnucpro.scheduling import local_slots
 from virnucpro.schema_check import load_schema, problems
@@ -62,6 +63,19 @@ logger.addFilter(InputErrorAlone())
 # Every job ends with the Snakemake process that parsed this file and started it (in a cluster
 # job, the Snakemake process that runs it there): see virnucpro/lifeline.py.
 os.environ[SNAKEMAKE_PID] = str(os.getpid())
+
+# One run at a time in a working directory (virnucpro/run_lock.py): the Snakemake that runs the
+# jobs takes the run lock once it knows it will, before the first; a cluster job's Snakemake
+# holds a share of the jobs lock. Any other start only says that a run holds the lock.
+RUN_LOCK = RunLock(Path(".snakemake") / "virnucpro")
+if not workflow.is_main_process:
+    RUN_LOCK.hold_for_job()
+elif other_run := RUN_LOCK.other_run():
+    logger.warning(f"Note: {other_run}.")
+
+
+onstart:
+    RUN_LOCK.hold_for_run()
 
 
 def check_config():
@@ -460,25 +474,35 @@ def evaluation_inputs(wildcards):
 def tabulate_finished_samples(snakemake_log):
     """After a run in which some sample did not finish (the tabulate_samples rule, which needs
     every sample's results, did not run): results/samples.tsv and samples.html of the samples
-    that finished, each one that did not listed with why (its first job to fail, by its log).
+    that finished, each one that did not listed with why (its first job to fail, by its log,
+    or its results found damaged, which are removed). Out of room, one line says so.
     """
+    from virnucpro.damage import DamagedFile, removed
+    from virnucpro.disk_full import DiskFull
     from virnucpro.job_logs import sample_failure
     from virnucpro.samples_table import tabulate_samples
+    from virnucpro.table_sizes import check_sizes
 
     finished, failed = {}, {}
     for sample in samples:
-        results = [
+        records, summary = (
             f"results/{sample}/{name}" for name in ("records.tsv", "summary.txt")
-        ]
-        if all(Path(path).is_file() for path in results):
-            finished[sample] = (*results, sample_settings(sample))
-        else:
+        )
+        try:
+            check_sizes(summary, [records])
+            finished[sample] = (records, summary, sample_settings(sample))
+        except DamagedFile as damaged:
+            failed[sample] = (str(removed(damaged)), sample_settings(sample))
+        except FileNotFoundError:
             why = sample_failure("logs", sample, RUN_STARTED) or (
                 f"it did not finish: see {snakemake_log}"
             )
             failed[sample] = (why, sample_settings(sample))
     if failed:
-        tabulate_samples(finished, *rules.tabulate_samples.output, failed=failed)
+        try:
+            tabulate_samples(finished, *rules.tabulate_samples.output, failed=failed)
+        except DiskFull as full:
+            logger.error(str(full))
 
 
 onerror:

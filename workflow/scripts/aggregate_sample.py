@@ -14,7 +14,7 @@ from virnucpro.sample_outputs import write_sample_outputs  # noqa: E402
 rule = CallRule(**snakemake.params.calling)
 per_shard = len(snakemake.params.models)  # embedding files, one per model, shard by shard
 files = list(snakemake.input.embeddings)
-with removing_damaged_inputs():
+with removing_damaged_inputs(snakemake.input):
     rows = aggregate_sample(
         snakemake.wildcards.sample,
         snakemake.input,

@@ -24,7 +24,7 @@ if (age := process_age()) is not None:
     )
 torch.set_num_threads(snakemake.threads)
 models = snakemake.params.models  # the output files' models, in their order
-with removing_damaged_inputs():
+with removing_damaged_inputs(snakemake.input):
     # the job takes the GPU's lease only for its GPU work (embed.py), and no CUDA call before
     embed_shard(
         snakemake.input.frames,

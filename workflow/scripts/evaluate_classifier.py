@@ -6,15 +6,17 @@ end_with_snakemake()
 
 import torch  # noqa: E402 - after the log is open
 
+from virnucpro.damage import removing_damaged_inputs  # noqa: E402
 from virnucpro.html_page import write_table_page  # noqa: E402
 from virnucpro.train_run import TrainingSet, evaluate_classifier  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)
-evaluate_classifier(
-    [TrainingSet(**fields) for fields in snakemake.params.sets],
-    snakemake.input.classifier,
-    snakemake.output.metrics,
-    snakemake.output.figure,
-    by_length=True,
-)
+with removing_damaged_inputs(snakemake.input):
+    evaluate_classifier(
+        [TrainingSet(**fields) for fields in snakemake.params.sets],
+        snakemake.input.classifier,
+        snakemake.output.metrics,
+        snakemake.output.figure,
+        by_length=True,
+    )
 write_table_page(snakemake.output.metrics, snakemake.output.page, snakemake.output.metrics)

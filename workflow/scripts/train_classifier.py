@@ -5,10 +5,11 @@ log_to(snakemake.log[0])
 end_with_snakemake()
 settings = snakemake.config["embedding"]  # the device, and the GPUs a local run leases
 
-from virnucpro.gpu_lease import gpu_lease  # noqa: E402 - after the log is open
+from virnucpro.damage import removing_damaged_inputs  # noqa: E402 - after the log is open
+from virnucpro.gpu_lease import gpu_lease  # noqa: E402
 
 # the GPU lease is taken before CUDA starts
-with gpu_lease(settings["gpus"], settings["lease_dir"]):
+with removing_damaged_inputs(snakemake.input), gpu_lease(settings["gpus"], settings["lease_dir"]):
     import torch
 
     from virnucpro.device import resolve_device
