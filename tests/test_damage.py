@@ -311,11 +311,11 @@ def test_a_finished_samples_damaged_table_is_listed_with_the_samples_that_failed
     """After a run in which a sample failed, the table of all samples lists the others; one
     whose records table is found cut short there is listed among the failed, with the damage,
     and the table is removed, so that the same command remakes it."""
-    (workdir / "tests" / "data" / "protein.fa").write_text(">p1\nMKTAYIAKQRQISFVKSHFSRQ*\n")
+    (workdir / "protein.fa").write_text(">p1\nMKTAYIAKQRQISFVKSHFSRQ*\n")
     (workdir / "config" / "demo" / "samples.tsv").write_text(
         "sample\tfasta\tchunk_size\tchunking\n"
         "demo_500\tconfig/demo/data/demo.fa\t500\toverlap\n"
-        "protein\ttests/data/protein.fa\t500\toverlap\n"
+        "protein\tprotein.fa\t500\toverlap\n"
     )
     assert snakemake(workdir, *PROFILE, check=False).returncode != 0
     records = workdir / "results" / "demo_500" / "records.tsv"
@@ -330,6 +330,6 @@ def test_a_finished_samples_damaged_table_is_listed_with_the_samples_that_failed
         "the same command again, and it is made anew, with what depends on it"
     )
     assert re.fullmatch(damaged, table["demo_500"].failure)
-    protein = "prepare_sample: InputError: tests/data/protein.fa: record 'p1' (number 1) contains"
+    protein = "prepare_sample: InputError: protein.fa: record 'p1' (number 1) contains"
     assert table["protein"].failure.startswith(protein)
     assert not records.exists()
