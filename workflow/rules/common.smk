@@ -28,6 +28,7 @@ from virnucpro.sizing import shards_for_sample
 
 RUN_STARTED = time.time()  # a job log older than this is of an earlier run
 
+
 def schema(name):
     """A schema of this workflow (workflow/schemas/), found from this file: where the workflow
     is a module of another, workflow.basedir is the importing workflow's directory."""
