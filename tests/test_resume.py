@@ -176,6 +176,7 @@ def test_a_second_run_started_and_unlocked_while_the_first_embeds_starts_no_job(
     )
     said = second.stdout + second.stderr
     assert all(part in said for part in refused), said
+    assert "Traceback" not in said and 'File "' not in said, said  # the message alone
     assert not re.search(r"^localrule \w+:", said, re.M)  # no job started
 
     assert first.wait(timeout=300) == 0, (workdir / "first.log").read_text()

@@ -19,7 +19,7 @@ from virnucpro.classifier_choice import (
 from virnucpro.models.classifier_header import EMBEDDING_MODELS, classifier_models
 from virnucpro.errors import InputError
 from virnucpro.lifeline import SNAKEMAKE_PID
-from virnucpro.run_lock import RunLock
+from virnucpro.run_lock import AnotherRun, RunLock
 from virnucpro.sample_sheet import read_sample_sheet
 from virnucpro.scheduling import local_slots
 from virnucpro.schema_check import load_schema, problems
@@ -35,30 +35,32 @@ def schema(name):
     return workflow.source_path(f"../schemas/{name}.schema.yaml")
 
 
-def input_error_in(error):
-    """The InputError among `error` and the exceptions it was raised from, or None."""
+def message_for_the_user(error):
+    """The InputError or AnotherRun (a live run in this directory) among `error` and the
+    exceptions it was raised from, or None."""
     seen = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, InputError):
+        if isinstance(error, (InputError, AnotherRun)):
             return error
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     return None
 
 
-class InputErrorAlone(logging.Filter):
-    """Snakemake prints an error met while it plans the run (a bad config, sheet or input)
-    with its location and this file's traceback lines under it; an InputError's message
-    says all a user needs (what is wrong, where, the fix), so it is printed alone."""
+class MessageAlone(logging.Filter):
+    """Snakemake prints an error met while it plans or starts the run (a bad config, sheet or
+    input, another run in this directory) with its location and this file's traceback lines
+    under it; such an error's message says all a user needs (what is wrong, where, the fix), so
+    it is printed alone."""
 
     def filter(self, record):
-        error = input_error_in(sys.exception())  # what Snakemake is printing
+        error = message_for_the_user(sys.exception())  # what Snakemake is printing
         if error is not None and record.levelno >= logging.ERROR:
             record.msg, record.args = str(error), ()
         return True
 
 
-logger.addFilter(InputErrorAlone())
+logger.addFilter(MessageAlone())
 
 
 # Every job ends with the Snakemake process that parsed this file and started it (in a cluster
