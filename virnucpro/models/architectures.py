@@ -5,6 +5,7 @@ larger than the published ones."""
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,16 @@ ESM2_LARGEST = ESM2Config(
 )
 # The most bytes of a DNABERT-S config.json read: the published one takes 1 kB
 MAX_CONFIG_BYTES = 1 << 16
+# The files of a DNABERT-S Hugging Face directory; of the weights, the first there is read
+DNABERT_S_CONFIG, DNABERT_S_TOKENIZER = "config.json", "tokenizer.json"
+DNABERT_S_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+
+
+def dnabert_s_weights(directory):
+    """The weights file of a DNABERT-S directory (the first of DNABERT_S_WEIGHTS there), or None
+    where it holds none."""
+    found = (Path(directory) / name for name in DNABERT_S_WEIGHTS)
+    return next((path for path in found if path.exists()), None)
 
 
 def check_esm2(cfg, name):

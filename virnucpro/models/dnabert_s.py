@@ -20,7 +20,13 @@ from torch import nn
 
 from ..packing import TokenStore, segment_mean
 from . import pickled
-from .architectures import DNABertConfig
+from .architectures import (
+    DNABERT_S_CONFIG,
+    DNABERT_S_TOKENIZER,
+    DNABERT_S_WEIGHTS,
+    DNABertConfig,
+    dnabert_s_weights,
+)
 from .attention import rows_for
 from .compile import compiled_on_cuda
 from .loading import (
@@ -34,12 +40,10 @@ from .loading import (
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE, TOKENIZER_FILE = "config.json", "tokenizer.json"
 # sequences tokenized at a time: the tokenizer's Encoding objects (their tokens' strings and
 # more, kilobytes each) of one block at a time, not of a whole shard; 65,536 of 148 bases held
 # 400 MB more than this (benchmarks/cpu_phase_memory.py), and took no less time
 ENCODE_AT_ONCE = 16384
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 def alibi_slopes(heads):
@@ -142,13 +146,13 @@ def _our_name(name):
 
 
 def weights_path(directory):
-    """The weights file of a model directory (safetensors preferred)."""
-    for name in WEIGHT_FILES:
-        if (Path(directory) / name).exists():
-            return Path(directory) / name
-    raise FileNotFoundError(
-        f"{directory} holds no weights: expected one of {', '.join(WEIGHT_FILES)}"
-    )
+    """The weights file of a model directory (architectures.dnabert_s_weights)."""
+    path = dnabert_s_weights(directory)
+    if path is None:
+        raise FileNotFoundError(
+            f"{directory} holds no weights: expected one of {', '.join(DNABERT_S_WEIGHTS)}"
+        )
+    return path
 
 
 def read_weights_file(path, cfg):
@@ -196,7 +200,7 @@ def read_model(directory):
     its weights' names and shapes against the config before any is read. Returns (model,
     info); ValueError names the file and what is wrong."""
     directory = Path(directory)
-    config = directory / CONFIG_FILE
+    config = directory / DNABERT_S_CONFIG
     try:
         cfg = DNABertConfig.from_json(config)
     except ValueError as error:
@@ -226,7 +230,7 @@ def load_model(directory, device="cpu", dtype=torch.float32):
 def load_tokenizer(directory):
     """A DNABERT-S directory's tokenizer.json, with the fixed padding and truncation to 2000 that
     the file enables switched off (the original tokenized one sequence at a time, untruncated)."""
-    tokenizer = Tokenizer.from_file(str(Path(directory) / TOKENIZER_FILE))
+    tokenizer = Tokenizer.from_file(str(Path(directory) / DNABERT_S_TOKENIZER))
     tokenizer.no_padding()
     tokenizer.no_truncation()
     return tokenizer

@@ -17,6 +17,12 @@ from virnucpro.classifier_choice import (
     sample_classifier as classifier_of_row,
 )
 from virnucpro.models.classifier_header import EMBEDDING_MODELS, classifier_models
+from virnucpro.models.architectures import (
+    DNABERT_S_CONFIG,
+    DNABERT_S_TOKENIZER,
+    DNABERT_S_WEIGHTS,
+    dnabert_s_weights,
+)
 from virnucpro.errors import InputError
 from virnucpro.lifeline import SNAKEMAKE_PID
 from virnucpro.run_lock import AnotherRun, RunLock
@@ -248,17 +254,11 @@ config["embedding"]["scoring_classifier"] = {
 
 
 def dnabert_s_files():
-    """The files of the DNABERT-S directory a job reads (the weights in either format)."""
+    """The files of the DNABERT-S directory a job reads (the weights in either format; before
+    there are any, the pytorch_model.bin that download_model or build_demo_models writes)."""
     directory = Path(config["models"]["dnabert_s"])
-    weights = next(
-        (
-            directory / name
-            for name in ("model.safetensors", "pytorch_model.bin")
-            if (directory / name).exists()
-        ),
-        directory / "pytorch_model.bin",
-    )
-    return [directory / "config.json", directory / "tokenizer.json", weights]
+    weights = dnabert_s_weights(directory) or directory / DNABERT_S_WEIGHTS[-1]
+    return [directory / DNABERT_S_CONFIG, directory / DNABERT_S_TOKENIZER, weights]
 
 
 # The embedding models each sample's classifier takes: a classifier of DNABERT-S features alone
