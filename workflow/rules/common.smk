@@ -254,8 +254,8 @@ config["embedding"]["scoring_classifier"] = {
 
 
 def dnabert_s_files():
-    """The files of the DNABERT-S directory a job reads (the weights in either format; before
-    there are any, the pytorch_model.bin that download_model or build_demo_models writes)."""
+    """The files of the DNABERT-S directory a job reads: the weights in either format, or
+    before there are any, the pytorch_model.bin that download_model writes."""
     directory = Path(config["models"]["dnabert_s"])
     weights = dnabert_s_weights(directory) or directory / DNABERT_S_WEIGHTS[-1]
     return [directory / DNABERT_S_CONFIG, directory / DNABERT_S_TOKENIZER, weights]
