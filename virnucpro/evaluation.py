@@ -25,12 +25,13 @@ from sklearn.metrics import (
 )
 
 from .atomic import atomic_open
+from .classifier_choice import PUBLISHED_CHUNK_SIZES
 from .damage import DamagedFile
 from .plots import STYLE, save_svg
 from .tables import read_tsv, tsv_writer
 
-# [low, high) in bases; 300 and 500 bp are the chunk sizes of the two classifiers
-LENGTH_BINS = (0, 300, 500, 1000, 5000, math.inf)
+# [low, high) in bases, cut at the chunk sizes of the published classifiers too
+LENGTH_BINS = (0, *PUBLISHED_CHUNK_SIZES, 1000, 5000, math.inf)
 COUNTS = ("n", "positives", "tp", "fp", "tn", "fn")
 RATES = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
 RELIABILITY_BINS = 10

@@ -1,6 +1,7 @@
 import re
 
 from virnucpro.catalog import catalog
+from virnucpro.classifier_choice import PUBLISHED_CHUNK_SIZES
 
 CATALOG = catalog()
 
@@ -32,7 +33,9 @@ rule build_demo_models:
             "tokenizer_config.json",
             "special_tokens_map.json",
         ),
-        classifiers=expand("resources/demo/{size}_model.pth", size=(300, 500)),
+        classifiers=expand(
+            "resources/demo/{size}_model.pth", size=PUBLISHED_CHUNK_SIZES
+        ),
     log:
         "logs/build_demo_models.log",
     benchmark:
