@@ -86,7 +86,8 @@ class ProteinEncoder(Encoder):
         """Activation memory of one token in one layer, with room for the compiled kernels."""
         return 4 * (8 * self.dim + 3 * 4 * self.dim)
 
-    max_batch_tokens = 98304  # ESM-2 3B tokens/s peaks here on an H200 (profile_models.py)
+    # ESM-2 3B's tokens/s peaks here on an H200 (benchmarks/results/2026-11-21-h200-profile.txt)
+    max_batch_tokens = 98304
 
     def __call__(self, batch):
         return esm2.residue_mean(self.model(batch), batch)
@@ -120,7 +121,8 @@ class NucleotideEncoder(Encoder):
         cfg = self.model.cfg
         return 4 * (8 * self.dim + 3 * cfg.intermediate_size) + 2 * cfg.num_attention_heads * 128
 
-    max_batch_tokens = 131072  # DNABERT-S tokens/s peaks here on an H200 (profile_models.py)
+    # DNABERT-S's tokens/s peaks here on an H200 (benchmarks/results/2026-11-21-h200-profile.txt)
+    max_batch_tokens = 131072
 
     def __call__(self, batch):
         return dnabert_s.all_token_mean(self.model(batch), batch)

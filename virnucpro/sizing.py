@@ -34,7 +34,8 @@ from .frames import kept_frame_sizes
 # models against each other; on another GPU every shard takes as much longer.
 TOKENS_PER_SECOND = {"esm2": 92_000, "dnabert_s": 1_350_000}
 # DNABERT-S's BPE vocabulary cuts the frames of real genomes into tokens of about this many
-# bases (18.0 million tokens for the 518,857 frames of 150 bp reads in the end-to-end results)
+# bases: the reads sample's tokens over its frames' bases in
+# benchmarks/results/2026-11-22-end-to-end.md
 BASES_PER_DNABERT_S_TOKEN = 4.5
 SHARD_SECONDS = 180
 SAMPLED_BYTES = 64 * 1024  # of the sample's text, chunked and translated for the estimate

@@ -159,8 +159,8 @@ class _Steps:
 
 class _GraphedSteps(_Steps):
     """On a GPU, the same step of a full batch captured once as a CUDA graph and replayed: a
-    step of the MLP on 32 frames is microseconds of GPU work behind 1.5 ms of Python and kernel
-    launches, which made a fit take four times its frames' embedding
+    step of the MLP on 32 frames is microseconds of GPU work behind milliseconds of Python and
+    kernel launches, which made a fit take longer than its frames' embedding
     (benchmarks/results/2026-11-22-training.md). Written here, as PyTorch's graph capture of a
     whole training step is its documented recipe (warm-up steps on a side stream, a capture,
     replays into static inputs), not a library call. The first WARM_UP steps run eagerly, on a

@@ -9,9 +9,9 @@ import torch
 
 # One shape per job (engine: every batch is computed in the job's one row count), so the
 # kernels are compiled for exactly the shape they run: static shapes, and no tuning. Coordinate
-# descent tuning buys 1.7% of the loop on ESM-2 3B (about 2 s of a shard's 140 s) but costs 19 s
-# on a first run and 5 s on every later job's first batch; max-autotune buys 0.9% more for
-# 100 s more (benchmarks/results/2026-11-22-h200-compile-modes.txt).
+# descent tuning and max-autotune buy little of the loop on ESM-2 3B for much more compiling,
+# on a first run and on every later job's first batch
+# (benchmarks/results/2026-11-22-h200-compile-modes.txt).
 OPTIONS = {"dynamic": False}
 _this_thread = threading.local()
 

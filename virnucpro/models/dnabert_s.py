@@ -41,8 +41,8 @@ from .loading import (
 log = logging.getLogger(__name__)
 
 # sequences tokenized at a time: the tokenizer's Encoding objects (their tokens' strings and
-# more, kilobytes each) of one block at a time, not of a whole shard; 65,536 of 148 bases held
-# 400 MB more than this (benchmarks/cpu_phase_memory.py), and took no less time
+# more, kilobytes each) of one block at a time, not of a whole shard; four times as many held
+# more memory (benchmarks/results/2026-12-04-cpu-phase-memory.txt) and took no less time
 ENCODE_AT_ONCE = 16384
 
 

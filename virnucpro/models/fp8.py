@@ -4,10 +4,9 @@ the product is torch._scaled_mm's row-wise scaled FP8 matrix product with the bi
 accumulated by Hopper's fast FP8 accumulation and written in the model's fp16. Attention,
 layer norms, the residual stream and pooling stay as they are.
 
-Measured at ESM-2 3B's shapes on an H200 (benchmarks/results/2026-11-22-h200-fp8-products.txt):
-a layer takes 15.1 ms against fp16's 26.5 ms; with the bias inside it, a product runs at
-1,100-1,470 TFLOP/s, against 740-1,100 with the bias added after it; fast accumulation changes
-no per-row cosine against fp32 in the sixth digit.
+At ESM-2 3B's shapes on an H200, a layer's time against fp16's, the bias inside the product
+against after it, and fast accumulation's cost in accuracy are measured in
+benchmarks/results/2026-11-22-h200-fp8-products.txt (summed up in 2026-11-22-fp8.md).
 
 torch._scaled_mm directly, not torchao's float8 inference: torchao would add a dependency for
 what is, for inference with dynamic row-wise activation scales, these quantizations and one
@@ -76,7 +75,8 @@ class Fp8GeluLinear(Fp8Linear):
     The scale of a row needs the largest |gelu(x)|, which is gelu of the row's largest x, or
     under 0.17 (gelu's negative values): taking it from the row's max computes the GELU once
     per element, where taking the max of the GELU's output computes it twice (the compiled
-    kernel reads a 10,240-wide row twice) and costs 3.6 ms of a 17 ms layer."""
+    kernel reads a 10,240-wide row twice), a cost measured in
+    benchmarks/results/2026-11-22-fp8.md."""
 
     def activation(self, x):
         return F.gelu(x.float())
