@@ -2,11 +2,9 @@
 directory (the workflow a module of its Snakefile), and a rerun that redoes only what a deleted
 shard file needs. Config and sample sheet errors: test_bad_input.py."""
 
-import importlib
 import re
 import subprocess
 import sys
-import tomllib
 
 import yaml
 
@@ -169,13 +167,6 @@ def test_the_workflow_catalog_s_flag_names_a_profile_of_the_workflow():
     usage = yaml.safe_load((REPO / ".snakemake-workflow-catalog.yml").read_text())["usage"]
     flag, profile = usage["mandatory-flags"]["flags"].split()
     assert flag == "--profile" and (REPO / profile / "config.yaml").is_file()
-
-
-def test_every_console_entry_point_names_a_function():
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    for name, target in project.get("scripts", {}).items():
-        module, _, function = target.partition(":")
-        assert callable(getattr(importlib.import_module(module), function, None)), name
 
 
 def test_rules_run_in_the_one_environment():
