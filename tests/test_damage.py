@@ -10,11 +10,11 @@ import pytest
 
 from virnucpro.calling import CallRule
 from virnucpro.damage import DamagedFile, InputGone, removing_damaged_inputs
+from virnucpro.demo.random_checkpoints import write_pickled_classifier
 from virnucpro.h5store import embedding_writer, open_embeddings
 from virnucpro.models.classifier_header import EMBEDDING_MODELS
 from virnucpro.predict import ShardScorer
 from virnucpro.prepare import prepare_sample
-from virnucpro.random_checkpoints import write_pickled_classifier
 from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample
 from virnucpro.sharding import read_shard

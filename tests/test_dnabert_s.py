@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from virnucpro.demo.random_checkpoints import write_dnabert_s
 from virnucpro.encoders import NucleotideEncoder
 from virnucpro.engine import embed_all
 from virnucpro.models import dnabert_s
 from virnucpro.models.dnabert_s import DNABertConfig
-from virnucpro.random_checkpoints import write_dnabert_s
 
 from conftest import REAL_DNABERT_S
 from reference import dnabert as reference

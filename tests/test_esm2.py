@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from virnucpro.demo.random_checkpoints import write_esm2
 from virnucpro.encoders import ProteinEncoder
 from virnucpro.engine import embed_all
 from virnucpro.models import esm2
 from virnucpro.packing import PackedBatch
-from virnucpro.random_checkpoints import write_esm2
 from virnucpro.sizing import esm2_tokens
 
 from reference import fair_esm

@@ -20,9 +20,9 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from virnucpro.demo.random_checkpoints import write_dnabert_s, write_esm2, write_pickled_classifier
 from virnucpro.models.classifier import MLPClassifier
 from virnucpro.models.dnabert_s import DNABertConfig
-from virnucpro.random_checkpoints import write_dnabert_s, write_esm2, write_pickled_classifier
 
 from conftest import REAL_DNABERT_S, REPO
 

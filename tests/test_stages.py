@@ -9,6 +9,7 @@ import torch
 
 from virnucpro import fasta
 from virnucpro.calling import CallRule
+from virnucpro.demo.random_checkpoints import write_pickled_classifier
 from virnucpro.embed import embed_shard
 from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import embed_all
@@ -17,7 +18,6 @@ from virnucpro.models.classifier import MLPClassifier, save_classifier
 from virnucpro.models.classifier_header import EMBEDDING_MODELS
 from virnucpro.predict import ShardScorer
 from virnucpro.prepare import prepare_sample
-from virnucpro.random_checkpoints import write_pickled_classifier
 from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample
 from virnucpro.sharding import read_shard

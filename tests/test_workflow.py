@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from virnucpro.random_checkpoints import write_pickled_classifier
+from virnucpro.demo.random_checkpoints import write_pickled_classifier
 from virnucpro.tables import read_tsv
 
 from conftest import REPO, copy_workflow, deploy
