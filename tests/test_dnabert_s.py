@@ -45,6 +45,7 @@ def test_packed_dnabert_s_matches_the_plain_reference(dnabert_tiny):
     check_against_reference(dnabert_tiny, frames(seed=1), heads=12)
 
 
+@pytest.mark.slow
 def test_full_size_real_config(tmp_path):
     """The real config.json (768 wide, 12 layers) and tokenizer, random weights."""
     cfg = DNABertConfig.from_json(REAL_DNABERT_S / "config.json")

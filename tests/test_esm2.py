@@ -59,6 +59,7 @@ def rewrite_rotary(source, target, change):
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "L{}-D{}-H{}".format(*s))
+@pytest.mark.slow
 def test_packed_esm2_matches_fair_esm(tmp_path, shape, record_property):
     path = write_esm2(tmp_path / "esm2_test.pt", *shape, seed=sum(shape))
     ours, expected = embed_like_fair_esm(path, proteins(seed=shape[1]))

@@ -58,6 +58,7 @@ def test_an_fp8_linear_agrees_with_the_float_layer_per_row():
     assert cosine.min() >= 0.998, cosine.min()
 
 
+@pytest.mark.slow
 def test_an_esm2_with_fp8_linears_embeds_as_fair_esm_does(tmp_path):
     path = write_esm2(tmp_path / "esm2_fp8.pt", 3, 320, 20, seed=4)
     sequences = proteins(seed=4)

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from virnucpro.demo.random_checkpoints import write_pickled_classifier
@@ -72,6 +73,7 @@ def files_and_times(directory):
     return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in directory.rglob("*")}
 
 
+@pytest.mark.slow
 def test_the_demo_runs_in_a_project_of_its_own_and_a_rerun_redoes_only_what_a_change_needs(
     tmp_path,
 ):
@@ -157,6 +159,7 @@ def test_the_demo_runs_in_a_project_of_its_own_and_a_rerun_redoes_only_what_a_ch
     assert files_and_times(workflow) == untouched
 
 
+@pytest.mark.slow
 def test_a_run_without_cores_names_the_local_profile(workdir):
     result = snakemake(workdir, *DEMO, check=False)
     assert result.returncode != 0
