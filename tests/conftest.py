@@ -1,4 +1,5 @@
-"""Shared fixtures: paths, and tiny random-weight checkpoints in the published formats."""
+"""Shared fixtures: paths, and tiny random-weight checkpoints in the published formats; and
+the tests that need a GPU or a SLURM cluster left out unless -m names them."""
 
 import re
 import shutil
@@ -32,8 +33,8 @@ MACHINE_MARKERS = ("gpu", "slurm")
 
 def pytest_collection_modifyitems(config, items):
     named = set(re.findall(r"\w+", config.getoption("markexpr")))
-    wanted = [marker for marker in MACHINE_MARKERS if marker not in named]
-    left_out = [item for item in items if any(item.get_closest_marker(m) for m in wanted)]
+    unnamed = [marker for marker in MACHINE_MARKERS if marker not in named]
+    left_out = [item for item in items if any(item.get_closest_marker(m) for m in unnamed)]
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         items[:] = [item for item in items if item not in left_out]
