@@ -101,8 +101,8 @@ def main():
     if args.measure:
         measure(args.workdir)
         return
+    from virnucpro.demo.random_checkpoints import write_dnabert_s
     from virnucpro.models.dnabert_s import DNABertConfig
-    from virnucpro.random_checkpoints import write_dnabert_s
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     write_shard(args.workdir, args.frames)

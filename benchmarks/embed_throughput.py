@@ -29,6 +29,7 @@ from baselines import (
 )
 from model_flops import bf16_matmul_tflops, dnabert_flops, esm2_flops
 
+from virnucpro.demo.random_checkpoints import write_dnabert_s, write_esm2
 from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import embed_all
 from virnucpro.fasta import read_records
@@ -36,7 +37,6 @@ from virnucpro.models import dnabert_s
 from virnucpro.models.architectures import ESM2_PRESETS
 from virnucpro.models.dnabert_s import DNABertConfig
 from virnucpro.models.fp8 import esm2_to_fp8
-from virnucpro.random_checkpoints import write_dnabert_s, write_esm2
 
 AMINO_ACIDS = list("ACDEFGHIKLMNPQRSTVWY")
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 from record import save
 
+from virnucpro.demo.random_checkpoints import train_dna_tokenizer, write_dnabert_s, write_esm2
 from virnucpro.models import dnabert_s, esm2
 from virnucpro.models.architectures import ESM2_PRESETS
 from virnucpro.models.dnabert_s import DNABertConfig
 from virnucpro.packing import PackedBatch
-from virnucpro.random_checkpoints import train_dna_tokenizer, write_dnabert_s, write_esm2
 
 PROBE = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
 

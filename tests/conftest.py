@@ -1,5 +1,7 @@
-"""Shared fixtures: paths, and tiny random-weight checkpoints in the published formats."""
+"""Shared fixtures: paths, and tiny random-weight checkpoints in the published formats; and
+the tests that need a GPU or a SLURM cluster left out unless -m names them."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -7,8 +9,8 @@ import pytest
 import torch
 
 from virnucpro.demo import build_demo_models
+from virnucpro.demo.random_checkpoints import write_dnabert_s, write_esm2
 from virnucpro.models.dnabert_s import DNABertConfig
-from virnucpro.random_checkpoints import write_dnabert_s, write_esm2
 
 from stages import run_sample
 
@@ -22,6 +24,20 @@ DVF_VALIDATION = (DVF / "host_val.fa", DVF / "virus_val.fa")
 REAL_DNABERT_S = DATA / "dnabert-s"
 # the demo's input: 8 fragments of 3 kb, 4 viral and 4 host (config/demo/README.md)
 DEMO_FA = REPO / "config" / "demo" / "data" / "demo.fa"
+
+
+# Tests marked with these need a machine this may not be: they run only where -m names their
+# marker (`pytest -m gpu`), whatever else it selects (`pytest -m "not slow"`).
+MACHINE_MARKERS = ("gpu", "slurm")
+
+
+def pytest_collection_modifyitems(config, items):
+    named = set(re.findall(r"\w+", config.getoption("markexpr")))
+    unnamed = [marker for marker in MACHINE_MARKERS if marker not in named]
+    left_out = [item for item in items if any(item.get_closest_marker(m) for m in unnamed)]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if item not in left_out]
 
 
 def fastq(records, newline="\n"):

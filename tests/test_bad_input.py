@@ -237,6 +237,7 @@ def test_a_5_mb_record_is_cut_whole(tmp_path):
     assert all(int(row.frames) > 0 for row in read_tsv(p.manifest))
 
 
+@pytest.mark.slow
 def test_100000_reads_are_all_listed(tmp_path):
     genomes = [sequence for path in DVF_VALIDATION for _, sequence in _pairs(path)]
     rng = random.Random(100)
@@ -605,6 +606,7 @@ def test_snakemake_stops_before_running_with_the_error_as_written(workdir, path,
     assert "InputError" not in output and 'File "' not in output, output  # the message alone
 
 
+@pytest.mark.slow
 def test_good_samples_complete_beside_bad_ones(workdir):
     """One run of the workflow with keep-going (profiles/local): the good samples, which hold
     every kind of odd but good record, complete with each record listed, and reads given as

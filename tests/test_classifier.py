@@ -16,8 +16,8 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from virnucpro.demo.random_checkpoints import write_pickled_classifier
 from virnucpro.models.classifier import MLPClassifier, load_classifier, save_classifier, scores
-from virnucpro.random_checkpoints import write_pickled_classifier
 
 # What the original train.py does: a script defines MLPClassifier and torch.save()s the module.
 TRAIN_SCRIPT = textwrap.dedent("""

@@ -10,11 +10,11 @@ import pytest
 
 from virnucpro.calling import CallRule
 from virnucpro.damage import DamagedFile, InputGone, removing_damaged_inputs
+from virnucpro.demo.random_checkpoints import write_pickled_classifier
 from virnucpro.h5store import embedding_writer, open_embeddings
 from virnucpro.models.classifier_header import EMBEDDING_MODELS
 from virnucpro.predict import ShardScorer
 from virnucpro.prepare import prepare_sample
-from virnucpro.random_checkpoints import write_pickled_classifier
 from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample
 from virnucpro.sharding import read_shard
@@ -238,6 +238,7 @@ def test_a_frame_table_that_another_job_removed_is_said_to_be_so(frame_table, mo
         read_shard("shards/frames.tsv", "shards/manifest.tsv", "shard_0001")
 
 
+@pytest.mark.slow
 def test_the_job_that_finds_a_damaged_input_removes_it_and_a_rerun_remakes_only_that(workdir):
     shard = "results/demo_500/embeddings/shard_0000"
     h5 = f"{shard}.esm2.h5"  # the aggregation reads it next
@@ -283,6 +284,7 @@ def cut_at_a_line_end(path):
 
 
 @pytest.mark.parametrize("damage", [cut_in_a_line, cut_at_a_line_end], ids=lambda f: f.__name__)
+@pytest.mark.slow
 def test_a_records_table_cut_short_is_named_removed_and_remade_as_a_clean_run_makes_it(
     workdir, damage
 ):
@@ -307,6 +309,7 @@ def test_a_records_table_cut_short_is_named_removed_and_remade_as_a_clean_run_ma
     assert results_bytes(workdir) == clean
 
 
+@pytest.mark.slow
 def test_a_finished_samples_damaged_table_is_listed_with_the_samples_that_failed(workdir):
     """After a run in which a sample failed, the table of all samples lists the others; one
     whose records table is found cut short there is listed among the failed, with the damage,

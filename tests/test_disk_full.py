@@ -76,6 +76,7 @@ print(json.dumps(said))
 """
 
 
+@pytest.mark.slow
 def test_a_write_that_finds_the_disk_full_names_its_file_and_keeps_nothing(tmp_path):
     full, big, writers = tmp_path / "full", tmp_path / "model.bin", tmp_path / "writers.py"
     big.write_bytes(bytes(200_000))
@@ -97,6 +98,7 @@ def test_a_write_that_finds_the_disk_full_names_its_file_and_keeps_nothing(tmp_p
         assert left == [], writer  # no temporary file, nor the file half-written
 
 
+@pytest.mark.slow
 def test_a_run_that_fills_the_disk_says_so_in_one_line_and_finishes_once_there_is_room(workdir):
     """The demo with `results/` on a filesystem of 40 kB: each failed job's log ends with the
     one line; nothing half-written is left; once the filesystem is larger, the same command

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from virnucpro.demo.random_checkpoints import write_dnabert_s
 from virnucpro.encoders import NucleotideEncoder
 from virnucpro.engine import embed_all
 from virnucpro.models import dnabert_s
 from virnucpro.models.dnabert_s import DNABertConfig
-from virnucpro.random_checkpoints import write_dnabert_s
 
 from conftest import REAL_DNABERT_S
 from reference import dnabert as reference
@@ -45,6 +45,7 @@ def test_packed_dnabert_s_matches_the_plain_reference(dnabert_tiny):
     check_against_reference(dnabert_tiny, frames(seed=1), heads=12)
 
 
+@pytest.mark.slow
 def test_full_size_real_config(tmp_path):
     """The real config.json (768 wide, 12 layers) and tokenizer, random weights."""
     cfg = DNABertConfig.from_json(REAL_DNABERT_S / "config.json")

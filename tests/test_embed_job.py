@@ -104,6 +104,7 @@ def where(events, text):
 
 
 @pytest.mark.parametrize("free", [True, False], ids=["free-at-start", "busy-at-start"])
+@pytest.mark.slow
 def test_a_job_calls_no_cuda_before_its_lease_and_releases_it_before_finishing_its_files(
     demo_run, demo_models, tmp_path, events, free
 ):

@@ -181,6 +181,7 @@ class _MemoryLimited:
 
 
 @pytest.mark.parametrize("wrapped", [False, True], ids=["allocator", "while-compiling"])
+@pytest.mark.slow
 def test_out_of_memory_halves_the_budget_and_loses_nothing(esm2_tiny, wrapped):
     encoder = ProteinEncoder.load(esm2_tiny, torch.device("cpu"), torch.float32)
     tokens = ProteinEncoder.tokenize(esm2_tiny, PROTEINS * 4)
@@ -211,6 +212,7 @@ def test_a_failed_run_leaves_no_embedding_file(tmp_path, esm2_tiny):
 
 
 @torch.no_grad()
+@pytest.mark.slow
 def test_compiled_layer_code_matches_eager(esm2_tiny, dnabert_tiny):
     """The functions compiled on a GPU, compiled here whole (no graph break allowed)."""
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from virnucpro.demo.random_checkpoints import write_esm2
 from virnucpro.encoders import ProteinEncoder
 from virnucpro.engine import embed_all
 from virnucpro.models import esm2
 from virnucpro.packing import PackedBatch
-from virnucpro.random_checkpoints import write_esm2
 from virnucpro.sizing import esm2_tokens
 
 from reference import fair_esm
@@ -59,6 +59,7 @@ def rewrite_rotary(source, target, change):
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "L{}-D{}-H{}".format(*s))
+@pytest.mark.slow
 def test_packed_esm2_matches_fair_esm(tmp_path, shape, record_property):
     path = write_esm2(tmp_path / "esm2_test.pt", *shape, seed=sum(shape))
     ours, expected = embed_like_fair_esm(path, proteins(seed=shape[1]))

@@ -8,11 +8,11 @@ import torch.nn.functional as F
 from test_esm2 import proteins
 from torch import nn
 
+from virnucpro.demo.random_checkpoints import write_esm2
 from virnucpro.device import check_fp8
 from virnucpro.encoders import ProteinEncoder
 from virnucpro.engine import embed_all
 from virnucpro.models.fp8 import E4M3_MAX, Fp8GeluLinear, Fp8Linear, esm2_to_fp8, quantize_rows
-from virnucpro.random_checkpoints import write_esm2
 
 from reference import fair_esm
 
@@ -58,6 +58,7 @@ def test_an_fp8_linear_agrees_with_the_float_layer_per_row():
     assert cosine.min() >= 0.998, cosine.min()
 
 
+@pytest.mark.slow
 def test_an_esm2_with_fp8_linears_embeds_as_fair_esm_does(tmp_path):
     path = write_esm2(tmp_path / "esm2_fp8.pt", 3, 320, 20, seed=4)
     sequences = proteins(seed=4)

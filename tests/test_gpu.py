@@ -14,6 +14,7 @@ from test_embed_job import RecordingLease
 from torch import nn
 from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 
+from virnucpro.demo.random_checkpoints import write_dnabert_s, write_esm2, write_pickled_classifier
 from virnucpro.embed import embed_shard
 from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import embed_all
@@ -24,7 +25,6 @@ from virnucpro.models.classifier import load_classifier
 from virnucpro.models.dnabert_s import DNABertConfig, alibi_slopes, weights_path
 from virnucpro.models.fp8 import Fp8GeluLinear, Fp8Linear, esm2_to_fp8
 from virnucpro.packing import PackedBatch
-from virnucpro.random_checkpoints import write_dnabert_s, write_esm2, write_pickled_classifier
 from virnucpro.scoring import score_files
 
 from conftest import REAL_DNABERT_S, REPO

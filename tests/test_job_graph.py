@@ -32,6 +32,7 @@ def finished(demo_finished, tmp_path):
     return shutil.copytree(demo_finished, tmp_path / "finished", symlinks=True)
 
 
+@pytest.mark.slow
 def test_adding_a_larger_sample_plans_only_that_sample(finished):
     # 600,000 reads (100 MB) whose six frames are all stop-free (poly-A: K and F), about 190
     # million ESM-2 tokens: many shards' worth of both models, where each demo sample has one
@@ -52,16 +53,19 @@ def test_adding_a_larger_sample_plans_only_that_sample(finished):
     assert len(shards) == shard_count(600_000 * read) > 1
 
 
+@pytest.mark.slow
 def test_other_gpus_plan_nothing(finished, tmp_path):
     set_config(finished, gpus=[0, 1, 2], lease_dir=str(tmp_path / "leases"))
     assert planned(finished) == []
 
 
+@pytest.mark.slow
 def test_the_slurm_profile_plans_nothing(finished):
     plan = snakemake(finished, *DEMO, "--profile", "profiles/slurm", "--dry-run").stdout
     assert "Nothing to be done" in plan, plan
 
 
+@pytest.mark.slow
 def test_a_classifier_of_dnabert_s_features_alone_plans_no_esm2_job(workdir):
     classifier = workdir / "dnabert_s_500.safetensors"
     save_classifier(MLPClassifier(48), classifier, models=("dnabert_s",))
@@ -76,6 +80,7 @@ def test_a_classifier_of_dnabert_s_features_alone_plans_no_esm2_job(workdir):
     ]
 
 
+@pytest.mark.slow
 def test_the_report_of_a_finished_run_builds(finished):
     """--report plans with no cores given: the plan must not need them."""
     snakemake(finished, *DEMO, "--report", "report.html")

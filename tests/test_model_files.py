@@ -20,9 +20,9 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from virnucpro.demo.random_checkpoints import write_dnabert_s, write_esm2, write_pickled_classifier
 from virnucpro.models.classifier import MLPClassifier
 from virnucpro.models.dnabert_s import DNABertConfig
-from virnucpro.random_checkpoints import write_dnabert_s, write_esm2, write_pickled_classifier
 
 from conftest import REAL_DNABERT_S, REPO
 
@@ -244,6 +244,7 @@ def archive_for(loader, tmp_path, pickle_record):
     return path, path
 
 
+@pytest.mark.slow
 def test_the_measure_sees_what_torch_load_allocates(tmp_path, load_in_child):
     """Before issue 20 the ESM-2 and DNABERT-S loaders read their files with
     torch.load(weights_only=True), which this file makes allocate what it asks for: the measure
@@ -338,6 +339,7 @@ FILES = {"oversized storage": oversized_storage, "huge shape": huge_shape, "NaN 
 
 @pytest.mark.parametrize("loader", LOADERS)
 @pytest.mark.parametrize("case", FILES)
+@pytest.mark.slow
 def test_a_model_file_of_impossible_shape_or_values_is_refused_within_the_limit(
     tmp_path, monkeypatch, load_in_child, loader, case
 ):

@@ -7,6 +7,8 @@ import re
 from collections import defaultdict
 from datetime import datetime
 
+import pytest
+
 from workflow_runs import DEMO, set_config, snakemake
 
 K = 2
@@ -25,6 +27,7 @@ def events(log):
     return [(when(stamp), name, message) for stamp, name, message in LINE.findall(log)]
 
 
+@pytest.mark.slow
 def test_no_two_jobs_compute_on_one_device_and_a_waiting_job_has_read_its_shard(workdir, tmp_path):
     set_config(workdir, shards=3, gpus=list(range(K)), lease_dir=str(tmp_path / "leases"))
     # cores enough for two embedding jobs a GPU (virnucpro.scheduling): one computes, one waits

@@ -10,9 +10,9 @@ import pytest
 
 from virnucpro.calibration import Calibration
 from virnucpro.calling import CallRule
+from virnucpro.demo.random_checkpoints import write_pickled_classifier
 from virnucpro.models.classifier import MLPClassifier, save_classifier
 from virnucpro.models.classifier_header import CALIBRATION_KEY
-from virnucpro.random_checkpoints import write_pickled_classifier
 from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample
 from virnucpro.tables import read_tsv

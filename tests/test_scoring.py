@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from virnucpro import scoring
+from virnucpro.demo.random_checkpoints import write_pickled_classifier
 from virnucpro.embed import embed_shard
 from virnucpro.h5store import embedding_writer, open_embeddings, read_attrs, read_embeddings
 from virnucpro.models.classifier import MLPClassifier, save_classifier, scores
 from virnucpro.models.classifier_header import classifier_models
 from virnucpro.predict import SCORED_WITH, ShardScorer, classifier_digest
-from virnucpro.random_checkpoints import write_pickled_classifier
 
 from conftest import DEMO_FA
 from stages import run_sample

@@ -9,6 +9,7 @@ import torch
 
 from virnucpro import fasta
 from virnucpro.calling import CallRule
+from virnucpro.demo.random_checkpoints import write_pickled_classifier
 from virnucpro.embed import embed_shard
 from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import embed_all
@@ -17,7 +18,6 @@ from virnucpro.models.classifier import MLPClassifier, save_classifier
 from virnucpro.models.classifier_header import EMBEDDING_MODELS
 from virnucpro.predict import ShardScorer
 from virnucpro.prepare import prepare_sample
-from virnucpro.random_checkpoints import write_pickled_classifier
 from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample
 from virnucpro.sharding import read_shard
@@ -72,6 +72,7 @@ def test_embedding_files_hold_ids_vectors_and_model_identity(demo_run):
 
 
 @pytest.mark.parametrize("encoder_type", [ProteinEncoder, NucleotideEncoder])
+@pytest.mark.slow
 def test_packing_many_frames_equals_one_at_a_time(demo_run, demo_models, encoder_type):
     is_esm2 = encoder_type is ProteinEncoder
     model = demo_models["esm2"] if is_esm2 else demo_models["dnabert_s"]
@@ -118,6 +119,7 @@ def test_a_classifier_for_other_models_is_an_error_naming_both(demo_run, tmp_pat
     assert not any((tmp_path / "out").rglob("*"))  # nothing written, not even a temporary file
 
 
+@pytest.mark.slow
 def test_the_outputs_do_not_depend_on_parts_workers_compression_or_fastq(
     demo_models, tmp_path, monkeypatch
 ):

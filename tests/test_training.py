@@ -55,6 +55,7 @@ def fits(dataset):
 
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["corrected", "legacy"])
+@pytest.mark.slow
 def test_fit_matches_the_original_procedure(dataset, fits, legacy):
     model, history, epoch = fits[legacy]
     ref_model, ref_history, ref_epoch = original_training.train(*dataset, SEED, legacy)

@@ -49,6 +49,7 @@ def trained_demo(tmp_path_factory):
     return workdir
 
 
+@pytest.mark.slow
 def test_the_demo_trains_evaluates_and_predicts_with_its_classifier(trained_demo):
     workdir = trained_demo
     classifier = workdir / TRAINED_CLASSIFIER
@@ -88,6 +89,7 @@ def test_the_demo_trains_evaluates_and_predicts_with_its_classifier(trained_demo
     assert "estimated false discovery rate of the" in (trained / "summary.txt").read_text()
 
 
+@pytest.mark.slow
 def test_every_call_of_the_demo_follows_from_its_columns_as_the_figures_draw_it(trained_demo):
     for sample in SAMPLES:
         results = trained_demo / "results" / sample
@@ -127,6 +129,7 @@ def report_contents(path):
     }
 
 
+@pytest.mark.slow
 def test_the_report_shows_the_calls_and_every_table_and_names_the_config_files(trained_demo):
     snakemake(trained_demo, *TARGETS, *TRAINING_DEMO, "--report", "report.html")
     start, results = report_contents(trained_demo / "report.html")
@@ -156,6 +159,7 @@ def test_the_report_shows_the_calls_and_every_table_and_names_the_config_files(t
         assert f"virnucpro {__version__}: sample {sample}" in page  # its summary
 
 
+@pytest.mark.slow
 def test_the_same_data_and_seed_train_the_same_file(trained_demo):
     classifier = trained_demo / TRAINED_CLASSIFIER
     first = sha256(classifier)
@@ -165,6 +169,7 @@ def test_the_same_data_and_seed_train_the_same_file(trained_demo):
     assert sha256(classifier) == first
 
 
+@pytest.mark.slow
 def test_a_classifier_of_dnabert_s_features_plans_no_esm2_job(workdir):
     # the demo's published-format classifier takes both models: none to compare with here
     (workdir / "dnabert_s.yaml").write_text(
@@ -180,6 +185,7 @@ def test_a_classifier_of_dnabert_s_features_plans_no_esm2_job(workdir):
     assert {out.split("/")[1] for out in one_model} == {"training", "demo_300_legacy"}
 
 
+@pytest.mark.slow
 def test_a_training_target_without_a_training_sheet_stops_at_once(workdir):
     result = snakemake(workdir, "train", *DEMO, "--dry-run", check=False)
     output = result.stdout + result.stderr
@@ -188,6 +194,7 @@ def test_a_training_target_without_a_training_sheet_stops_at_once(workdir):
     assert "Exception" not in output and "Traceback" not in output, output  # the message alone
 
 
+@pytest.mark.slow
 def test_a_classifier_to_compare_reads_only_its_models_files(workdir):
     save_classifier(MLPClassifier(4), workdir / "dnabert_s_only.safetensors", ("dnabert_s",))
     (workdir / "compare.yaml").write_text(

@@ -2,15 +2,14 @@
 directory (the workflow a module of its Snakefile), and a rerun that redoes only what a deleted
 shard file needs. Config and sample sheet errors: test_bad_input.py."""
 
-import importlib
 import re
 import subprocess
 import sys
-import tomllib
 
+import pytest
 import yaml
 
-from virnucpro.random_checkpoints import write_pickled_classifier
+from virnucpro.demo.random_checkpoints import write_pickled_classifier
 from virnucpro.tables import read_tsv
 
 from conftest import REPO, copy_workflow, deploy
@@ -74,6 +73,7 @@ def files_and_times(directory):
     return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in directory.rglob("*")}
 
 
+@pytest.mark.slow
 def test_the_demo_runs_in_a_project_of_its_own_and_a_rerun_redoes_only_what_a_change_needs(
     tmp_path,
 ):
@@ -159,6 +159,7 @@ def test_the_demo_runs_in_a_project_of_its_own_and_a_rerun_redoes_only_what_a_ch
     assert files_and_times(workflow) == untouched
 
 
+@pytest.mark.slow
 def test_a_run_without_cores_names_the_local_profile(workdir):
     result = snakemake(workdir, *DEMO, check=False)
     assert result.returncode != 0
@@ -169,13 +170,6 @@ def test_the_workflow_catalog_s_flag_names_a_profile_of_the_workflow():
     usage = yaml.safe_load((REPO / ".snakemake-workflow-catalog.yml").read_text())["usage"]
     flag, profile = usage["mandatory-flags"]["flags"].split()
     assert flag == "--profile" and (REPO / profile / "config.yaml").is_file()
-
-
-def test_every_console_entry_point_names_a_function():
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    for name, target in project.get("scripts", {}).items():
-        module, _, function = target.partition(":")
-        assert callable(getattr(importlib.import_module(module), function, None)), name
 
 
 def test_rules_run_in_the_one_environment():

@@ -56,11 +56,6 @@ log = logging.getLogger(__name__)
 COMPILER = "torch._inductor.compile_fx"  # seconds to import: in the CPU phase
 
 
-# Fault injection for the resume tests: an embedding job whose ESM-2 output path contains this
-# variable's value fails after computing, so its half-written files must be discarded.
-FAIL_SHARD = "VIRNUCPRO_FAIL_SHARD"
-
-
 def longest_first(tokens, ordinals):
     """Indices of a TokenStore's sequences longest first, ties in input order: batches then
     hold sequences of about one length, which pack densely."""
@@ -223,8 +218,6 @@ def embed_shard(
             _mark("GPU work done, lease released", job)
 
             # 3. the files
-            if os.environ.get(FAIL_SHARD) and os.environ[FAIL_SHARD] in str(outputs[last]):
-                raise RuntimeError(f"{outputs[last]} fails on purpose: {FAIL_SHARD} is set")
             if scorer is not None:
                 _store_scores(out[last], scorer, classifier.result()[1])
             for kind in kinds:

@@ -22,9 +22,9 @@ import safetensors.torch
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 
-from .atomic import atomic_path
-from .models.classifier import MLPClassifier
-from .models.dnabert_s import DNABertConfig
+from ..atomic import atomic_path
+from ..models.classifier import MLPClassifier
+from ..models.dnabert_s import DNABertConfig
 
 SPECIAL_TOKENS = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
 
