@@ -139,8 +139,8 @@ class Plan:
     def targets(self):
         """Every sample's results and the table of all samples, the per-shard embeddings
         included: a shard file that goes missing is then remade, with only what depends on it.
-        The evaluation's files are added by the workflow, from its rules' outputs, where the
-        training sheet has evaluate sets (sets_of("evaluate"))."""
+        The evaluation's files are added by the workflow's `all`, from its rules' outputs,
+        where the training sheet has evaluate sets."""
         return [
             *(f"results/{sample}/{name}" for sample in self.samples for name in SAMPLE_RESULTS),
             *(path for sample in self.samples for path in self.embedding_files(sample)),

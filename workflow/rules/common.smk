@@ -252,13 +252,6 @@ def sample_settings(sample):
     }
 
 
-def final_outputs():
-    """The plan's targets; with a training sheet of evaluate sets, the evaluation too (training
-    is done where a sample's classifier is the one trained, as its input)."""
-    evaluation = evaluation_outputs() if PLAN.sets_of("evaluate") else []
-    return PLAN.targets() + evaluation
-
-
 # The training run (train.smk)
 
 
@@ -294,16 +287,6 @@ def set_files(sets):
         "embeddings": [path for s in sets for shard in s["shards"] for path in shard],
         "labels": [s["labels_tsv"] for s in sets],
     }
-
-
-def evaluation_outputs():
-    """What `evaluate` makes: each classifier's metrics and figure, and their table (the
-    outputs of train.smk's rules, read when `all` and `evaluate` are defined after them).
-    """
-    return [
-        *rules.tabulate_evaluation.output,
-        *expand(rules.evaluate_classifier.output, classifier=PLAN.evaluated),
-    ]
 
 
 def evaluation_sets(classifier):

@@ -146,4 +146,5 @@ rule train:
 
 rule evaluate:
     input:
-        evaluation_outputs(),
+        rules.tabulate_evaluation.output,
+        expand(rules.evaluate_classifier.output, classifier=PLAN.evaluated),
