@@ -10,26 +10,12 @@ import pytest
 import yaml
 
 from virnucpro.demo.random_checkpoints import write_pickled_classifier
+from virnucpro.plan import SAMPLE_RESULTS  # what each sample's folder holds once run
 from virnucpro.tables import read_tsv
 
 from conftest import REPO, copy_workflow, deploy
 from workflow_runs import DEMO, aggregation, planned, snakemake
 
-# what each sample's folder under results/ holds once the run is done
-SAMPLE_RESULTS = (
-    "prediction_results.txt",
-    "prediction_results_highestscore.csv",
-    "records.tsv",
-    "chunks.tsv",
-    "regions.tsv",
-    "virus.fna",
-    "virus_regions.fna",
-    "summary.txt",
-    "calls.html",
-    "plots/score_distribution.svg",
-    "plots/length_vs_score.svg",
-    "plots/score_tracks.svg",
-)
 RULES = {
     "build_demo_models",
     "prepare_sample",

@@ -8,7 +8,7 @@ rule aggregate_sample:
         chunks="results/{sample}/prepare/chunk_frames.tsv",
         parts="results/{sample}/prepare/parts.tsv",
         manifest="results/{sample}/shards/manifest.tsv",
-        embeddings=lambda wildcards: embedding_files(wildcards.sample),
+        embeddings=lambda wildcards: PLAN.embedding_files(wildcards.sample),
         classifier=classifier_for,
     output:
         predictions="results/{sample}/prediction_results.txt",
@@ -53,7 +53,7 @@ rule aggregate_sample:
         "logs/benchmarks/aggregate_sample/{sample}.tsv"
     threads: CPU_STAGE_THREADS
     params:
-        models=lambda wildcards: SAMPLE_MODELS[wildcards.sample],
+        models=lambda wildcards: PLAN.models[wildcards.sample],
         chunk_size=lambda wildcards: samples[wildcards.sample]["chunk_size"],
         chunking=lambda wildcards: samples[wildcards.sample]["chunking"],
         calling=config["calling"],

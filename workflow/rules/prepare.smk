@@ -18,7 +18,7 @@ rule prepare_sample:
     params:
         chunk_size=lambda wildcards: samples[wildcards.sample]["chunk_size"],
         mode=lambda wildcards: samples[wildcards.sample]["chunking"],
-        models=lambda wildcards: SAMPLE_MODELS[wildcards.sample],
-        shards=lambda wildcards: len(SHARDS[wildcards.sample]),
+        models=lambda wildcards: PLAN.models[wildcards.sample],
+        shards=lambda wildcards: len(PLAN.shards[wildcards.sample]),
     script:
         "../scripts/prepare_sample.py"

@@ -20,7 +20,7 @@ rule select_training_frames:
         label=lambda wildcards: training_sets[f"training/{wildcards.set}"]["label"],
         chunk_size=config["training"]["chunk_size"],
         models=config["training"]["models"],
-        shards=lambda wildcards: len(SHARDS[f"training/{wildcards.set}"]),
+        shards=lambda wildcards: len(PLAN.shards[f"training/{wildcards.set}"]),
     script:
         "../scripts/select_training_frames.py"
 
@@ -40,7 +40,7 @@ rule train_classifier:
     resources:
         gpu=1,  # where there is one (embedding.device): the fit is a GPU's work
     params:
-        sets=training_set_params("train"),
+        sets=PLAN.set_fields("train"),
         models=config["training"]["models"],
         chunk_size=config["training"]["chunk_size"],
         seed=config["training"]["seed"],
@@ -103,7 +103,7 @@ rule evaluate_classifier:
     benchmark:
         "logs/benchmarks/evaluate_classifier/{classifier}.tsv"
     wildcard_constraints:
-        classifier=names_pattern(EVALUATED),
+        classifier=names_pattern(PLAN.evaluated),
     threads: 8
     params:
         sets=lambda wildcards: evaluation_sets(wildcards.classifier),
@@ -115,7 +115,7 @@ rule tabulate_evaluation:
     input:
         metrics=expand(
             "results/training/evaluation/{classifier}/metrics.tsv",
-            classifier=EVALUATED,
+            classifier=PLAN.evaluated,
         ),
     output:
         table="results/training/evaluation/classifiers.tsv",
@@ -131,7 +131,7 @@ rule tabulate_evaluation:
     benchmark:
         "logs/benchmarks/tabulate_evaluation.tsv"
     params:
-        classifiers={name: c["path"] for name, c in EVALUATED.items()},
+        classifiers={name: c["path"] for name, c in PLAN.evaluated.items()},
     script:
         "../scripts/tabulate_evaluation.py"
 
@@ -146,4 +146,5 @@ rule train:
 
 rule evaluate:
     input:
-        evaluation_outputs(),
+        rules.tabulate_evaluation.output,
+        expand(rules.evaluate_classifier.output, classifier=PLAN.evaluated),
