@@ -382,7 +382,9 @@ def test_a_job_that_starts_seeing_no_gpu_computes_on_the_one_it_leases(tmp_path)
             lease = Lease([{device!r}], "{tmp_path}/leases")
             embed_shard("{frames}", "{manifest}", "shard_0000", h5, models, "cuda", lease=lease)
         """
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO)}
+        # the repository first, then what the caller's path holds (a GPU machine's own packages)
+        path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": path}
         done = subprocess.run(
             [sys.executable, "-c", textwrap.dedent(script)], env=env, capture_output=True, text=True
         )

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .models.attention import is_packed, padded_length
-from .models.compile import eager_in_this_thread
+from .models.compile import MODEL_CALLS, eager_in_this_thread
 from .packing import TokenStore
 from .progress import Progress
 
@@ -174,9 +174,9 @@ class Engine:
             return 0.0
         started = time.perf_counter()
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), MODEL_CALLS:
                 self.encoder(filler(rows).to(self.device))
-                torch.cuda.synchronize(self.device)
+            torch.cuda.synchronize(self.device)
         except Exception as error:
             if not _out_of_memory(error):
                 raise
@@ -235,7 +235,8 @@ class Engine:
         if self.cuda:
             events = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
             events[0].record()
-        vectors = self.encoder(batch.to(self.device, non_blocking=True))
+        with MODEL_CALLS:
+            vectors = self.encoder(batch.to(self.device, non_blocking=True))
         finite = torch.isfinite(vectors).all()
         host = torch.empty(vectors.shape, dtype=torch.float32, pin_memory=self.cuda)
         host.copy_(vectors, non_blocking=True)
@@ -264,7 +265,7 @@ class Engine:
             "non-finite values in a batch of %d sequences: recomputed in float32", len(tokens)
         )
         batch = tokens.batch().to(self.device)
-        with eager_in_this_thread():  # a batch's shape of its own: compiling it would not pay
+        with eager_in_this_thread(), MODEL_CALLS:  # a shape of its own: compiling would not pay
             vectors = self._wide(batch).float().cpu()
         if not torch.isfinite(vectors).all():
             raise FloatingPointError("non-finite embeddings even in float32: the model is broken")

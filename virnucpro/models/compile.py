@@ -15,6 +15,13 @@ import torch
 OPTIONS = {"dynamic": False}
 _this_thread = threading.local()
 
+# torch.compile's tracing patches torch.nn.Module.__call__ and raises a flag for the whole
+# process (torch.fx), so a model called from another thread meanwhile runs into the tracer
+# and fails ("FX to symbolically trace a dynamo-optimized function", tests/test_gpu.py). An
+# embedding job computes with one model while it brings the next up, so a model is called
+# (compiling or queueing a batch: milliseconds, the GPU computes after) only under this lock.
+MODEL_CALLS = threading.Lock()
+
 
 @contextmanager
 def eager_in_this_thread():
