@@ -145,7 +145,7 @@ def stand_in_embeddings(run, seed=0):
     and random scores stored with the classifier's digest."""
     from virnucpro.h5store import embedding_writer
     from virnucpro.models.classifier import MLPClassifier, save_classifier
-    from virnucpro.predict import SCORED_WITH, classifier_digest
+    from virnucpro.scoring import SCORED_WITH, classifier_digest
     from virnucpro.sharding import read_manifest, read_shard
 
     p = paths(run)

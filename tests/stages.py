@@ -13,11 +13,11 @@ from virnucpro.embed import embed_shard
 from virnucpro.h5store import embedding_writer
 from virnucpro.models.classifier_header import EMBEDDING_MODELS
 from virnucpro.parts import PartRows
-from virnucpro.predict import SCORED_WITH, classifier_digest
 from virnucpro.prepare import CHUNK_COLUMNS, PART_COLUMNS, RECORD_COLUMNS, prepare_sample
 from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample
 from virnucpro.sample_outputs import write_sample_outputs
+from virnucpro.scoring import SCORED_WITH, classifier_digest
 from virnucpro.sharding import MANIFEST_COLUMNS, frame_row, frame_table, shard_name
 from virnucpro.tables import tsv_writer
 

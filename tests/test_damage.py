@@ -13,10 +13,10 @@ from virnucpro.damage import DamagedFile, InputGone, removing_damaged_inputs
 from virnucpro.demo.random_checkpoints import write_pickled_classifier
 from virnucpro.h5store import embedding_writer, open_embeddings
 from virnucpro.models.classifier_header import EMBEDDING_MODELS
-from virnucpro.predict import ShardScorer
 from virnucpro.prepare import prepare_sample
 from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample
+from virnucpro.scoring import ShardScorer
 from virnucpro.sharding import read_shard
 from virnucpro.table_sizes import check_sizes
 from virnucpro.tables import read_tsv

@@ -19,7 +19,7 @@ from virnucpro.frames import stored_bases
 from virnucpro.h5store import embedding_writer, open_embeddings, read_embeddings
 from virnucpro.models import dnabert_s, esm2
 from virnucpro.models.classifier import load_classifier
-from virnucpro.predict import SCORED_WITH, ShardScorer
+from virnucpro.scoring import SCORED_WITH, ShardScorer
 from virnucpro.sharding import read_shard, shard_entry
 from virnucpro.tables import read_tsv
 from virnucpro.train_run import training_matrix

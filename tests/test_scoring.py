@@ -16,7 +16,7 @@ from virnucpro.embed import embed_shard
 from virnucpro.h5store import embedding_writer, open_embeddings, read_attrs, read_embeddings
 from virnucpro.models.classifier import MLPClassifier, save_classifier, scores
 from virnucpro.models.classifier_header import classifier_models
-from virnucpro.predict import SCORED_WITH, ShardScorer, classifier_digest
+from virnucpro.scoring import SCORED_WITH, ShardScorer, classifier_digest
 
 from conftest import DEMO_FA
 from stages import run_sample

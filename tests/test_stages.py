@@ -16,10 +16,10 @@ from virnucpro.engine import embed_all
 from virnucpro.h5store import read_embeddings
 from virnucpro.models.classifier import MLPClassifier, save_classifier
 from virnucpro.models.classifier_header import EMBEDDING_MODELS
-from virnucpro.predict import ShardScorer
 from virnucpro.prepare import prepare_sample
 from virnucpro.regions import RegionSettings
 from virnucpro.report import aggregate_sample
+from virnucpro.scoring import ShardScorer
 from virnucpro.sharding import read_shard
 from virnucpro.tables import read_tsv
 

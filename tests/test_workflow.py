@@ -19,6 +19,7 @@ from workflow_runs import DEMO, aggregation, planned, snakemake
 RULES = {
     "build_demo_models",
     "prepare_sample",
+    "link_classifier",
     "embed_shard",
     "aggregate_sample",
     "tabulate_samples",
@@ -98,19 +99,28 @@ def test_the_demo_runs_in_a_project_of_its_own_and_a_rerun_redoes_only_what_a_ch
     assert (workdir / "results" / "demo_500" / "prediction_results.txt").read_text() == before
 
     # another classifier: the aggregation scores the stored embeddings again, none is recomputed
+    # (the embedding jobs' classifier is a link to it, an input whose change reruns none of them)
     write_pickled_classifier(workdir / "other_500.pth", 48 + 64, seed=9)
     config = workdir / "config" / "demo" / "config.yaml"
     config.write_text(
         config.read_text().replace("resources/demo/500_model.pth", str(workdir / "other_500.pth"))
     )
     stamps = {p: p.stat().st_mtime_ns for p in embeddings.glob("*.h5")}
-    assert sorted(planned(workdir)) == sorted(aggregation("demo_500"))
+    link = ("link_classifier", "results/demo_500/classifier")
+    assert sorted(planned(workdir)) == sorted([link, *aggregation("demo_500")])
     snakemake(workdir, *DEMO, "--cores", "2")
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     log = (workdir / "logs" / "aggregate_sample" / "demo_500.log").read_text()
     for shard in ("shard_0000", "shard_0001"):
         assert f"{shard}.esm2.h5: " in log and "other_500.pth (computed here)" in log
-    assert (workdir / "results" / "demo_500" / "prediction_results.txt").read_text() != before
+    other = (workdir / "results" / "demo_500" / "prediction_results.txt").read_text()
+    assert other != before
+    # the file replaced (a classifier trained again, written under its name): the same
+    write_pickled_classifier(workdir / "other_500.pth", 48 + 64, seed=10)
+    assert sorted(planned(workdir)) == sorted([link, *aggregation("demo_500")])
+    snakemake(workdir, *DEMO, "--cores", "2")
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert (workdir / "results" / "demo_500" / "prediction_results.txt").read_text() != other
 
     # new call thresholds: the stored scores are called again; nothing else is redone, and the
     # original's two tables, which follow the original's rule, stay as they were

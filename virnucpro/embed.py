@@ -43,12 +43,10 @@ from .engine import Engine, auto_batch_tokens, embed_all
 from .fidelity import GateSettings, check, measure
 from .gpu_lease import GpuLease
 from .h5store import embedding_writer
-from .models.classifier import load_classifier
 from .models.compile import eager_in_this_thread
 from .models.fp8 import esm2_to_fp8
 from .packing import TokenStore
-from .predict import SCORED_WITH, classifier_digest
-from .scoring import NonFiniteScores, StreamingScorer, check_width
+from .scoring import job_classifier, job_scorer, store_scores
 from .sharding import shard_blocks, shard_entry
 
 log = logging.getLogger(__name__)
@@ -146,7 +144,7 @@ def embed_shard(
             compiler = (
                 pool.submit(importlib.import_module, COMPILER) if _on_gpu(job, lease) else None
             )
-            classifier = pool.submit(_classifier, classifier_path)
+            classifier = pool.submit(job_classifier, classifier_path)
             entry = shard_entry(frames_tsv, manifest_tsv, shard)
             started = None
             if lease.try_take():  # the GPU is free: it starts while the shard is read
@@ -198,8 +196,13 @@ def embed_shard(
             last = kinds[-1]
             if last in later:
                 model[last] = model[last].result()
-            scorer = _scorer(
-                classifier.result(), classifier_path, earlier, encoders[last], outputs, data
+            scorer = job_scorer(
+                classifier.result(),
+                classifier_path,
+                earlier,
+                encoders[last],
+                outputs,
+                len(data.ordinals),
             )
             if job.in_fp8(last):
                 fits = None if scorer is None else classifier.result()[0]
@@ -219,7 +222,7 @@ def embed_shard(
 
             # 3. the files
             if scorer is not None:
-                _store_scores(out[last], scorer, classifier.result()[1])
+                store_scores(out[last], scorer, classifier.result()[1])
             for kind in kinds:
                 out[kind].attrs.update(
                     _attributes(model[kind], model_paths[kind], device, begun[kind], stats[kind])
@@ -356,8 +359,8 @@ def _fp8_gate(model, data, earlier, classifier, device, job, path):
     model's FP8 layers, compare that with its fp16 vectors (_ready), and stop the job
     (fidelity.FidelityError) unless the two agree as the gate's settings ask; returns the
     GateReport. `classifier`: the sample's classifier where it takes these models' features
-    (_scorer's check), else None; the calls compared are the classifier's on the `earlier`
-    models' vectors (by row in the files) beside ESM-2's."""
+    (scoring.job_scorer's check), else None; the calls compared are the classifier's on the
+    `earlier` models' vectors (by row in the files) beside ESM-2's."""
     fp8, _ = embed_all(model.encoder, data.tokens["esm2"][data.sample], device, model.budget)
     earlier = [vectors[data.row_of[data.sample]] for vectors in earlier]
     report = measure(model.fp16_vectors, fp8, classifier, earlier)
@@ -388,45 +391,6 @@ def _mark(event, job):
 
 def _weights_bytes(kind, path):
     return Path(ENCODERS[kind].weights_file(path)).stat().st_size
-
-
-def _classifier(path):
-    """(model, SHA-256) of the classifier to score with, or None: a classifier this job cannot
-    read is the classification stage's to report, so the embeddings are kept regardless."""
-    if path is None:
-        return None
-    try:
-        return load_classifier(path), classifier_digest(path)
-    except (OSError, ValueError) as error:
-        log.warning("not scoring in this job (the classification stage will): %s", error)
-        return None
-
-
-def _scorer(classifier, path, earlier, last, outputs, data):
-    """A StreamingScorer for the shard's frames, or None where there is no classifier that
-    fits: `earlier`, the vectors of the models before the last, which is `last`."""
-    if classifier is None:
-        return None
-    widths = [vectors.shape[1] for vectors in earlier] + [last.dim]
-    try:
-        check_width(classifier[0], widths, path, list(outputs.values()))
-    except ValueError as error:
-        log.warning("not scoring in this job (the classification stage will): %s", error)
-        return None
-    return StreamingScorer(classifier[0], path, earlier, len(data.ordinals))
-
-
-def _store_scores(out, scorer, digest):
-    """The scorer's scores into the last model's file, unless a frame scored NaN or infinite:
-    its features are finite (the engine and the file see to it), so the classifier is at fault,
-    and that is the classification stage's to report, as for one this job cannot read."""
-    try:
-        probabilities = scorer.result()
-    except NonFiniteScores as error:
-        log.warning("not storing this job's scores (the classification stage will stop): %s", error)
-        return
-    out.store("scores", probabilities)
-    out.attrs[SCORED_WITH] = digest
 
 
 def _sink(out, scorer):

@@ -20,7 +20,6 @@ from .calibration import Calibration
 from .calling import ORIGINAL_RULE, CallRule, covered_bases
 from .damage import DamagedFile
 from .parts import read_range
-from .predict import float32_texts
 from .prepare import CHUNK_COLUMNS as PREPARED_CHUNK_COLUMNS
 from .prepare import RECORD_COLUMNS as PREPARED_RECORD_COLUMNS
 from .regions import RegionSettings, viral_segments
@@ -212,6 +211,12 @@ def call_part(calling, task):
         probabilities=probabilities,
         called_virus=np.array([row[_CALL] == "virus" for row in record_rows], dtype=bool),
     )
+
+
+def float32_texts(values):
+    """Float32 scores as the original printed them: str() of a numpy float32 (shortest repr).
+    A loop of str(): numpy's own astype(str) gives the same text, but is slower."""
+    return list(map(str, np.asarray(values, dtype=np.float32)))
 
 
 def rank_records(rows, rates):

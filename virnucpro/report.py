@@ -36,7 +36,7 @@ from .part_calls import (
     rank_records,
 )
 from .parts import check_ranges, part_rows, read_parts
-from .predict import ShardScorer
+from .scoring import ShardScorer
 from .sharding import read_manifest
 from .table_sizes import sizes_line
 

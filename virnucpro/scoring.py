@@ -1,23 +1,32 @@
-"""The classifier over a shard's embeddings (one file per model, its features side by side in
-the models' order), in blocks of BLOCK_ROWS frames in file order: either read from the stored
-files (`score_files`) or as the last model's vectors arrive in the embedding job
-(`StreamingScorer`). Both score the same blocks with the same code, of the vectors as the files
-store them (float16 or float32, h5store) taken as float32, so a shard's scores do not depend on
-which of them computed it. A block with a NaN or infinite score raises NonFiniteScores, naming
-the classifier file: such a frame would be called `others`, and the aggregation fail far from
-here."""
+"""The one place where frames are scored: the classifier over a shard's embeddings (one file per
+model, its features side by side in the models' order), in blocks of BLOCK_ROWS frames in file
+order. The embedding job scores the last model's vectors as they arrive (`job_scorer`'s
+StreamingScorer) and stores the scores beside them (`store_scores`); the aggregation
+(`ShardScorer`) reads those where they came from its classifier file, and otherwise scores the
+stored vectors (`score_files`). Both score the same blocks with the same code, of the vectors
+as the files store them (float16 or float32, h5store) taken as float32, so a shard's scores do
+not depend on which of them computed it. A block with a NaN or infinite score raises
+NonFiniteScores, naming the classifier file: such a frame would be called `others`, and the
+aggregation fail far from here.
 
+torch is imported where frames are scored: an aggregation that reads the stored scores needs
+none of it, and its import takes seconds."""
+
+import hashlib
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import torch
 
-from .models.classifier import scores
+from .damage import DamagedFile
+from .h5store import open_shard
 from .models.classifier_header import EMBEDDING_MODELS_KEY, WIDTHS_KEY, classifier_metadata
 
 log = logging.getLogger(__name__)
+
+# ESM-2 file attribute: the SHA-256 of the classifier file its `scores` dataset came from
+SCORED_WITH = "scores_classifier_sha256"
 
 BLOCK_ROWS = 32768  # frames scored at a time: 0.4 GB of features at 3328 wide
 
@@ -129,6 +138,10 @@ class StreamingScorer:
 def _scored(model, features, classifier_path, first_row):
     """The scores of a block of features (float32, the shard's rows from `first_row` in the
     files' order); NonFiniteScores naming the classifier file where one is NaN or infinite."""
+    import torch
+
+    from .models.classifier import scores
+
     probabilities = scores(model, torch.from_numpy(features)).numpy()
     finite = np.isfinite(probabilities).all(axis=1)
     if finite.all():
@@ -148,3 +161,120 @@ def _scored(model, features, classifier_path, first_row):
         f"{classifier_path} scores frame {first_row + row} of the shard (in its files' order) "
         f"NaN or infinite; {cause}"
     )
+
+
+def classifier_digest(path):
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+class ShardScorer:
+    """Scores a sample's shards with the classifier file `classifier_path`, on `threads` CPU
+    threads where they are computed here (torch's default: every core)."""
+
+    def __init__(self, classifier_path, threads=None):
+        self.path, self.threads = classifier_path, threads
+        self.digest = classifier_digest(classifier_path)
+        self.model = None  # loaded for the first shard whose stored scores do not fit
+
+    def check(self, embedding_h5s, first_ordinal, frames):
+        """The attributes of a shard's embedding files (one per model, in features order),
+        once checked whole and holding the `frames` frames of ordinals first_ordinal.. (in any
+        order); DamagedFile names the first that is not."""
+        with open_shard(embedding_h5s) as files:
+            offsets = files[0]["ordinal"][:] - first_ordinal
+            held = np.zeros(frames, dtype=bool)
+            inside = offsets[(offsets >= 0) & (offsets < frames)]
+            held[inside] = True
+            if len(offsets) != frames or len(inside) != frames or not held.all():
+                raise DamagedFile(
+                    embedding_h5s[0],
+                    f"it holds {len(offsets)} frames, not the {frames} frames of ordinals "
+                    f"{first_ordinal} to {first_ordinal + frames - 1} its shard lists",
+                )
+            return [dict(h5.attrs) for h5 in files]
+
+    def scores(self, embedding_h5s, first_ordinal):
+        """[frames, 2] float32 softmax scores (others, virus) of a checked shard, in ordinal
+        order from `first_ordinal`. Its files list the frames in one order (the embedding job
+        writes them so). Stored scores that are not all finite (an earlier version stored a
+        damaged classifier's) are computed again, which names what is wrong."""
+        with open_shard(embedding_h5s) as files:
+            ordinals = files[0]["ordinal"][:]
+            last = files[-1]  # the file the embedding job stored its scores in
+            stored = last["scores"][:] if last.attrs.get(SCORED_WITH) == self.digest else None
+            if stored is not None and np.isfinite(stored).all():
+                probabilities, source = stored, "stored by the embedding job"
+            else:
+                probabilities, source = self._score_stored(files), "here"
+        log.info(
+            "%s: %d frames scored with %s (computed %s)",
+            embedding_h5s[-1],
+            len(ordinals),
+            self.path,
+            source,
+        )
+        in_order = np.empty_like(probabilities)
+        in_order[ordinals - first_ordinal] = probabilities
+        return in_order
+
+    def _score_stored(self, files):
+        """Probabilities from the stored embeddings, for scores the embedding job did not
+        compute with this classifier (a classifier changed since, or one it could not read)."""
+        import torch
+
+        from .models.classifier import load_classifier
+
+        if self.model is None:
+            self.model = load_classifier(self.path)
+        widths = [h5["embedding"].shape[1] for h5 in files]
+        names = [str(h5.attrs["model"]) for h5 in files]
+        check_width(self.model, widths, self.path, [h5.filename for h5 in files], names)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads or threads)
+        try:
+            return score_files(self.model, [h5["embedding"] for h5 in files], self.path)
+        finally:
+            torch.set_num_threads(threads)  # as the caller had it
+
+
+def job_classifier(path):
+    """(model, SHA-256) of the classifier to score with, or None: a classifier this job cannot
+    read is the classification stage's to report, so the embeddings are kept regardless."""
+    if path is None:
+        return None
+    from .models.classifier import load_classifier
+
+    try:
+        return load_classifier(path), classifier_digest(path)
+    except (OSError, ValueError) as error:
+        log.warning("not scoring in this job (the classification stage will): %s", error)
+        return None
+
+
+def job_scorer(classifier, path, earlier, last, outputs, frames):
+    """A StreamingScorer for the shard's frames, or None where there is no classifier that
+    fits: `earlier`, the vectors of the models before the last, which is `last` (an
+    encoders.Encoder); `outputs`, the job's {kind: file}; `frames`, how many the shard holds."""
+    if classifier is None:
+        return None
+    widths = [vectors.shape[1] for vectors in earlier] + [last.dim]
+    try:
+        check_width(classifier[0], widths, path, list(outputs.values()))
+    except ValueError as error:
+        log.warning("not scoring in this job (the classification stage will): %s", error)
+        return None
+    return StreamingScorer(classifier[0], path, earlier, frames)
+
+
+def store_scores(out, scorer, digest):
+    """The scorer's scores into the last model's file, unless a frame scored NaN or infinite:
+    its features are finite (the engine and the file see to it), so the classifier is at fault,
+    and that is the classification stage's to report, as for one this job cannot read."""
+    try:
+        probabilities = scorer.result()
+    except NonFiniteScores as error:
+        log.warning("not storing this job's scores (the classification stage will stop): %s", error)
+        return
+    out.store("scores", probabilities)
+    out.attrs[SCORED_WITH] = digest

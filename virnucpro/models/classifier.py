@@ -16,7 +16,13 @@ from torch import nn
 from ..atomic import atomic_open
 from . import pickled
 from .architectures import ESM2_PRESETS, DNABertConfig
-from .classifier_header import EMBEDDING_MODELS, FORMAT_KEY, MODELS_KEY, SAFETENSORS_FORMAT
+from .classifier_header import (
+    EMBEDDING_MODELS,
+    FORMAT_KEY,
+    MODELS_KEY,
+    SAFETENSORS_FORMAT,
+    is_safetensors,
+)
 from .loading import SAFETENSORS_DTYPES
 
 HIDDEN_DIM, N_CLASSES = 512, 2
@@ -59,7 +65,7 @@ def load_classifier(path):
     """The classifier in eval mode, from an original pickled .pth or our safetensors file."""
     path = Path(path)
     try:
-        state = _read_safetensors(path) if path.suffix == ".safetensors" else _read_pickle(path)
+        state = _read_safetensors(path) if is_safetensors(path) else _read_pickle(path)
         _check_values(state)
     except pickled.Refused as error:
         raise ValueError(

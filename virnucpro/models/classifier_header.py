@@ -23,11 +23,22 @@ RANDOM_ENCODERS_KEY = "random_encoders"
 EMBEDDING_MODELS = ("dnabert_s", "esm2")
 
 
+def is_safetensors(path):
+    """Whether a classifier file is in the safetensors format (ours) rather than a pickle (the
+    original's): by its suffix, or for a name without one (the link to a sample's classifier
+    that its embedding jobs read, workflow/rules/embed.smk) by its first bytes, a safetensors
+    file's 8-byte header length and then the header's JSON."""
+    path = Path(path)
+    if path.suffix:
+        return path.suffix == ".safetensors"
+    with open(path, "rb") as handle:
+        return handle.read(9)[8:9] == b"{"
+
+
 def classifier_metadata(path):
     """The header of the classifier file `path` ({key: str}, the *_KEY constants), read without
     its tensors; empty for the original's `.pth`, which has none."""
-    path = Path(path)
-    if path.suffix != ".safetensors":
+    if not is_safetensors(path):
         return {}
     try:
         with safetensors.safe_open(path, framework="numpy") as handle:
@@ -43,8 +54,7 @@ def classifier_models(path):
     """The embedding models whose features the classifier file `path` takes, from its header
     alone: ours say; the original's `.pth` take both, as does a file not there yet (the
     published ones, which the workflow downloads)."""
-    path = Path(path)
-    if path.suffix != ".safetensors" or not path.exists():
+    if not Path(path).exists() or not is_safetensors(path):
         return EMBEDDING_MODELS
     try:
         with safetensors.safe_open(path, framework="numpy") as handle:

@@ -176,13 +176,10 @@ PLAN = make_plan(
 )
 samples, training_sets = PLAN.samples, PLAN.training_sets
 
-# Two facts of the plan reach the jobs through the config, not as params, as a changed param
-# makes Snakemake run the job again and neither changes what a job makes: the GPUs a local run
-# leases (embed_shard, train_classifier), and the classifier each sample's embedding jobs score
-# frames with while the vectors are in memory (virnucpro.embed; a training set's score nothing),
-# so that another classifier re-scores the stored embeddings instead of recomputing them. The
-# report's settings table shows both.
-config["embedding"] |= {"gpus": GPUS, "scoring_classifier": PLAN.classifiers}
+# The GPUs a local run leases reach its jobs (embed_shard, train_classifier) through the config,
+# not as a param: a changed param makes Snakemake run a job again, and the GPUs change nothing a
+# job makes. The report's settings table shows them.
+config["embedding"] |= {"gpus": GPUS}
 
 
 wildcard_constraints:
@@ -213,6 +210,15 @@ def sample_fasta(wildcards):
 
 def classifier_for(wildcards):
     return PLAN.classifiers[wildcards.sample]
+
+
+def scoring_classifier(wildcards):
+    """The classifier an embedding job scores a sample's frames with (link_classifier); none
+    for a training set. Ancient: a classifier changed or replaced since is the aggregation's to
+    apply, to the stored vectors, and no reason to compute them again."""
+    if wildcards.sample not in PLAN.classifiers:
+        return []
+    return ancient(f"results/{wildcards.sample}/classifier")
 
 
 def dnabert_s_files():

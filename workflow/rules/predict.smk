@@ -10,6 +10,10 @@ rule aggregate_sample:
         manifest="results/{sample}/shards/manifest.tsv",
         embeddings=lambda wildcards: PLAN.embedding_files(wildcards.sample),
         classifier=classifier_for,
+        # the embedding jobs' link to it as well: where a change of classifier makes the link
+        # again, Snakemake plans the jobs that read the link, and those alone (not this job,
+        # through embedding jobs that read it as ancient)
+        classifier_link="results/{sample}/classifier",
     output:
         predictions="results/{sample}/prediction_results.txt",
         highestscore="results/{sample}/prediction_results_highestscore.csv",
