@@ -43,7 +43,7 @@ from .engine import Engine, auto_batch_tokens, embed_all
 from .fidelity import GateSettings, check, measure
 from .gpu_lease import GpuLease
 from .h5store import embedding_writer
-from .models.classifier import load_classifier
+from .models.checkpoints import load_classifier
 from .models.compile import eager_in_this_thread
 from .models.fp8 import esm2_to_fp8
 from .packing import TokenStore

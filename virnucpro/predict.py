@@ -83,7 +83,7 @@ class ShardScorer:
         # imported here: torch takes seconds to import, and the common case needs none of it
         import torch
 
-        from .models.classifier import load_classifier
+        from .models.checkpoints import load_classifier
         from .scoring import check_width, score_files
 
         if self.model is None:
