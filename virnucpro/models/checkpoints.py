@@ -201,7 +201,7 @@ def _fuse_qkv(state, cfg):
     into `qkv`."""
     for i in range(cfg.num_layers):
         attn = f"layers.{i}.self_attn."
-        if attn + "q_proj.weight" not in state:
+        if attn + "q_proj.weight" not in state:  # refused by materialize's strict load
             continue
         for kind in ("weight", "bias"):
             parts = [state.pop(f"{attn}{p}_proj.{kind}") for p in "qkv"]
@@ -225,8 +225,9 @@ def read_esm2(path):
 
 
 def load_esm2(path, device="cpu", dtype=torch.float32):
-    """read_esm2's ESM-2 on `device` in `dtype` (on_device): about a second for ESM-2
-    3B from the page cache (benchmarks/results/2026-11-22-h200-job-start.txt)."""
+    """read_esm2's ESM-2 on `device` in `dtype` (on_device), uncompiled (Encoder.to compiles):
+    about a second for ESM-2 3B from the page cache
+    (benchmarks/results/2026-11-22-h200-job-start.txt)."""
     model, info = read_esm2(path)
     return on_device(model, device, dtype, path), info
 
@@ -338,7 +339,7 @@ def read_dnabert_s(directory):
 
 
 def load_dnabert_s(directory, device="cpu", dtype=torch.float32):
-    """read_dnabert_s's DNABERT-S on `device` in `dtype` (on_device). Returns (model,
+    """read_dnabert_s's DNABERT-S on `device` in `dtype` (on_device), uncompiled. Returns (model,
     info)."""
     model, info = read_dnabert_s(directory)
     return on_device(model, device, dtype, info["path"]), info
