@@ -102,7 +102,7 @@ def main():
         measure(args.workdir)
         return
     from virnucpro.demo.random_checkpoints import write_dnabert_s
-    from virnucpro.models.dnabert_s import DNABertConfig
+    from virnucpro.models.architectures import DNABertConfig
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     write_shard(args.workdir, args.frames)

@@ -33,9 +33,8 @@ from virnucpro.demo.random_checkpoints import write_dnabert_s, write_esm2
 from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
 from virnucpro.engine import embed_all
 from virnucpro.fasta import read_records
-from virnucpro.models import dnabert_s
-from virnucpro.models.architectures import ESM2_PRESETS
-from virnucpro.models.dnabert_s import DNABertConfig
+from virnucpro.models.architectures import ESM2_PRESETS, DNABertConfig
+from virnucpro.models.checkpoints import dnabert_s_weights_file
 from virnucpro.models.fp8 import esm2_to_fp8
 
 AMINO_ACIDS = list("ACDEFGHIKLMNPQRSTVWY")
@@ -255,7 +254,7 @@ def dnabert_section(args, peak, results):
     cfg = DNABertConfig()
     state = {
         k: v.cuda()
-        for k, v in torch.load(dnabert_s.weights_path(directory), weights_only=True).items()
+        for k, v in torch.load(dnabert_s_weights_file(directory), weights_only=True).items()
     }
     n = args.scale
     workloads = {

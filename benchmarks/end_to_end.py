@@ -81,8 +81,7 @@ def prepare(args, sample):
 
 def sample_flops(run, sample):
     """Frames, tokens and model FLOPs of every frame the workflow embedded (both models)."""
-    from virnucpro.models.architectures import ESM2_PRESETS
-    from virnucpro.models.dnabert_s import DNABertConfig
+    from virnucpro.models.architectures import ESM2_PRESETS, DNABertConfig
 
     configs = {"esm2": ESM2_PRESETS["esm2_t36_3B_UR50D"], "dnabert_s": DNABertConfig()}
     checkpoint = yaml.safe_load((run / "config" / "config.yaml").read_text())["models"]

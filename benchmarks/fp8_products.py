@@ -2,7 +2,8 @@
 of one layer at a job's batch (98,304 tokens) in fp16 and in row-wise scaled e4m3
 (torch._scaled_mm: accumulated exactly or with Hopper's fast accumulation, bias in the product
 or after it), their time and per-row cosine against fp32; then one whole layer (the compiled
-code between two attention kernels) in fp16 and FP8, timed, with its GPU kernel time by kernel.
+code between two attention kernels: a block's output and FFN, the next one's attention
+inputs) in fp16 and FP8, timed, with its GPU kernel time by kernel.
 Random weights of ESM-2's scale, random activations.
 
     python benchmarks/fp8_products.py > benchmarks/results/<date>-<gpu>-fp8-products.txt
@@ -16,6 +17,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from virnucpro.models import esm2
 from virnucpro.models.architectures import ESM2Config
+from virnucpro.models.compile import compile_blocks
 from virnucpro.models.fp8 import E4M3, Fp8GeluLinear, esm2_to_fp8, quantize_rows
 
 ROWS = 98304
@@ -115,7 +117,8 @@ def layer_kernels(label, run):
 
 
 def two_layers(fc2_type=None):
-    """Two ESM-2 3B blocks of seeded random weights, in fp16 or (given the type of fc2) FP8."""
+    """Two ESM-2 3B blocks of seeded random weights, in fp16 or (given the type of fc2) FP8,
+    compiled as a job compiles them."""
     torch.manual_seed(0)
     cfg = ESM2Config(num_layers=2, embed_dim=DIM, attention_heads=40, token_dropout=True)
     model = esm2.ESM2(cfg)
@@ -126,7 +129,7 @@ def two_layers(fc2_type=None):
         esm2_to_fp8(model)
         for block in model.layers:
             block.fc2.__class__ = fc2_type
-    return model.layers
+    return compile_blocks(model).layers
 
 
 def layers():
@@ -146,7 +149,8 @@ def layers():
         blocks = two_layers(fc2_type)
 
         def run(blocks=blocks):
-            return esm2.between_layers(blocks[0], blocks[1], x, attended, cos, sin)
+            out = blocks[0].output_and_mlp(x, attended)
+            return out, *blocks[1].attention_inputs(out, cos, sin)
 
         out = run()[0].float()
         reference = out if reference is None else reference

@@ -5,7 +5,7 @@ classifiers (3328 features) pickled as the original's train.py saved them."""
 from pathlib import Path
 
 from virnucpro.demo.random_checkpoints import write_dnabert_s, write_esm2, write_pickled_classifier
-from virnucpro.models.dnabert_s import DNABertConfig
+from virnucpro.models.architectures import DNABertConfig
 
 TOKENIZER = Path(__file__).resolve().parents[1] / "tests" / "data" / "dnabert-s" / "tokenizer.json"
 

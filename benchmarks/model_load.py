@@ -16,9 +16,9 @@ import torch
 from record import save
 
 from virnucpro.demo.random_checkpoints import train_dna_tokenizer, write_dnabert_s, write_esm2
-from virnucpro.models import dnabert_s, esm2
-from virnucpro.models.architectures import ESM2_PRESETS
-from virnucpro.models.dnabert_s import DNABertConfig
+from virnucpro.models import esm2
+from virnucpro.models.architectures import ESM2_PRESETS, DNABertConfig
+from virnucpro.models.checkpoints import load_dnabert_s, load_esm2
 from virnucpro.packing import PackedBatch
 
 PROBE = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
@@ -71,14 +71,14 @@ def main():
     results = {
         "esm2_t36_3B_UR50D": {
             "checkpoint_bytes": pt.stat().st_size,
-            "from_fair_esm_pt": load_and_probe(esm2.load_model, pt, device, dtype),
+            "from_fair_esm_pt": load_and_probe(load_esm2, pt, device, dtype),
         }
     }
     directory = args.workdir / "DNABERT-S"
     if not directory.exists():
         tokenizer = train_dna_tokenizer(["ACGT" * 50], 4096)
         write_dnabert_s(directory, DNABertConfig(), tokenizer)
-    _, dnabert_s_s = timed(lambda: dnabert_s.load_model(directory, device, dtype))
+    _, dnabert_s_s = timed(lambda: load_dnabert_s(directory, device, dtype))
     results["DNABERT-S"] = {"load_s": round(dnabert_s_s, 2)}
     device_name = (
         torch.cuda.get_device_name(device)

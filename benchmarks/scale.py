@@ -92,8 +92,7 @@ def full_models(directory, kinds):
     """The full-size models, those of `kinds` (and their classifiers) written once."""
     from full_models import full_models as published
 
-    from virnucpro.models.architectures import ESM2_PRESETS
-    from virnucpro.models.dnabert_s import DNABertConfig
+    from virnucpro.models.architectures import ESM2_PRESETS, DNABertConfig
 
     written = [*kinds, "classifier_300"] if "esm2" in kinds else kinds
     configs = {"esm2": ESM2_PRESETS["esm2_t36_3B_UR50D"], "dnabert_s": DNABertConfig()}

@@ -10,7 +10,7 @@ import torch
 
 from virnucpro.demo import build_demo_models
 from virnucpro.demo.random_checkpoints import write_dnabert_s, write_esm2
-from virnucpro.models.dnabert_s import DNABertConfig
+from virnucpro.models.architectures import DNABertConfig
 
 from stages import run_sample
 

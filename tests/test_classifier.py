@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from virnucpro.demo.random_checkpoints import write_pickled_classifier
-from virnucpro.models.classifier import MLPClassifier, load_classifier, save_classifier, scores
+from virnucpro.models.checkpoints import load_classifier
+from virnucpro.models.classifier import MLPClassifier, save_classifier, scores
 
 # What the original train.py does: a script defines MLPClassifier and torch.save()s the module.
 TRAIN_SCRIPT = textwrap.dedent("""

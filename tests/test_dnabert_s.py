@@ -12,7 +12,8 @@ from virnucpro.demo.random_checkpoints import write_dnabert_s
 from virnucpro.encoders import NucleotideEncoder
 from virnucpro.engine import embed_all
 from virnucpro.models import dnabert_s
-from virnucpro.models.dnabert_s import DNABertConfig
+from virnucpro.models.architectures import DNABertConfig
+from virnucpro.models.checkpoints import dnabert_s_weights_file, load_dnabert_s
 
 from conftest import REAL_DNABERT_S
 from reference import dnabert as reference
@@ -33,7 +34,7 @@ def check_against_reference(directory, sequences, heads):
     encoder = NucleotideEncoder.load(directory, torch.device("cpu"), torch.float32)
     tokens = NucleotideEncoder.tokenize(directory, sequences)
     ours = torch.from_numpy(embed_all(encoder, tokens, "cpu", 1500)[0])
-    state = torch.load(dnabert_s.weights_path(directory), weights_only=True)
+    state = torch.load(dnabert_s_weights_file(directory), weights_only=True)
     expected = torch.stack([reference.embed_one(state, t, heads) for t in tokens])
     cosine = torch.nn.functional.cosine_similarity(ours, expected, dim=1)
     max_abs = (ours - expected).abs().max().item()
@@ -69,8 +70,8 @@ def test_weight_formats_and_prefixes_load_the_same_model(tmp_path, dnabert_tiny,
         weights=weights,
         prefix=prefix,
     )
-    a, _ = dnabert_s.load_model(dnabert_tiny)
-    b, _ = dnabert_s.load_model(other)
+    a, _ = load_dnabert_s(dnabert_tiny)
+    b, _ = load_dnabert_s(other)
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(x, y), name
 
@@ -91,4 +92,4 @@ def test_unknown_weights_are_refused(tmp_path, dnabert_tiny):
     state["encoder.layer.0.attention.self.rotary.weight"] = torch.zeros(1)
     torch.save(state, broken / "pytorch_model.bin")
     with pytest.raises(ValueError, match="not part of DNABERT-S"):
-        dnabert_s.load_model(broken)
+        load_dnabert_s(broken)

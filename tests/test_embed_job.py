@@ -18,7 +18,7 @@ from virnucpro.fidelity import FidelityError, GateSettings
 from virnucpro.frames import stored_bases
 from virnucpro.h5store import embedding_writer, open_embeddings, read_embeddings
 from virnucpro.models import dnabert_s, esm2
-from virnucpro.models.classifier import load_classifier
+from virnucpro.models.checkpoints import load_classifier
 from virnucpro.scoring import SCORED_WITH, ShardScorer
 from virnucpro.sharding import read_shard, shard_entry
 from virnucpro.tables import read_tsv
@@ -255,13 +255,9 @@ def test_the_warm_up_batch_reaches_the_compiled_code_as_a_real_batch(
     filler a job warms up on gives it tensors of the shapes, strides and dtypes of a real
     batch in as many rows, so the loop finds its kernels compiled."""
     seen = []
-    compiled = {
-        esm2: ("first_attention_inputs", "between_layers", "last_attention_output_and_mlp"),
-        dnabert_s: ("attention_output_and_mlp",),
-    }
-    for module, names in compiled.items():
-        for name in names:
-            monkeypatch.setattr(module, name, recording(getattr(module, name), seen))
+    for block in (esm2.Block, dnabert_s.Layer):
+        for name in block.COMPILED:
+            monkeypatch.setattr(block, name, recording(getattr(block, name), seen))
     if kind == "esm2":
         encoder = ProteinEncoder.load(esm2_tiny, torch.device("cpu"), torch.float16)
         tokens = ProteinEncoder.tokenize(esm2_tiny, ["MKTAYIAKQRQ" * k for k in (1, 2, 3, 5)])

@@ -1,10 +1,12 @@
 """The batch engine's safety paths and the compiled layer code, on the CPU."""
 
+import copy
 import re
 
 import numpy as np
 import pytest
 import torch
+from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 
 from virnucpro import progress
 from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
@@ -12,6 +14,8 @@ from virnucpro.engine import Engine, consecutive_ranges, embed_all
 from virnucpro.h5store import embedding_writer
 from virnucpro.models import dnabert_s, esm2
 from virnucpro.models.attention import PackedRows, PaddedRows, padded_length
+from virnucpro.models.checkpoints import load_dnabert_s, load_esm2
+from virnucpro.models.compile import compile_blocks, eager_in_this_thread
 from virnucpro.packing import PackedBatch
 from virnucpro.sizing import esm2_tokens
 
@@ -214,24 +218,76 @@ def test_a_failed_run_leaves_no_embedding_file(tmp_path, esm2_tiny):
 @torch.no_grad()
 @pytest.mark.slow
 def test_compiled_layer_code_matches_eager(esm2_tiny, dnabert_tiny):
-    """The functions compiled on a GPU, compiled here whole (no graph break allowed)."""
+    """The block methods compiled on a GPU (models.compile), compiled here whole (no graph
+    break allowed)."""
 
     def check(fn, *args):
         compiled = torch.compile(fn, dynamic=True, fullgraph=True)
         torch.testing.assert_close(compiled(*args), fn(*args))
 
-    model, _ = esm2.load_model(esm2_tiny)
+    model, _ = load_esm2(esm2_tiny)
     batch = PackedBatch.from_token_lists(ProteinEncoder.tokenize(esm2_tiny, PROTEINS))
     x = model.embed_tokens(batch.tokens)
     cos, sin = esm2.rotary_tables(batch.positions, model.rotary_inv_freq)
     attended = torch.randn(x.shape[0], model.cfg.attention_heads, model.cfg.head_dim)
-    check(esm2._attention_inputs, model.layers[0], x, cos, sin)
-    check(esm2._between_layers, model.layers[0], model.layers[1], x, attended, cos, sin)
-    check(esm2._attention_output_and_mlp, model.layers[2], x, attended)
+    check(esm2.Block.attention_inputs, model.layers[0], x, cos, sin)
+    check(esm2.Block.output_and_mlp, model.layers[2], x, attended)
 
-    model, _ = dnabert_s.load_model(dnabert_tiny)
+    model, _ = load_dnabert_s(dnabert_tiny)
     tokens = NucleotideEncoder.tokenize(dnabert_tiny, ["ACGTTGCAAT" * k for k in (1, 4, 9)])
     batch = PackedBatch.from_token_lists(tokens)
     x = model.word_embeddings(batch.tokens)
     attended = torch.randn(x.shape[0], model.cfg.num_attention_heads, model.cfg.head_dim)
-    check(dnabert_s._attention_output_and_mlp, model.layers[0], x, attended)
+    check(dnabert_s.Layer.output_and_mlp, model.layers[0], x, attended)
+
+
+def compiled_as_on_a_gpu(model, monkeypatch):
+    """compile_blocks(model) as it compiles a model on a GPU, the CPU model taken for one."""
+    with monkeypatch.context() as patched:
+        patched.setattr(torch.Tensor, "is_cuda", property(lambda tensor: True))
+        return compile_blocks(model)
+
+
+@torch.no_grad()
+def test_compiled_blocks_keep_their_own_weights_and_run_eagerly_when_asked(esm2_tiny, monkeypatch):
+    """Each block's compiled methods are bound to it, and a copy's (Encoder.float32_copy) to
+    the copy's blocks; within eager_in_this_thread they run uncompiled. On the CPU compile_blocks
+    leaves a model as it is."""
+    model, _ = load_esm2(esm2_tiny)
+    assert compile_blocks(model) is model
+    assert not any(name in vars(block) for block in model.layers for name in block.COMPILED)
+    batch = PackedBatch.from_token_lists(ProteinEncoder.tokenize(esm2_tiny, PROTEINS))
+    expected = model(batch)
+    compiled_as_on_a_gpu(model, monkeypatch)
+    other = copy.deepcopy(model)
+    other.layers[0].fc2.bias.add_(1.0)
+    for block, copied in zip(model.layers, other.layers, strict=True):
+        for name in esm2.Block.COMPILED:
+            assert getattr(block, name).__self__ is block
+            assert getattr(copied, name).__self__ is copied
+    with eager_in_this_thread():
+        assert torch.equal(model(batch), expected)
+        assert not torch.allclose(other(batch), expected)
+
+
+@torch.no_grad()
+@pytest.mark.slow
+def test_one_compilation_serves_every_block(esm2_tiny, dnabert_tiny, monkeypatch):
+    """compile_blocks compiles each method once for all of a model's blocks (their weights
+    are graph inputs), and the compiled model computes what the eager one does."""
+    torch._dynamo.reset()
+    dna = NucleotideEncoder.tokenize(dnabert_tiny, ["ACGTTGCAAT" * k for k in (1, 4, 9)])
+    for (model, _), tokens in (
+        (load_esm2(esm2_tiny), ProteinEncoder.tokenize(esm2_tiny, PROTEINS)),
+        (load_dnabert_s(dnabert_tiny), dna),
+    ):
+        assert len(model.layers) > 1
+        batch = PackedBatch.from_token_lists(tokens)
+        expected = model(batch)
+        torch.testing.assert_close(compiled_as_on_a_gpu(model, monkeypatch)(batch), expected)
+    compiled = (
+        esm2.Block.attention_inputs,
+        esm2.Block.output_and_mlp,
+        dnabert_s.Layer.output_and_mlp,
+    )
+    assert [len(_debug_get_cache_entry_list(fn.__code__)) for fn in compiled] == [1, 1, 1]

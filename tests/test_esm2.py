@@ -14,6 +14,7 @@ from virnucpro.demo.random_checkpoints import write_esm2
 from virnucpro.encoders import ProteinEncoder
 from virnucpro.engine import embed_all
 from virnucpro.models import esm2
+from virnucpro.models.checkpoints import load_esm2
 from virnucpro.packing import PackedBatch
 from virnucpro.sizing import esm2_tokens
 
@@ -77,7 +78,7 @@ def test_rotary_frequencies_are_the_checkpoints_fp16_values(tmp_path):
     written = write_esm2(tmp_path / "esm2_written.pt", 2, 64, 4, seed=5)
     path = rewrite_rotary(written, tmp_path / "esm2_fp16.pt", lambda name, value: value.half())
     reference, _ = fair_esm.load(path)
-    ours, _ = esm2.load_model(path)
+    ours, _ = load_esm2(path)
     tokens = esm2.tokenize(proteins(seed=7)[LENGTHS.index(1024)])
     with torch.no_grad():
         expected = reference(torch.from_numpy(tokens)[None], repr_layers=[2])["representations"]
@@ -98,7 +99,7 @@ def test_casting_the_model_keeps_the_stored_rotary_frequencies(esm2_tiny, tmp_pa
     with torch.serialization.safe_globals([argparse.Namespace]):
         body = torch.load(esm2_tiny, weights_only=True)["model"]
     stored = body["encoder.sentence_encoder.layers.0.self_attn.rot_emb.inv_freq"]
-    model, _ = esm2.load_model(esm2_tiny, dtype=dtype)
+    model, _ = load_esm2(esm2_tiny, dtype=dtype)
     assert next(model.parameters()).dtype == dtype
     assert model.rotary_inv_freq.dtype == torch.float16
     assert torch.equal(model.rotary_inv_freq, stored)
@@ -121,7 +122,7 @@ def test_masked_tokens_are_rescaled_per_sequence_like_fair_esm(esm2_tiny):
     with torch.serialization.safe_globals([argparse.Namespace]):
         reference, _ = esm.pretrained.load_model_and_alphabet_local(str(esm2_tiny))
     reference.eval()
-    ours, _ = esm2.load_model(esm2_tiny)
+    ours, _ = load_esm2(esm2_tiny)
     tokens = esm2.tokenize("MKTAYIAKQRQISFVKSHFSRQ").copy()
     tokens[[3, 7, 8]] = esm2.ALPHABET.mask_idx
     with torch.no_grad():
@@ -136,23 +137,23 @@ def test_a_checkpoint_of_another_shape_is_refused_with_its_name(tmp_path):
     broken = tmp_path / "not_esm2.pt"
     torch.save({"model": {"x": torch.zeros(1)}}, broken)
     with pytest.raises(ValueError, match="not a fair-esm ESM-2 checkpoint"):
-        esm2.load_model(broken)
+        load_esm2(broken)
 
 
 def test_a_checkpoint_without_or_with_differing_rotary_frequencies_is_refused(esm2_tiny, tmp_path):
     missing = rewrite_rotary(esm2_tiny, tmp_path / "missing.pt", lambda name, value: None)
     with pytest.raises(ValueError, match=r"missing\.pt has no rotary frequencies .*published"):
-        esm2.load_model(missing)
+        load_esm2(missing)
     differing = rewrite_rotary(
         esm2_tiny,
         tmp_path / "differing.pt",
         lambda name, value: value * 2 if ".layers.1." in name else value,
     )
     with pytest.raises(ValueError, match=r"differing\.pt: the layers' rotary frequencies"):
-        esm2.load_model(differing)
+        load_esm2(differing)
 
 
 def test_a_checkpoint_named_as_a_published_one_must_have_its_shape(tmp_path):
     path = write_esm2(tmp_path / "esm2_t6_8M_UR50D.pt", 2, 32, 2)
     with pytest.raises(ValueError, match=r"esm2_t6_8M_UR50D\.pt: it is named as the published"):
-        esm2.load_model(path)
+        load_esm2(path)

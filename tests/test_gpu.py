@@ -21,8 +21,9 @@ from virnucpro.engine import embed_all
 from virnucpro.fidelity import GateReport, GateSettings
 from virnucpro.h5store import open_embeddings, read_attrs, read_embeddings
 from virnucpro.models import attention, dnabert_s, esm2
-from virnucpro.models.classifier import load_classifier
-from virnucpro.models.dnabert_s import DNABertConfig, alibi_slopes, weights_path
+from virnucpro.models.architectures import DNABertConfig
+from virnucpro.models.checkpoints import dnabert_s_weights_file, load_classifier
+from virnucpro.models.dnabert_s import alibi_slopes
 from virnucpro.models.fp8 import Fp8GeluLinear, Fp8Linear, esm2_to_fp8
 from virnucpro.packing import PackedBatch
 from virnucpro.scoring import score_files
@@ -95,7 +96,8 @@ def test_dnabert_s_fp16_matches_the_fp32_reference(tmp_path):
     sequences = ["".join(rng.choice(list("ACGT"), size=k)) for k in rng.integers(1, 502, 120)]
     tokens = NucleotideEncoder.tokenize(directory, sequences)
     state = {
-        k: v.to(CUDA) for k, v in torch.load(weights_path(directory), weights_only=True).items()
+        k: v.to(CUDA)
+        for k, v in torch.load(dnabert_s_weights_file(directory), weights_only=True).items()
     }
     with torch.no_grad():
         expected = torch.stack(
@@ -292,13 +294,8 @@ def test_an_fp8_embedding_job_records_its_gate_and_runs_in_fp8(esm2_3b, tmp_path
     assert compiled_shapes() == [1] * len(COMPILED)
 
 
-# the layer code models.compile compiles on a GPU: ESM-2's three functions, DNABERT-S's one
-COMPILED = (
-    esm2._attention_inputs,
-    esm2._between_layers,
-    esm2._attention_output_and_mlp,
-    dnabert_s._attention_output_and_mlp,
-)
+# the block methods models.compile compiles on a GPU: ESM-2's two, DNABERT-S's one
+COMPILED = (esm2.Block.attention_inputs, esm2.Block.output_and_mlp, dnabert_s.Layer.output_and_mlp)
 
 
 def compiled_shapes():

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from virnucpro.demo.random_checkpoints import write_dnabert_s, write_esm2, write_pickled_classifier
+from virnucpro.models.architectures import DNABertConfig
 from virnucpro.models.classifier import MLPClassifier
-from virnucpro.models.dnabert_s import DNABertConfig
 
 from conftest import REAL_DNABERT_S, REPO
 
@@ -39,10 +39,9 @@ DNABERT_LAYERS, ESM2_LAYERS = 20000, 12500
 CHILD = """
 import json, os, resource, sys
 import torch
-from virnucpro.models import dnabert_s, esm2
-from virnucpro.models.classifier import load_classifier
+from virnucpro.models.checkpoints import load_classifier, load_dnabert_s, load_esm2
 
-LOADERS = {"esm2": esm2.load_model, "dnabert_s": dnabert_s.load_model,
+LOADERS = {"esm2": load_esm2, "dnabert_s": load_dnabert_s,
            "classifier": load_classifier,
            "torch.load": lambda path: torch.load(path, weights_only=True)}
 

@@ -13,7 +13,8 @@ import torch
 from virnucpro.calibration import Calibration, fit_calibration
 from virnucpro.damage import DamagedFile
 from virnucpro.h5store import read_embeddings
-from virnucpro.models.classifier import MLPClassifier, load_classifier, save_classifier, scores
+from virnucpro.models.checkpoints import load_classifier
+from virnucpro.models.classifier import MLPClassifier, save_classifier, scores
 from virnucpro.models.classifier_header import classifier_metadata, classifier_models
 from virnucpro.scoring import check_width
 from virnucpro.tables import read_tsv

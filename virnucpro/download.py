@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .atomic import atomic_path
 from .catalog import catalog
-from .models import esm2
+from .models import checkpoints
 from .models.architectures import ESM2_PRESETS
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def _why(error):
 def _check_esm2(path, name):
     """Raise unless the file reads as the fair-esm ESM-2 checkpoint `name` (its shape)."""
     try:
-        cfg, _, _ = esm2.read_fair_esm(path)
+        cfg, _, _ = checkpoints.read_fair_esm(path)
     except ValueError:
         raise ValueError(f"it is not a fair-esm ESM-2 checkpoint ({name})") from None
     if cfg != ESM2_PRESETS[name]:

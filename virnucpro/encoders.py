@@ -7,8 +7,9 @@ import copy
 import torch
 
 from .frames import stored_bases
-from .models import dnabert_s, esm2
-from .models.loading import on_device, read_through
+from .models import checkpoints, dnabert_s, esm2
+from .models.checkpoints import on_device, read_through
+from .models.compile import compile_blocks
 from .sizing import esm2_tokens
 
 
@@ -40,8 +41,9 @@ class Encoder:
         return next(self.model.parameters()).dtype
 
     def to(self, device, dtype):
-        """The encoder on `device` in `dtype`, its weights checked finite there (on_device)."""
-        self.model = on_device(self.model, device, dtype, self.info["path"])
+        """The encoder on `device` in `dtype`, its weights checked finite there (on_device), its
+        blocks compiled where that is a GPU (compile_blocks)."""
+        self.model = compile_blocks(on_device(self.model, device, dtype, self.info["path"]))
         return self
 
     def free(self):
@@ -62,7 +64,7 @@ class ProteinEncoder(Encoder):
 
     kind, name, column, alibi = "esm2", "ESM-2", "protein", False
 
-    read_model = staticmethod(esm2.read_model)
+    read_model = staticmethod(checkpoints.read_esm2)
 
     @staticmethod
     def weights_file(path):
@@ -98,8 +100,8 @@ class NucleotideEncoder(Encoder):
 
     kind, name, column, alibi = "dnabert_s", "DNABERT-S", "nucleotide", True
 
-    read_model = staticmethod(dnabert_s.read_model)
-    weights_file = staticmethod(dnabert_s.weights_path)
+    read_model = staticmethod(checkpoints.read_dnabert_s)
+    weights_file = staticmethod(checkpoints.dnabert_s_weights_file)
 
     @staticmethod
     def tokenizer(path):

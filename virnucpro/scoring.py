@@ -223,7 +223,7 @@ class ShardScorer:
         compute with this classifier (a classifier changed since, or one it could not read)."""
         import torch
 
-        from .models.classifier import load_classifier
+        from .models.checkpoints import load_classifier
 
         if self.model is None:
             self.model = load_classifier(self.path)
@@ -243,7 +243,7 @@ def job_classifier(path):
     read is the classification stage's to report, so the embeddings are kept regardless."""
     if path is None:
         return None
-    from .models.classifier import load_classifier
+    from .models.checkpoints import load_classifier
 
     try:
         return load_classifier(path), classifier_digest(path)

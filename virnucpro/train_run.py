@@ -18,7 +18,8 @@ from .calibration import classifier_calibration, fit_calibration
 from .damage import DamagedFile
 from .evaluation import evaluate_scores, plot_evaluation, write_metrics
 from .h5store import open_shard, random_weights
-from .models.classifier import load_classifier, save_classifier, scores
+from .models.checkpoints import load_classifier
+from .models.classifier import save_classifier, scores
 from .models.classifier_header import (
     CALIBRATION_KEY,
     CHUNK_SIZE_KEY,

@@ -4,7 +4,7 @@ architectures, shrunk widths and depths), built from a fixed seed rather than co
 import random
 from pathlib import Path
 
-from ..models.dnabert_s import DNABertConfig
+from ..models.architectures import DNABertConfig
 from .random_checkpoints import (
     train_dna_tokenizer,
     write_dnabert_s,

@@ -23,8 +23,8 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 
 from ..atomic import atomic_path
+from ..models.architectures import DNABertConfig
 from ..models.classifier import MLPClassifier
-from ..models.dnabert_s import DNABertConfig
 
 SPECIAL_TOKENS = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
 

@@ -1,8 +1,11 @@
-"""torch.compile for the elementwise work between a layer's matrix products and its attention
-kernel (layer norms, rotary, GELU, bias and residual adds), which it fuses into a few kernels."""
+"""torch.compile for the elementwise work on either side of a layer's attention kernel (layer
+norms, rotary, GELU, bias and residual adds), which it fuses into a few kernels: the caller
+that puts a model on a GPU compiles its blocks (compile_blocks); nothing is compiled at import
+or on the CPU."""
 
 import functools
 import threading
+import types
 from contextlib import contextmanager
 
 import torch
@@ -25,7 +28,7 @@ MODEL_CALLS = threading.Lock()
 
 @contextmanager
 def eager_in_this_thread():
-    """The functions of compiled_on_cuda run uncompiled in this thread for the block:
+    """The methods compile_blocks compiled run uncompiled in this thread for the block:
     torch.compiler.set_stance would make them so in every thread, where another model may be
     computing with its compiled kernels meanwhile (embed: ESM-2's start beside DNABERT-S)."""
     _this_thread.eager = True
@@ -35,20 +38,28 @@ def eager_in_this_thread():
         _this_thread.eager = False
 
 
-def compiled_on_cuda(fn):
-    """Run `fn(*modules, x, ...)` compiled when its tensors are on a GPU, eagerly on the CPU
-    (and within eager_in_this_thread). One compilation serves every layer: the modules'
-    weights are graph inputs."""
-    compiled = None
+def compile_blocks(model):
+    """Where `model` (an ESM2 or a DNABertS) is on a GPU, make the methods its blocks' class
+    names in COMPILED run compiled; on the CPU leave it as it is. Returns the model."""
+    if not next(model.parameters()).is_cuda:
+        return model
+    for block in model.layers:
+        for name in block.COMPILED:
+            setattr(block, name, types.MethodType(_compiled(getattr(type(block), name)), block))
+    return model
 
-    @functools.wraps(fn)
-    def run(*args):
-        nonlocal compiled
-        on_cuda = next(a for a in args if isinstance(a, torch.Tensor)).is_cuda
-        if not on_cuda or getattr(_this_thread, "eager", False):
-            return fn(*args)
-        if compiled is None:
-            compiled = torch.compile(fn, **OPTIONS)
-        return compiled(*args)
+
+@functools.cache
+def _compiled(method):
+    """`method(block, ...)` compiled, one function for every block of its class: the block's
+    weights are graph inputs, so one compilation serves every layer. Within
+    eager_in_this_thread it runs uncompiled."""
+    compiled = torch.compile(method, **OPTIONS)
+
+    @functools.wraps(method)
+    def run(block, *args):
+        if getattr(_this_thread, "eager", False):
+            return method(block, *args)
+        return compiled(block, *args)
 
     return run

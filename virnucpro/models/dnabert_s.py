@@ -1,44 +1,23 @@
-"""DNABERT-S (the DNABERT-2 "MosaicBERT" architecture, SPEC §3) over packed batches, loaded
-from a Hugging Face model directory, with its tokenizer read by the `tokenizers` library.
+"""DNABERT-S (the DNABERT-2 "MosaicBERT" architecture, SPEC §3) over packed batches, with its
+tokenizer read by the `tokenizers` library and its pooling. models.checkpoints reads its Hugging
+Face directory.
 
 Post-LayerNorm BERT layers with ALiBi instead of position embeddings and a gated GELU MLP.
 """
 
 import itertools
-import json
-import logging
 import math
-import re
 from pathlib import Path
 
 import numpy as np
-import safetensors
 import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 from torch import nn
 
 from ..packing import TokenStore, segment_mean
-from . import pickled
-from .architectures import (
-    DNABERT_S_CONFIG,
-    DNABERT_S_TOKENIZER,
-    DNABERT_S_WEIGHTS,
-    DNABertConfig,
-    dnabert_s_weights,
-)
+from .architectures import DNABERT_S_TOKENIZER
 from .attention import rows_for
-from .compile import compiled_on_cuda
-from .loading import (
-    REFETCH,
-    SAFETENSORS_DTYPES,
-    check_tensors,
-    materialize,
-    meta_shapes,
-    on_device,
-)
-
-log = logging.getLogger(__name__)
 
 # sequences tokenized at a time: the tokenizer's Encoding objects (their tokens' strings and
 # more, kilobytes each) of one block at a time, not of a whole shard; four times as many held
@@ -62,6 +41,10 @@ def alibi_slopes(heads):
 class Layer(nn.Module):
     """x = LN(x + Wo·Attn(Wqkv·x)); x = LN(x + wo(gelu(g) * u)) with [g, u] = gated_layers(x)."""
 
+    # the elementwise work and products after the attention kernel, which models.compile
+    # compiles on a GPU (Wqkv before it is one matrix product, nothing to fuse)
+    COMPILED = ("output_and_mlp",)
+
     def __init__(self, cfg):
         super().__init__()
         self.heads, self.head_dim = cfg.num_attention_heads, cfg.head_dim
@@ -75,16 +58,14 @@ class Layer(nn.Module):
 
     def forward(self, x, attention):
         q, k, v = self.Wqkv(x).view(x.shape[0], 3, self.heads, self.head_dim).unbind(1)
-        return attention_output_and_mlp(self, x, attention(q, k, v, self.head_dim**-0.5))
+        attended = attention(q, k, v, self.head_dim**-0.5)
+        return self.output_and_mlp(x, attended)
 
-
-def _attention_output_and_mlp(layer, x, attended):
-    x = layer.attention_norm(x + layer.attention_out(attended.reshape(x.shape)))
-    gate, up = layer.gated_layers(x).split(layer.intermediate, dim=-1)
-    return layer.mlp_norm(x + layer.wo(F.gelu(gate) * up))
-
-
-attention_output_and_mlp = compiled_on_cuda(_attention_output_and_mlp)
+    def output_and_mlp(self, x, attended):
+        """LN(x + the attention's output projection), then the gated MLP and its LN."""
+        x = self.attention_norm(x + self.attention_out(attended.reshape(x.shape)))
+        gate, up = self.gated_layers(x).split(self.intermediate, dim=-1)
+        return self.mlp_norm(x + self.wo(F.gelu(gate) * up))
 
 
 class DNABertS(nn.Module):
@@ -112,119 +93,6 @@ def all_token_mean(hidden, batch):
     """Mean over every token of each sequence, [CLS] and [SEP] included, as the original took
     it (one sequence at a time, no mask): [B, H] float32."""
     return segment_mean(hidden, batch)
-
-
-# ---- checkpoints -------------------------------------------------------------------------
-
-# Hugging Face (DNABERT-2 bert_layers.py) names -> ours; the rest of a name is kept.
-_RENAMES = [
-    (re.compile(r"^embeddings\.LayerNorm\."), "embedding_norm."),
-    (re.compile(r"^embeddings\."), ""),
-    (re.compile(r"^encoder\.layer\.(\d+)\.attention\.self\.Wqkv\."), r"layers.\1.Wqkv."),
-    (
-        re.compile(r"^encoder\.layer\.(\d+)\.attention\.output\.dense\."),
-        r"layers.\1.attention_out.",
-    ),
-    (
-        re.compile(r"^encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\."),
-        r"layers.\1.attention_norm.",
-    ),
-    (re.compile(r"^encoder\.layer\.(\d+)\.mlp\.gated_layers\."), r"layers.\1.gated_layers."),
-    (re.compile(r"^encoder\.layer\.(\d+)\.mlp\.wo\."), r"layers.\1.wo."),
-    (re.compile(r"^encoder\.layer\.(\d+)\.mlp\.layernorm\."), r"layers.\1.mlp_norm."),
-]
-# Heads a DNABERT-S directory may also carry, which the embedding does not use.
-_NOT_USED = re.compile(r"^(pooler\.|cls\.|embeddings\.position_ids$)")
-
-
-def _our_name(name):
-    for pattern, replacement in _RENAMES:
-        renamed, hits = pattern.subn(replacement, name)
-        if hits:
-            return renamed
-    return None
-
-
-def weights_path(directory):
-    """The weights file of a model directory (architectures.dnabert_s_weights)."""
-    path = dnabert_s_weights(directory)
-    if path is None:
-        raise FileNotFoundError(
-            f"{directory} holds no weights: expected one of {', '.join(DNABERT_S_WEIGHTS)}"
-        )
-    return path
-
-
-def read_weights_file(path, cfg):
-    """The state dict of a weights file, renamed to our modules (a `bert.` prefix dropped), its
-    tensors' names and shapes checked against DNABERT-S of `cfg` before any is read:
-    memory-mapped from a pytorch_model.bin (models.pickled), read from a model.safetensors.
-    Raises pickled.Refused."""
-    if path.suffix == ".safetensors":
-        with safetensors.safe_open(path, framework="pt") as handle:
-            names = handle.keys()
-            found = {
-                name: (tuple(part.get_shape()), SAFETENSORS_DTYPES.get(part.get_dtype()))
-                for name, part in ((name, handle.get_slice(name)) for name in names)
-            }
-            ours = _checked_names(found, cfg)
-            return {mine: handle.get_tensor(theirs) for mine, theirs in ours.items()}
-    refs = pickled.tensor_dict(pickled.read_pickle(path), "its pickle")
-    ours = _checked_names({name: (ref.shape, ref.storage.dtype) for name, ref in refs.items()}, cfg)
-    return pickled.read_tensors(path, {mine: refs[theirs] for mine, theirs in ours.items()})
-
-
-def _checked_names(found, cfg):
-    """{our name: the file's} of the tensors the embedding uses among `found` ({the file's name:
-    (shape, dtype)}), each checked to be a tensor of DNABERT-S of `cfg` of its shape."""
-    ours, unknown = {}, []
-    for name in found:
-        short = name.removeprefix("bert.")
-        if _NOT_USED.match(short):
-            continue
-        mine = _our_name(short)
-        if mine is None:
-            unknown.append(name)
-        else:
-            ours[mine] = name
-    if unknown:
-        raise pickled.Refused(f"its weights {', '.join(unknown[:8])} are not part of DNABERT-S")
-    expected = meta_shapes(lambda: DNABertS(cfg))
-    check_tensors({mine: found[theirs] for mine, theirs in ours.items()}, expected, cfg)
-    return ours
-
-
-def read_model(directory):
-    """DNABERT-S from a Hugging Face directory (config.json and weights) on the CPU, in the
-    checkpoint's dtype, its config checked against the published DNABERT-S (architectures) and
-    its weights' names and shapes against the config before any is read. Returns (model,
-    info); ValueError names the file and what is wrong."""
-    directory = Path(directory)
-    config = directory / DNABERT_S_CONFIG
-    try:
-        cfg = DNABertConfig.from_json(config)
-    except ValueError as error:
-        raise ValueError(f"refusing to load {config}: {error}. {REFETCH}") from None
-    path = weights_path(directory)
-    try:
-        state = read_weights_file(path, cfg)
-    except (pickled.Refused, safetensors.SafetensorError) as error:
-        raise ValueError(
-            f"refusing to load {path}: {error}. It is not the DNABERT-S its config.json "
-            f"describes. {REFETCH}"
-        ) from None
-    model = materialize(lambda: DNABertS(cfg), state, path)
-    with open(config, encoding="utf-8") as handle:
-        random_weights = bool(json.load(handle).get("virnucpro_random_weights", False))
-    info = {"name": directory.name, "random_weights": random_weights, "path": path}
-    return model, info
-
-
-def load_model(directory, device="cpu", dtype=torch.float32):
-    """read_model's DNABERT-S on `device` in `dtype` (loading.on_device). Returns (model,
-    info)."""
-    model, info = read_model(directory)
-    return on_device(model, device, dtype, info["path"]), info
 
 
 def load_tokenizer(directory):

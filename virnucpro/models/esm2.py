@@ -1,14 +1,5 @@
-"""ESM-2 (fair-esm's architecture, SPEC §4) over packed batches, with the loader for fair-esm
-checkpoint files.
-
-fair-esm's checkpoints keep q, k and v as separate projections; the loader fuses them into one
-`qkv` projection so the forward pass does one matrix product. They also store the rotary
-frequencies (`inv_freq`, one copy per layer, fp16 in the published files), which fair-esm
-rotates with; the loader keeps them, as one buffer, rather than recomputing them in fp32.
-"""
-
-import re
-from pathlib import Path
+"""ESM-2 (fair-esm's architecture, SPEC §4) over packed batches, its tokenizer and pooling.
+models.checkpoints reads its fair-esm checkpoints."""
 
 import esm
 import numpy as np
@@ -16,11 +7,7 @@ import torch
 from torch import nn
 
 from ..packing import TokenStore, segment_mean
-from . import pickled
-from .architectures import ESM2Config, check_esm2
 from .attention import rows_for
-from .compile import compiled_on_cuda
-from .loading import REFETCH, check_tensors, materialize, meta_shapes, on_device
 
 ALPHABET = esm.data.Alphabet.from_architecture("ESM-1b")
 # The original's truncation_seq_length. Its batch converter does not truncate: the model
@@ -44,12 +31,11 @@ def apply_rotary(x, cos, sin):
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm transformer layer: x + Attn(LN(x)), then x + FFN(LN(x)), exact GELU.
+    """Pre-LayerNorm transformer layer: x + Attn(LN(x)), then x + FFN(LN(x)), exact GELU."""
 
-    ESM2.forward runs it in two halves around the attention kernel, so that everything between
-    one layer's attention and the next one's (out_proj, FFN, residual adds, the next layer
-    norm, q/k/v projection and rotary) compiles into one piece: the residual add and the next
-    layer norm then fuse into one pass over the activations."""
+    # the elementwise work and products on either side of the attention kernel, which
+    # models.compile compiles on a GPU; the kernel itself stays outside compiled code
+    COMPILED = ("attention_inputs", "output_and_mlp")
 
     def __init__(self, cfg):
         super().__init__()
@@ -61,39 +47,22 @@ class Block(nn.Module):
         self.fc1 = nn.Linear(cfg.embed_dim, 4 * cfg.embed_dim)
         self.fc2 = nn.Linear(4 * cfg.embed_dim, cfg.embed_dim)
         self.activation = nn.GELU()  # exact; models.fp8 moves it into fc2's quantization
-        self._register_load_state_dict_pre_hook(self._from_fair_esm)
 
-    @staticmethod
-    def _from_fair_esm(state_dict, prefix, *_):
-        """Rename fair-esm's `self_attn.{q,k,v,out}_proj` and fuse q, k, v into `qkv`."""
-        attn = prefix + "self_attn."
-        if attn + "q_proj.weight" not in state_dict:
-            return
-        for kind in ("weight", "bias"):
-            parts = [state_dict.pop(f"{attn}{p}_proj.{kind}") for p in "qkv"]
-            state_dict[f"{prefix}qkv.{kind}"] = torch.cat(parts)
-            state_dict[f"{prefix}out_proj.{kind}"] = state_dict.pop(f"{attn}out_proj.{kind}")
+    def forward(self, x, cos, sin, attention):
+        q, k, v = self.attention_inputs(x, cos, sin)
+        attended = attention(q, k, v, self.head_dim**-0.5)
+        return self.output_and_mlp(x, attended)
 
+    def attention_inputs(self, x, cos, sin):
+        """q, k and v [T, H, Dh] of LN(x), q and k rotated."""
+        qkv = self.qkv(self.self_attn_layer_norm(x))
+        q, k, v = qkv.view(x.shape[0], 3, self.heads, self.head_dim).unbind(1)
+        return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v
 
-def _attention_inputs(block, x, cos, sin):
-    qkv = block.qkv(block.self_attn_layer_norm(x))
-    q, k, v = qkv.view(x.shape[0], 3, block.heads, block.head_dim).unbind(1)
-    return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v
-
-
-def _attention_output_and_mlp(block, x, attended):
-    x = x + block.out_proj(attended.reshape(x.shape))
-    return x + block.fc2(block.activation(block.fc1(block.final_layer_norm(x))))
-
-
-def _between_layers(block, following, x, attended, cos, sin):
-    x = _attention_output_and_mlp(block, x, attended)
-    return x, *_attention_inputs(following, x, cos, sin)
-
-
-first_attention_inputs = compiled_on_cuda(_attention_inputs)
-between_layers = compiled_on_cuda(_between_layers)
-last_attention_output_and_mlp = compiled_on_cuda(_attention_output_and_mlp)
+    def output_and_mlp(self, x, attended):
+        """The residual stream after the attention's output projection and the FFN."""
+        x = x + self.out_proj(attended.reshape(x.shape))
+        return x + self.fc2(self.activation(self.fc1(self.final_layer_norm(x))))
 
 
 class ESM2(nn.Module):
@@ -123,12 +92,11 @@ class ESM2(nn.Module):
         rows = rows_for(batch, x.dtype)
         x = rows.pad(x)
         cos, sin = rotary_tables(rows.positions, self.rotary_inv_freq)
-        scale = self.cfg.head_dim**-0.5
-        layers = self.layers
-        q, k, v = first_attention_inputs(layers[0], x, cos, sin)
-        for layer, following in zip(layers[:-1], layers[1:], strict=True):
-            x, q, k, v = between_layers(layer, following, x, rows(q, k, v, scale), cos, sin)
-        x = last_attention_output_and_mlp(layers[-1], x, rows(q, k, v, scale))
+        # Each block's pieces compile apart (models.compile), so a layer's last residual add and
+        # the next layer's LayerNorm are two passes over the activations, not one fused one: a
+        # pass a layer, small beside its matrix products.
+        for block in self.layers:
+            x = block(x, cos, sin, rows)
         return self.emb_layer_norm_after(rows.unpad(x))
 
     @staticmethod
@@ -176,108 +144,3 @@ def residue_mean(hidden, batch):
     keep = (batch.positions > 0) & (batch.positions <= MEAN_RESIDUES)
     keep[last] = False
     return segment_mean(hidden, batch, keep)
-
-
-# ---- checkpoints -------------------------------------------------------------------------
-
-_FAIR_ESM_PREFIX = re.compile(r"^(encoder\.sentence_encoder\.|encoder\.)")
-_NOT_USED = re.compile(r"^(lm_head\.|contact_head\.)")
-
-
-def read_fair_esm(path):
-    """Config, state dict (fair-esm names, memory-mapped) and our metadata of a fair-esm ESM-2
-    checkpoint, read as data (models.pickled): its config checked against the published sizes
-    and its tensors' names and shapes against fair-esm's own ESM-2 of that config before any is
-    mapped. ValueError names the file and what is wrong."""
-    path = Path(path)
-    try:
-        data = pickled.read_pickle(path, {"argparse.Namespace"})  # cfg['model'] is one
-        cfg = _config(data, path.stem)
-        refs = pickled.tensor_dict(data.get("model"), "its 'model'")
-        refs = {_FAIR_ESM_PREFIX.sub("", name): ref for name, ref in refs.items()}
-        found = {name: (ref.shape, ref.storage.dtype) for name, ref in refs.items()}
-        check_tensors(found, meta_shapes(lambda: _fair_esm(cfg)), f"fair-esm's {cfg}")
-        extra = data.get("virnucpro", {})
-        if not isinstance(extra, dict):
-            raise pickled.Refused("its 'virnucpro' is not a dict")
-        used = {name: ref for name, ref in refs.items() if not _NOT_USED.match(name)}
-        state = pickled.read_tensors(path, used)
-    except pickled.Refused as error:
-        raise ValueError(
-            f"refusing to load {path}: {error}. It is not a fair-esm ESM-2 checkpoint as "
-            f"published. {REFETCH}"
-        ) from None
-    state["rotary_inv_freq"] = _rotary_frequencies(state, cfg, path)
-    return cfg, state, extra
-
-
-def _config(data, name):
-    """The ESM2Config of a checkpoint's pickle (its cfg['model'], an argparse.Namespace),
-    checked against the published ESM-2 sizes (architectures.check_esm2)."""
-    try:
-        args = data["cfg"]["model"].state
-        cfg = ESM2Config(
-            num_layers=args["encoder_layers"],
-            embed_dim=args["encoder_embed_dim"],
-            attention_heads=args["encoder_attention_heads"],
-            token_dropout=args["token_dropout"],
-        )
-    except (KeyError, TypeError, AttributeError):
-        raise pickled.Refused(
-            "it has no cfg['model'] with encoder_layers, encoder_embed_dim, "
-            "encoder_attention_heads and token_dropout"
-        ) from None
-    try:
-        check_esm2(cfg, name)
-    except ValueError as error:
-        raise pickled.Refused(str(error)) from None
-    return cfg
-
-
-def _fair_esm(cfg):
-    """fair-esm's own ESM-2 of `cfg`, whose state dict the published checkpoints hold."""
-    return esm.model.esm2.ESM2(
-        cfg.num_layers, cfg.embed_dim, cfg.attention_heads, ALPHABET, cfg.token_dropout
-    )
-
-
-def _rotary_frequencies(state, cfg, path):
-    """Take the per-layer `rot_emb.inv_freq` buffers out of a fair-esm state dict and return
-    them as one tensor. fair-esm rotates each layer with its own; every published file holds
-    the same values in all of them, and a file that does not is refused rather than guessed."""
-    names = [f"layers.{i}.self_attn.rot_emb.inv_freq" for i in range(cfg.num_layers)]
-    missing = [name for name in names if name not in state]
-    if missing:
-        raise ValueError(
-            f"{path} has no rotary frequencies ({missing[0]}): fair-esm ESM-2 checkpoints store "
-            "them in every layer. Use the published esm2_*.pt file."
-        )
-    first, *others = (state.pop(name) for name in names)
-    if any(not torch.equal(first, other) for other in others):
-        raise ValueError(
-            f"{path}: the layers' rotary frequencies (rot_emb.inv_freq) differ, which no "
-            "published ESM-2 checkpoint does; virnucpro rotates every layer alike. Use the "
-            "published esm2_*.pt file."
-        )
-    return first
-
-
-def read_model(path):
-    """ESM-2 from a fair-esm checkpoint (.pt) on the CPU, memory-mapped, in the checkpoint's
-    dtype (q, k and v fused). Returns (model, info): info holds the model's name and whether
-    its weights are random."""
-    path = Path(path)
-    cfg, state, extra = read_fair_esm(path)
-    info = {
-        "name": path.stem,
-        "random_weights": bool(extra.get("random_weights", False)),
-        "path": path,
-    }
-    return materialize(lambda: ESM2(cfg), state, path), info
-
-
-def load_model(path, device="cpu", dtype=torch.float32):
-    """read_model's ESM-2 on `device` in `dtype` (loading.on_device): about a second for ESM-2
-    3B from the page cache (benchmarks/results/2026-11-22-h200-job-start.txt)."""
-    model, info = read_model(path)
-    return on_device(model, device, dtype, path), info

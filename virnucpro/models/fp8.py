@@ -11,7 +11,7 @@ benchmarks/results/2026-11-22-h200-fp8-products.txt (summed up in 2026-11-22-fp8
 torch._scaled_mm directly, not torchao's float8 inference: torchao would add a dependency for
 what is, for inference with dynamic row-wise activation scales, these quantizations and one
 call; and torch.compile fuses each activation's quantization with the layer norm or GELU
-before it, as it compiles the layers' code (models.esm2)."""
+before it, as it compiles the blocks' code (models.compile)."""
 
 import torch
 import torch.nn.functional as F
