@@ -23,11 +23,11 @@ from full_models import full_models
 from record import save
 from samples import read_genomes, reads
 
-from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
-from virnucpro.engine import Engine, auto_batch_tokens
-from virnucpro.frames import kept_frames
 from virnucpro.models import esm2
-from virnucpro.packing import PackedBatch
+from virnucpro.models.encoders import NucleotideEncoder, ProteinEncoder
+from virnucpro.models.packing import PackedBatch
+from virnucpro.runtime.engine import Engine, auto_batch_tokens
+from virnucpro.sequences.frames import kept_frames
 
 MODES = {
     "static": {"dynamic": False},

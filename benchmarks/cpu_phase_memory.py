@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from virnucpro.sharding import frame_table
+from virnucpro.io.shards import frame_table
 
 REPO = Path(__file__).resolve().parents[1]
 BASES, RESIDUES = 148, 49
@@ -72,7 +72,7 @@ def measure(workdir):
     """In this (fresh) process: the job's CPU phase on the shard; prints its figures."""
     import torch
 
-    from virnucpro.embed import embed_shard
+    from virnucpro.stages.embed import embed_shard
 
     torch.set_num_threads(2)
     imported = peak_rss()

@@ -30,8 +30,8 @@ import psutil
 from record import save
 from samples import read_genomes, reads, write_fasta
 
-from virnucpro.calling import CallRule
-from virnucpro.regions import RegionSettings
+from virnucpro.calls.calling import CallRule
+from virnucpro.calls.regions import RegionSettings
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("dnabert_s",)
@@ -45,8 +45,8 @@ def paths(run):
     return SimpleNamespace(
         fasta=run / "reads.fa",
         classifier=run / "classifier.safetensors",
-        records=run / "prepare" / "input_records.tsv",
-        chunks=run / "prepare" / "chunk_frames.tsv",
+        input_records=run / "prepare" / "input_records.tsv",
+        chunk_frames=run / "prepare" / "chunk_frames.tsv",
         parts=run / "prepare" / "parts.tsv",
         frames=run / "shards" / "frames.tsv",
         manifest=run / "shards" / "manifest.tsv",
@@ -74,15 +74,15 @@ def stage(name, run, workers):
         tracks=p.out / "plots" / "score_tracks.svg",
     )
     if name == "prepare_sample":
-        from virnucpro.prepare import prepare_sample
-        from virnucpro.sizing import shards_for_sample
+        from virnucpro.planning.sizing import shards_for_sample
+        from virnucpro.stages.prepare import prepare_sample
 
         shards = shards_for_sample(p.fasta, CHUNK_SIZE, "overlap", MODELS)
         prepare_sample(p.fasta, CHUNK_SIZE, "overlap", MODELS, shards, p, workers)
         return {}
     if name == "aggregate_sample":
-        from virnucpro.report import aggregate_sample
-        from virnucpro.sample_outputs import write_sample_outputs
+        from virnucpro.stages.aggregate import aggregate_sample
+        from virnucpro.stages.outputs import write_sample_outputs
 
         started = time.perf_counter()
         embeddings = [[path] for path in sorted(p.embeddings.glob("*.h5"))]
@@ -97,7 +97,7 @@ def stage(name, run, workers):
             "aggregation_s": round(aggregated - started, 2),
             "viral_fasta_and_plots_s": round(time.perf_counter() - aggregated, 2),
         }
-    from virnucpro.samples_table import tabulate_samples
+    from virnucpro.stages.samples_table import tabulate_samples
 
     summary = p.out / "samples.tsv", p.out / "samples.html"
     tabulate_samples({"reads": (outputs.records, outputs.summary, {})}, *summary)
@@ -143,10 +143,10 @@ def stand_in_embeddings(run, seed=0):
     """Embedding files as the shards' jobs would leave them for a DNABERT-S-only classifier:
     their frames in a job's order (longest first: here at random), one float16 value a frame,
     and random scores stored with the classifier's digest."""
-    from virnucpro.h5store import embedding_writer
+    from virnucpro.calls.scoring import SCORED_WITH, classifier_digest
+    from virnucpro.io.h5store import embedding_writer
+    from virnucpro.io.shards import read_manifest, read_shard
     from virnucpro.models.classifier import MLPClassifier, save_classifier
-    from virnucpro.scoring import SCORED_WITH, classifier_digest
-    from virnucpro.sharding import read_manifest, read_shard
 
     p = paths(run)
     save_classifier(MLPClassifier(768), p.classifier, models=MODELS)

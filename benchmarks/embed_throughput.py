@@ -30,12 +30,12 @@ from baselines import (
 from model_flops import bf16_matmul_tflops, dnabert_flops, esm2_flops
 
 from virnucpro.demo.random_checkpoints import write_dnabert_s, write_esm2
-from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
-from virnucpro.engine import embed_all
-from virnucpro.fasta import read_records
+from virnucpro.io.fasta import read_records
 from virnucpro.models.architectures import ESM2_PRESETS, DNABertConfig
 from virnucpro.models.checkpoints import dnabert_s_weights_file
+from virnucpro.models.encoders import NucleotideEncoder, ProteinEncoder
 from virnucpro.models.fp8 import esm2_to_fp8
+from virnucpro.runtime.engine import embed_all
 
 AMINO_ACIDS = list("ACDEFGHIKLMNPQRSTVWY")
 

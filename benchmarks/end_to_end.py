@@ -101,10 +101,10 @@ def engine_check(args, run, sample, max_tokens):
 def engine_check_child(run, sample, max_tokens):
     import torch
 
-    from virnucpro.embed import longest_first
-    from virnucpro.encoders import ProteinEncoder
-    from virnucpro.engine import auto_batch_tokens, consecutive_ranges, embed_all
-    from virnucpro.sharding import read_shard
+    from virnucpro.io.shards import read_shard
+    from virnucpro.models.encoders import ProteinEncoder
+    from virnucpro.runtime.engine import auto_batch_tokens, consecutive_ranges, embed_all
+    from virnucpro.stages.embed import longest_first
 
     shards = run / "results" / sample / "shards"
     ordinals, _, _, proteins = read_shard(

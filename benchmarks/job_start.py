@@ -20,8 +20,8 @@ from pathlib import Path
 
 import yaml
 
-from virnucpro.logs import process_age
-from virnucpro.sharding import MANIFEST_COLUMNS
+from virnucpro.io.shards import MANIFEST_COLUMNS
+from virnucpro.runtime.logs import process_age
 
 
 def small_shard(run, sample, frames, out):
@@ -48,7 +48,7 @@ def child(run, out):
     started = time.perf_counter()
     import torch
 
-    from virnucpro.embed import embed_shard
+    from virnucpro.stages.embed import embed_shard
 
     print(f"imports: {time.perf_counter() - started:.2f} s", flush=True)
     torch.set_num_threads(2)

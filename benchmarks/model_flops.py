@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from virnucpro.sizing import esm2_tokens
+from virnucpro.planning.sizing import esm2_tokens
 
 # DNABERT-S's tokens are counted on a systematic sample of about this many frames of a larger
 # table: tokenizing ten million frames takes a minute of 16 cores, and the sample's mean is
@@ -55,11 +55,11 @@ def bf16_matmul_tflops(device="cuda", size=8192, repeats=20):
 
 def frame_table_flops(frames_tsv, configs, dnabert_s_checkpoint):
     """Frames, tokens and model FLOPs of every frame of a frame table (a TSV with `nucleotide`
-    and `protein` columns, as sharding.frame_table writes), read a block at a time, for the
+    and `protein` columns, as io.shards.frame_table writes), read a block at a time, for the
     models of `configs` ({kind: ESM2Config or DNABertConfig}): ESM-2 from every protein's
     length, DNABERT-S from the tokens (its checkpoint's tokenizer) of every k-th frame, scaled
     to all frames, k such that about DNABERT_S_TOKENIZED frames are tokenized."""
-    from virnucpro.encoders import NucleotideEncoder
+    from virnucpro.models.encoders import NucleotideEncoder
 
     every = max(1, round(_rows_estimate(frames_tsv) / DNABERT_S_TOKENIZED))
     frames, esm2_counts, esm2, sampled = 0, 0, 0.0, []

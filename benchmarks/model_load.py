@@ -19,7 +19,7 @@ from virnucpro.demo.random_checkpoints import train_dna_tokenizer, write_dnabert
 from virnucpro.models import esm2
 from virnucpro.models.architectures import ESM2_PRESETS, DNABertConfig
 from virnucpro.models.checkpoints import load_dnabert_s, load_esm2
-from virnucpro.packing import PackedBatch
+from virnucpro.models.packing import PackedBatch
 
 PROBE = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
 

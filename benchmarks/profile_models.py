@@ -18,8 +18,8 @@ from full_models import full_models
 from samples import read_genomes
 from torch.profiler import ProfilerActivity, profile
 
-from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
-from virnucpro.engine import auto_batch_tokens, embed_all
+from virnucpro.models.encoders import NucleotideEncoder, ProteinEncoder
+from virnucpro.runtime.engine import auto_batch_tokens, embed_all
 
 KINDS = [
     ("attention", ("flash", "fmha", "attention", "sdpa")),

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from virnucpro.atomic import atomic_path
-from virnucpro.fasta import read_records
-from virnucpro.frames import reverse_complement
+from virnucpro.io.atomic import atomic_path
+from virnucpro.io.fasta import read_records
+from virnucpro.sequences.frames import reverse_complement
 
 READS_PER_DRAW = 1 << 18  # reads drawn and cut at once: vectorized, with bounded memory
 RECORDS_PER_WRITE = 100_000  # FASTA records joined into one write
-# A, C, G and T complemented, every other letter kept, as virnucpro.frames.reverse_complement
+# A, C, G and T complemented, every other letter kept, as
+# virnucpro.sequences.frames.reverse_complement
 _COMPLEMENT = np.arange(256, dtype=np.uint8)
 _COMPLEMENT[np.frombuffer(b"ACGT", np.uint8)] = np.frombuffer(b"TGCA", np.uint8)
 

@@ -55,7 +55,7 @@ from workflow_run import (
     write_run_config,
 )
 
-from virnucpro.models.classifier_header import CHUNK_SIZE_KEY, EMBEDDING_MODELS
+from virnucpro.io.classifier_header import CHUNK_SIZE_KEY, EMBEDDING_MODELS
 
 READ_LENGTH = 150
 TINY_SHARE = 1000  # --tiny runs a scenario's reads / this
@@ -153,7 +153,8 @@ def vector_width(configs, kinds):
 def check_disk(workdir, name, n, width, value_bytes):
     """Stop before a scenario whose sample and results the disk cannot hold: its embeddings
     (vectors of `value_bytes` a value: float16 where a GPU job computes in fp16 or FP8,
-    float32 on the CPU, as virnucpro.embed stores them) and what else a read leaves on disk."""
+    float32 on the CPU, as virnucpro.stages.embed stores them) and what else a read leaves on
+    disk."""
     needed = n * (FRAMES_PER_READ * width * value_bytes + BYTES_PER_READ)
     free = shutil.disk_usage(workdir).free
     if needed > free:

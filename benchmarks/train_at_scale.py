@@ -27,8 +27,8 @@ from full_models import full_models
 from record import save
 from workflow_run import REPO, is_embedding, job_table, run_workflow
 
-from virnucpro.tables import read_tsv
-from virnucpro.train_run import TrainingSet, evaluate_classifier, read_labels, train_classifier
+from virnucpro.io.tables import read_tsv
+from virnucpro.training.run import TrainingSet, evaluate_classifier, read_labels, train_classifier
 
 SETS = {  # set: (FASTA in --genomes, label, role)
     "virus_train": ("virus_tr.fa", "virus", "train"),

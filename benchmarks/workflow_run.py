@@ -25,14 +25,14 @@ SAMPLES_TABLE = Path("results") / "samples.tsv"
 
 
 def frame_table(run, sample):
-    """The table of a sample's frames, every frame the embedding jobs embed (sharding.py)."""
+    """The table of a sample's frames, every frame the embedding jobs embed (io.shards)."""
     return run / "results" / sample / "shards" / "frames.tsv"
 
 
 def write_run_config(run, rows, models, precision):
     """A run directory's config/samples.tsv of `rows` (one {column: value} per sample) and its
     config/config.yaml: the repository's, with `models` ({key: path}) and the precision."""
-    from virnucpro.fidelity import GateSettings
+    from virnucpro.calls.fidelity import GateSettings
 
     (run / "config").mkdir(parents=True, exist_ok=True)
     columns = list(rows[0])
@@ -156,8 +156,8 @@ def embedding_jobs(run, sample, jobs):
     """Per embedding job of `sample`: its wall and fixed cost (the wall less its models'
     loops), the marks of its log, and per model (its embedding files' attributes) frames, load,
     first batch and loop, with tokens/s."""
-    from virnucpro.fidelity import GateReport
-    from virnucpro.h5store import read_attrs
+    from virnucpro.calls.fidelity import GateReport
+    from virnucpro.io.h5store import read_attrs
 
     found, embeddings = {}, run / "results" / sample / "embeddings"
     for rule, rule_jobs in jobs.items():
@@ -194,7 +194,7 @@ def embedding_jobs(run, sample, jobs):
 
 LEASE = re.compile(r"lease on GPU (\S+) taken \(waited ([\d.]+) s\)")
 PROCESS_START = re.compile(r"([\d.]+) s into the process")
-STEP = re.compile(r"virnucpro.embed: (.+): ([\d.]+) s into the job")
+STEP = re.compile(r"virnucpro.stages.embed: (.+): ([\d.]+) s into the job")
 
 
 def embedding_log_marks(text):

@@ -1,4 +1,4 @@
-"""What the score figures (virnucpro.plots) draw, read back from their SVG: the texts, the
+"""What the score figures (virnucpro.report.plots) draw, read back from their SVG: the texts, the
 records' points and bars of each group, and the dashed line of the call rule; and a check that
 every record of a records table lies on the side of that line its call says."""
 
@@ -6,7 +6,7 @@ import math
 import re
 import xml.etree.ElementTree as ET
 
-from virnucpro.tables import read_tsv
+from virnucpro.io.tables import read_tsv
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -8,18 +8,19 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from virnucpro.calling import CallRule
-from virnucpro.embed import embed_shard
-from virnucpro.h5store import embedding_writer
-from virnucpro.models.classifier_header import EMBEDDING_MODELS
-from virnucpro.parts import PartRows
-from virnucpro.prepare import CHUNK_COLUMNS, PART_COLUMNS, RECORD_COLUMNS, prepare_sample
-from virnucpro.regions import RegionSettings
-from virnucpro.report import aggregate_sample
-from virnucpro.sample_outputs import write_sample_outputs
-from virnucpro.scoring import SCORED_WITH, classifier_digest
-from virnucpro.sharding import MANIFEST_COLUMNS, frame_row, frame_table, shard_name
-from virnucpro.tables import tsv_writer
+from virnucpro.calls.calling import CallRule
+from virnucpro.calls.parts import PartRows
+from virnucpro.calls.regions import RegionSettings
+from virnucpro.calls.scoring import SCORED_WITH, classifier_digest
+from virnucpro.io.classifier_header import EMBEDDING_MODELS
+from virnucpro.io.h5store import embedding_writer
+from virnucpro.io.prepared import CHUNK_FRAME_COLUMNS, INPUT_RECORD_COLUMNS, PART_COLUMNS
+from virnucpro.io.shards import MANIFEST_COLUMNS, frame_row, frame_table, shard_name
+from virnucpro.io.tables import tsv_writer
+from virnucpro.stages.aggregate import aggregate_sample
+from virnucpro.stages.embed import embed_shard
+from virnucpro.stages.outputs import write_sample_outputs
+from virnucpro.stages.prepare import prepare_sample
 
 
 def table(path, header, rows):
@@ -38,17 +39,20 @@ def _rows_text(rows):
 def prepared_by_hand(directory, records, chunks, scores, classifier, part_records=1, shards=1):
     """The prepare tables, parts table, manifest and embedding files (one model's, with the
     scores its job stored for `classifier`) that the stages before the aggregation would write
-    for hand-written `records` and `chunks` (rows of prepare's RECORD_COLUMNS and
-    CHUNK_COLUMNS) and `scores`, (others, virus) of each kept frame in order: parts of
+    for hand-written `records` and `chunks` (rows of io.prepared's INPUT_RECORD_COLUMNS and
+    CHUNK_FRAME_COLUMNS) and `scores`, (others, virus) of each kept frame in order: parts of
     `part_records` records, `shards` shards of about as many frames, each file listing its
     frames in reverse, as the embedding job's own order does not follow the input's. Returns
     the paths as prepared() names them, and each shard's embedding files."""
     paths = prepared(directory)
-    paths.records.parent.mkdir(parents=True, exist_ok=True)
+    paths.input_records.parent.mkdir(parents=True, exist_ok=True)
     paths.manifest.parent.mkdir(parents=True, exist_ok=True)
     frame_ids = [c[0] + name for c in chunks for name in (c[5].split(",") if c[5] else [])]
     assert len(frame_ids) == len(scores)
-    texts = {"records": _rows_text([RECORD_COLUMNS]), "chunks": _rows_text([CHUNK_COLUMNS])}
+    texts = {
+        "records": _rows_text([INPUT_RECORD_COLUMNS]),
+        "chunks": _rows_text([CHUNK_FRAME_COLUMNS]),
+    }
     parts, frames, next_chunk = [], 0, 0
     for number, start in enumerate(range(0, len(records), part_records)):
         part_rows = records[start : start + part_records]
@@ -62,8 +66,8 @@ def prepared_by_hand(directory, records, chunks, scores, classifier, part_record
             row += [at, len(texts[name].encode())]
         parts.append((*row, 0, 0, 1))
         frames, next_chunk = frames + n_frames, next_chunk + n_chunks
-    paths.records.write_text(texts["records"])
-    paths.chunks.write_text(texts["chunks"])
+    paths.input_records.write_text(texts["records"])
+    paths.chunk_frames.write_text(texts["chunks"])
     table(paths.parts, PART_COLUMNS, parts)
     cuts = np.linspace(0, len(frame_ids), shards + 1).round().astype(int).tolist()
     manifest, embeddings = [], []
@@ -136,8 +140,8 @@ def prepared(out, intermediates=False):
     intermediate files where asked for."""
     out = Path(out)
     paths = SimpleNamespace(
-        records=out / "prepare" / "input_records.tsv",
-        chunks=out / "prepare" / "chunk_frames.tsv",
+        input_records=out / "prepare" / "input_records.tsv",
+        chunk_frames=out / "prepare" / "chunk_frames.tsv",
         parts=out / "prepare" / "parts.tsv",
         frames=out / "shards" / "frames.tsv",
         manifest=out / "shards" / "manifest.tsv",

@@ -10,12 +10,12 @@ import sys
 
 import pytest
 
-from virnucpro.atomic import OutputBusy, atomic_open
+from virnucpro.io.atomic import OutputBusy, atomic_open
 
 # A writer that stops half-way through its output and waits: the test ends or kills it.
 WRITER = """
 import sys, time
-from virnucpro.atomic import atomic_open
+from virnucpro.io.atomic import atomic_open
 with atomic_open(sys.argv[1]) as handle:
     handle.write("half of it")
     handle.flush()

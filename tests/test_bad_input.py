@@ -13,16 +13,16 @@ import random
 import pytest
 from xopen import xopen
 
-from virnucpro import fasta as fasta_module
-from virnucpro.chunking import chunk_spans
 from virnucpro.errors import InputError
-from virnucpro.fasta import read_records
-from virnucpro.models.classifier_header import EMBEDDING_MODELS
-from virnucpro.prepare import prepare_sample
-from virnucpro.sample_sheet import read_sample_sheet
-from virnucpro.schema_check import load_schema, problems
-from virnucpro.sizing import estimated_seconds
-from virnucpro.tables import read_tsv
+from virnucpro.io import fasta as fasta_module
+from virnucpro.io.classifier_header import EMBEDDING_MODELS
+from virnucpro.io.fasta import read_records
+from virnucpro.io.tables import read_tsv
+from virnucpro.planning.sample_sheet import read_sample_sheet
+from virnucpro.planning.schema_check import load_schema, problems
+from virnucpro.planning.sizing import estimated_seconds
+from virnucpro.sequences.chunking import chunk_spans
+from virnucpro.stages.prepare import prepare_sample
 
 from conftest import DEMO_FA, DVF_VALIDATION, REPO, fastq
 from stages import prepared, run_sample
@@ -226,9 +226,9 @@ def test_a_5_mb_record_is_cut_whole(tmp_path):
     rng = random.Random(5)
     genome = "".join(rng.choices("ACGT", k=5_000_000))
     p = prepare(write(tmp_path / "big.fa.gz", fasta([("big", genome)]), "gz"), tmp_path)
-    [record] = read_tsv(p.records)
+    [record] = read_tsv(p.input_records)
     assert (record.record_id, record.length, record.chunks) == ("big", "5000000", "10000")
-    chunks = list(read_tsv(p.chunks))
+    chunks = list(read_tsv(p.chunk_frames))
     assert len(chunks) == 10000 and chunks[-1].end == "5000000"
     frames = sum(len(row.frames.split(",")) for row in chunks if row.frames)
     assert sum(int(row.frames) for row in read_tsv(p.manifest)) == frames
@@ -248,10 +248,10 @@ def test_100000_reads_are_all_listed(tmp_path):
         reads.append((f"read{n}", genome[start : start + 150]))
     path = write(tmp_path / "reads.fa.zst", fasta(reads), "zst")
     p = prepare(path, tmp_path, chunk_size=300, workers=2)
-    records = list(read_tsv(p.records))
+    records = list(read_tsv(p.input_records))
     assert [row.record_id for row in records] == [rid for rid, _ in reads]
     assert {row.chunks for row in records} == {"1"}
-    assert len(list(read_tsv(p.chunks))) == 100_000
+    assert len(list(read_tsv(p.chunk_frames))) == 100_000
     assert len(list(read_tsv(p.parts))) > 1  # several blocks, each a worker's task
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.isotonic import IsotonicRegression
 
-from virnucpro.calibration import (
+from virnucpro.calls.calibration import (
     Calibration,
     false_discovery_rate,
     false_discovery_rates,

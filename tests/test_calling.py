@@ -3,9 +3,9 @@ the calls and regions."""
 
 import pytest
 
-from virnucpro.calling import CallRule, covered_bases
-from virnucpro.fasta import read_records
-from virnucpro.virus_fasta import write_virus_fasta
+from virnucpro.calls.calling import CallRule, covered_bases
+from virnucpro.calls.virus_fasta import write_virus_fasta
+from virnucpro.io.fasta import read_records
 
 from stages import part_rows_by_hand, table
 

@@ -7,10 +7,10 @@ virus_regions.fna."""
 import numpy as np
 import torch
 
-from virnucpro.fasta import read_records
-from virnucpro.h5store import read_embeddings
+from virnucpro.io.fasta import read_records
+from virnucpro.io.h5store import read_embeddings
+from virnucpro.io.tables import read_tsv
 from virnucpro.models.classifier import MLPClassifier, save_classifier
-from virnucpro.tables import read_tsv
 
 from conftest import DVF
 from stages import run_sample

@@ -1,6 +1,6 @@
 import pytest
 
-from virnucpro.chunking import chunk_spans
+from virnucpro.sequences.chunking import chunk_spans
 
 
 def lengths(spans):

@@ -8,18 +8,18 @@ import h5py
 import numpy as np
 import pytest
 
-from virnucpro.calling import CallRule
-from virnucpro.damage import DamagedFile, InputGone, removing_damaged_inputs
+from virnucpro.calls.calling import CallRule
+from virnucpro.calls.regions import RegionSettings
+from virnucpro.calls.scoring import ShardScorer
 from virnucpro.demo.random_checkpoints import write_pickled_classifier
-from virnucpro.h5store import embedding_writer, open_embeddings
-from virnucpro.models.classifier_header import EMBEDDING_MODELS
-from virnucpro.prepare import prepare_sample
-from virnucpro.regions import RegionSettings
-from virnucpro.report import aggregate_sample
-from virnucpro.scoring import ShardScorer
-from virnucpro.sharding import read_shard
-from virnucpro.table_sizes import check_sizes
-from virnucpro.tables import read_tsv
+from virnucpro.io.classifier_header import EMBEDDING_MODELS
+from virnucpro.io.damage import DamagedFile, InputGone, removing_damaged_inputs
+from virnucpro.io.h5store import embedding_writer, open_embeddings
+from virnucpro.io.shards import read_shard
+from virnucpro.io.table_sizes import check_sizes
+from virnucpro.io.tables import read_tsv
+from virnucpro.stages.aggregate import aggregate_sample
+from virnucpro.stages.prepare import prepare_sample
 
 from stages import prepared, prepared_by_hand, sample_outputs
 from workflow_runs import DEMO, aggregation, planned, snakemake
@@ -126,14 +126,30 @@ def rewrite_part(parts_tsv, part, column, change):
         (lambda p: cut(p.parts, p.parts.stat().st_size - 3), "parts", "it is not a table of"),
         # its rows left whole: the records table runs on past them
         (lambda p: cut(p.parts, line_end(p.parts, -1)), "parts", "its rows of .* end at byte"),
-        (lambda p: cut(p.records, p.records.stat().st_size - 20), "records", "it holds .* bytes"),
-        (lambda p: cut(p.records, line_end(p.records, -1)), "records", "it holds .* bytes"),
-        (lambda p: cut(p.chunks, p.chunks.stat().st_size - 1), "chunks", "it holds .* bytes"),
+        (
+            lambda p: cut(p.input_records, p.input_records.stat().st_size - 20),
+            "input_records",
+            "it holds .* bytes",
+        ),
+        (
+            lambda p: cut(p.input_records, line_end(p.input_records, -1)),
+            "input_records",
+            "it holds .* bytes",
+        ),
+        (
+            lambda p: cut(p.chunk_frames, p.chunk_frames.stat().st_size - 1),
+            "chunk_frames",
+            "it holds .* bytes",
+        ),
         (lambda p: rewrite_part(p.parts, 5, "text_start", 1), "parts", "part 5 is"),
         (lambda p: rewrite_part(p.parts, 5, "frames", 1), "parts", "its parts hold 19 frames"),
         # the part's range of the records table holds one record more than it says: found by
         # the worker process that reads the part
-        (lambda p: rewrite_part(p.parts, 3, "records", -1), "records", "it holds 2 rows where"),
+        (
+            lambda p: rewrite_part(p.parts, 3, "records", -1),
+            "input_records",
+            "it holds 2 rows where",
+        ),
     ],
     ids=[
         "parts-cut",

@@ -39,9 +39,9 @@ WRITERS = """
 import json, os, sys
 from pathlib import Path
 import numpy as np
-from virnucpro.atomic import atomic_open
-from virnucpro.download import download
-from virnucpro.h5store import embedding_writer
+from virnucpro.io.atomic import atomic_open
+from virnucpro.models.download import download
+from virnucpro.io.h5store import embedding_writer
 
 full, big = Path(sys.argv[1]), Path(sys.argv[2])
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from virnucpro.demo.random_checkpoints import write_dnabert_s
-from virnucpro.encoders import NucleotideEncoder
-from virnucpro.engine import embed_all
 from virnucpro.models import dnabert_s
 from virnucpro.models.architectures import DNABertConfig
 from virnucpro.models.checkpoints import dnabert_s_weights_file, load_dnabert_s
+from virnucpro.models.encoders import NucleotideEncoder
+from virnucpro.runtime.engine import embed_all
 
 from conftest import REAL_DNABERT_S
 from reference import dnabert as reference

@@ -9,10 +9,10 @@ import sys
 import pytest
 import yaml
 
-from virnucpro.catalog import catalog
 from virnucpro.demo.random_checkpoints import write_esm2
-from virnucpro.download import DownloadError, download, download_model, file_digest
-from virnucpro.lifeline import SNAKEMAKE_PID
+from virnucpro.models.catalog import catalog
+from virnucpro.models.download import DownloadError, download, download_model, file_digest
+from virnucpro.runtime.lifeline import SNAKEMAKE_PID
 
 from conftest import REAL_DNABERT_S, REPO
 

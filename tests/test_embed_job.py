@@ -10,19 +10,20 @@ import numpy as np
 import pytest
 import torch
 
-from virnucpro import embed, scoring
-from virnucpro.embed import embed_shard, longest_first
-from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
-from virnucpro.engine import Engine, embed_all, filler
-from virnucpro.fidelity import FidelityError, GateSettings
-from virnucpro.frames import stored_bases
-from virnucpro.h5store import embedding_writer, open_embeddings, read_embeddings
+from virnucpro.calls import scoring
+from virnucpro.calls.fidelity import FidelityError, GateSettings
+from virnucpro.calls.scoring import SCORED_WITH, ShardScorer
+from virnucpro.io.h5store import embedding_writer, open_embeddings, read_embeddings
+from virnucpro.io.shards import read_shard, shard_entry
+from virnucpro.io.tables import read_tsv
 from virnucpro.models import dnabert_s, esm2
 from virnucpro.models.checkpoints import load_classifier
-from virnucpro.scoring import SCORED_WITH, ShardScorer
-from virnucpro.sharding import read_shard, shard_entry
-from virnucpro.tables import read_tsv
-from virnucpro.train_run import training_matrix
+from virnucpro.models.encoders import NucleotideEncoder, ProteinEncoder
+from virnucpro.runtime.engine import Engine, embed_all, filler
+from virnucpro.sequences.frames import stored_bases
+from virnucpro.stages import embed
+from virnucpro.stages.embed import embed_shard, longest_first
+from virnucpro.training.run import training_matrix
 
 from conftest import REAL_DNABERT_S
 
@@ -85,7 +86,7 @@ def events(monkeypatch):
             happened.append(record.getMessage())
 
     handler = Record(logging.INFO)
-    logger = logging.getLogger("virnucpro.embed")
+    logger = logging.getLogger("virnucpro.stages.embed")
     logger.addHandler(handler)
     level = logger.level
     logger.setLevel(logging.INFO)

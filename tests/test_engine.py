@@ -8,16 +8,16 @@ import pytest
 import torch
 from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 
-from virnucpro import progress
-from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
-from virnucpro.engine import Engine, consecutive_ranges, embed_all
-from virnucpro.h5store import embedding_writer
+from virnucpro.io.h5store import embedding_writer
 from virnucpro.models import dnabert_s, esm2
 from virnucpro.models.attention import PackedRows, PaddedRows, padded_length
 from virnucpro.models.checkpoints import load_dnabert_s, load_esm2
 from virnucpro.models.compile import compile_blocks, eager_in_this_thread
-from virnucpro.packing import PackedBatch
-from virnucpro.sizing import esm2_tokens
+from virnucpro.models.encoders import NucleotideEncoder, ProteinEncoder
+from virnucpro.models.packing import PackedBatch
+from virnucpro.planning.sizing import esm2_tokens
+from virnucpro.runtime import progress
+from virnucpro.runtime.engine import Engine, consecutive_ranges, embed_all
 
 PROTEINS = ["MKTAYIAKQRQISFVKSHFSRQ" * k for k in (1, 2, 3, 5, 7)] + ["M", "MK"]
 
@@ -121,9 +121,9 @@ def test_a_loop_logs_its_progress_with_a_rate_and_the_time_left(esm2_tiny, monke
     monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)  # every batch, not every 30 s
     encoder = ProteinEncoder.load(esm2_tiny, torch.device("cpu"), torch.float32)
     tokens = ProteinEncoder.tokenize(esm2_tiny, PROTEINS * 3)
-    with caplog.at_level("INFO", logger="virnucpro.progress"):
+    with caplog.at_level("INFO", logger="virnucpro.runtime.progress"):
         _, stats = embed_all(encoder, tokens, "cpu", 400)
-    lines = [r.getMessage() for r in caplog.records if r.name == "virnucpro.progress"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "virnucpro.runtime.progress"]
     # each batch but the last (which ends the loop, and the loop's summary says the rest)
     assert len(lines) == stats.batches - 1
     done = [

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from virnucpro.demo.random_checkpoints import write_esm2
-from virnucpro.encoders import ProteinEncoder
-from virnucpro.engine import embed_all
 from virnucpro.models import esm2
 from virnucpro.models.checkpoints import load_esm2
-from virnucpro.packing import PackedBatch
-from virnucpro.sizing import esm2_tokens
+from virnucpro.models.encoders import ProteinEncoder
+from virnucpro.models.packing import PackedBatch
+from virnucpro.planning.sizing import esm2_tokens
+from virnucpro.runtime.engine import embed_all
 
 from reference import fair_esm
 

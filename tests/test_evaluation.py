@@ -9,8 +9,9 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from virnucpro.damage import DamagedFile
-from virnucpro.evaluation import (
+from virnucpro.io.damage import DamagedFile
+from virnucpro.io.tables import read_tsv
+from virnucpro.training.evaluation import (
     COUNTS,
     RATES,
     evaluate_scores,
@@ -18,7 +19,6 @@ from virnucpro.evaluation import (
     tabulate_evaluations,
     write_metrics,
 )
-from virnucpro.tables import read_tsv
 
 # Ranked by score: 0.9+ 0.8+ 0.7+ 0.5- 0.4+ 0.3- 0.2- 0.1- (+ virus, - other), given shuffled.
 # At threshold 0.5 (inclusive) the top four are called: tp 3, fp 1 (the 0.5), fn 1, tn 3; so

@@ -8,9 +8,9 @@ import pytest
 from Bio.Seq import Seq
 from xopen import xopen
 
-from virnucpro import fasta as fasta_module
-from virnucpro.fasta import InputError, block_records, read_blocks, read_records
-from virnucpro.tables import read_tsv
+from virnucpro.io import fasta as fasta_module
+from virnucpro.io.fasta import InputError, block_records, read_blocks, read_records
+from virnucpro.io.tables import read_tsv
 
 from conftest import fastq
 from stages import run_sample

@@ -7,13 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from virnucpro.calling import CallRule
-from virnucpro.embed import embed_shard
-from virnucpro.fidelity import FidelityError, GateReport, GateSettings, check, measure
-from virnucpro.h5store import read_attrs, read_embeddings
+from virnucpro.calls.calling import CallRule
+from virnucpro.calls.fidelity import FidelityError, GateReport, GateSettings, check, measure
+from virnucpro.calls.regions import RegionSettings
+from virnucpro.io.h5store import read_attrs, read_embeddings
 from virnucpro.models.classifier import MLPClassifier, scores
-from virnucpro.regions import RegionSettings
-from virnucpro.report import aggregate_sample
+from virnucpro.stages.aggregate import aggregate_sample
+from virnucpro.stages.embed import embed_shard
 
 from stages import prepared, sample_outputs
 

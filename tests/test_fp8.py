@@ -9,10 +9,10 @@ from test_esm2 import proteins
 from torch import nn
 
 from virnucpro.demo.random_checkpoints import write_esm2
-from virnucpro.device import check_fp8
-from virnucpro.encoders import ProteinEncoder
-from virnucpro.engine import embed_all
+from virnucpro.models.encoders import ProteinEncoder
 from virnucpro.models.fp8 import E4M3_MAX, Fp8GeluLinear, Fp8Linear, esm2_to_fp8, quantize_rows
+from virnucpro.runtime.device import check_fp8
+from virnucpro.runtime.engine import embed_all
 
 from reference import fair_esm
 

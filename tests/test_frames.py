@@ -1,4 +1,4 @@
-from virnucpro.frames import (
+from virnucpro.sequences.frames import (
     REASON_ALL_STOPS,
     REASON_NO_CODON,
     REASON_TOO_SHORT,

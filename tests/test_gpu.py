@@ -14,19 +14,19 @@ from test_embed_job import RecordingLease
 from torch import nn
 from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 
+from virnucpro.calls.fidelity import GateReport, GateSettings
+from virnucpro.calls.scoring import score_files
 from virnucpro.demo.random_checkpoints import write_dnabert_s, write_esm2, write_pickled_classifier
-from virnucpro.embed import embed_shard
-from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
-from virnucpro.engine import embed_all
-from virnucpro.fidelity import GateReport, GateSettings
-from virnucpro.h5store import open_embeddings, read_attrs, read_embeddings
+from virnucpro.io.h5store import open_embeddings, read_attrs, read_embeddings
 from virnucpro.models import attention, dnabert_s, esm2
 from virnucpro.models.architectures import DNABertConfig
 from virnucpro.models.checkpoints import dnabert_s_weights_file, load_classifier
 from virnucpro.models.dnabert_s import alibi_slopes
+from virnucpro.models.encoders import NucleotideEncoder, ProteinEncoder
 from virnucpro.models.fp8 import Fp8GeluLinear, Fp8Linear, esm2_to_fp8
-from virnucpro.packing import PackedBatch
-from virnucpro.scoring import score_files
+from virnucpro.models.packing import PackedBatch
+from virnucpro.runtime.engine import embed_all
+from virnucpro.stages.embed import embed_shard
 
 from conftest import REAL_DNABERT_S, REPO
 from reference import dnabert as dnabert_reference
@@ -367,8 +367,8 @@ def test_a_job_that_starts_seeing_no_gpu_computes_on_the_one_it_leases(tmp_path)
     device = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0] or "0"
     for free in (True, False):
         script = f"""
-            from virnucpro.embed import embed_shard
-            from virnucpro.gpu_lease import GpuLease
+            from virnucpro.stages.embed import embed_shard
+            from virnucpro.runtime.gpu_lease import GpuLease
 
             class Lease(GpuLease):
                 def try_take(self):
@@ -397,7 +397,7 @@ def test_a_fit_on_the_gpu_repeats_itself_and_learns_as_the_cpu_fit_does(monkeypa
     own generator, so its weights are not the CPU fit's; its loss curve is, within 2% (2,000
     frames at 3,328 features, the published width), and its metrics of one model are the CPU's
     within float tolerance."""
-    from virnucpro import training
+    from virnucpro.training import fit as training
 
     generator = torch.Generator().manual_seed(0)
     features = torch.randn(2_250, 768 + 2560, generator=generator)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from virnucpro.gpu_lease import GpuLease, gpu_lease
+from virnucpro.runtime.gpu_lease import GpuLease, gpu_lease
 
 NOBODY = 65534
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")

@@ -6,10 +6,10 @@ import shutil
 
 import pytest
 
-from virnucpro.frames import kept_frame_sizes
+from virnucpro.io.classifier_header import EMBEDDING_MODELS
 from virnucpro.models.classifier import MLPClassifier, save_classifier
-from virnucpro.models.classifier_header import EMBEDDING_MODELS
-from virnucpro.sizing import frame_seconds, shard_count
+from virnucpro.planning.sizing import frame_seconds, shard_count
+from virnucpro.sequences.frames import kept_frame_sizes
 
 from conftest import copy_workflow
 from workflow_runs import DEMO, planned, set_config, snakemake

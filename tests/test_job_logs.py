@@ -2,7 +2,7 @@
 
 import os
 
-from virnucpro.job_logs import sample_failure
+from virnucpro.runtime.job_logs import sample_failure
 
 TRACEBACK = 'Traceback (most recent call last):\n  File "x.py", line 1\n'
 

@@ -4,9 +4,9 @@ processes, in many blocks."""
 
 import pytest
 
-from virnucpro import fasta as fasta_module
-from virnucpro.models.classifier_header import EMBEDDING_MODELS
-from virnucpro.prepare import prepare_sample
+from virnucpro.io import fasta as fasta_module
+from virnucpro.io.classifier_header import EMBEDDING_MODELS
+from virnucpro.stages.prepare import prepare_sample
 
 from conftest import DVF_VALIDATION
 from reference import original

@@ -7,12 +7,12 @@ import subprocess
 import sys
 import time
 
-from virnucpro.lifeline import SNAKEMAKE_PID
+from virnucpro.runtime.lifeline import SNAKEMAKE_PID
 
 # A job that maps over two worker processes and prints which worker computed each item.
 JOB = """
 import os, time
-from virnucpro.parallel import ordered_map
+from virnucpro.runtime.parallel import ordered_map
 
 def worker_pid(_):
     time.sleep(0.1)
@@ -50,7 +50,7 @@ def test_the_workers_of_a_killed_job_end_with_it(tmp_path):
 
 
 def end_with_snakemake(env):
-    code = "from virnucpro.lifeline import end_with_snakemake; end_with_snakemake()"
+    code = "from virnucpro.runtime.lifeline import end_with_snakemake; end_with_snakemake()"
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
 
 

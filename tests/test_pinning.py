@@ -30,7 +30,8 @@ def events(log):
 @pytest.mark.slow
 def test_no_two_jobs_compute_on_one_device_and_a_waiting_job_has_read_its_shard(workdir, tmp_path):
     set_config(workdir, shards=3, gpus=list(range(K)), lease_dir=str(tmp_path / "leases"))
-    # cores enough for two embedding jobs a GPU (virnucpro.scheduling): one computes, one waits
+    # cores enough for two embedding jobs a GPU (virnucpro.planning.scheduling): one computes,
+    # one waits
     snakemake(workdir, *DEMO, "--cores", str(2 * K + 1))
     logs = sorted((workdir / "logs").glob("embed_shard/*/*.log"))
     assert len(logs) == 2 * 3  # samples x shards

@@ -4,7 +4,7 @@ without Snakemake (virnucpro.plan): samples, shards, targets, classifiers and GP
 import pytest
 
 from virnucpro.errors import InputError
-from virnucpro.models.classifier_header import EMBEDDING_MODELS
+from virnucpro.io.classifier_header import EMBEDDING_MODELS
 from virnucpro.plan import TRAINED, chosen_gpus, make_plan
 
 BOTH = tuple(EMBEDDING_MODELS)

@@ -8,11 +8,11 @@ import re
 
 import pytest
 
-from virnucpro import calls_page
-from virnucpro.calling import ORIGINAL_RULE, CallRule
-from virnucpro.calls_page import write_calls_page
-from virnucpro.part_calls import CHUNK_COLUMNS, RECORD_COLUMNS, REGION_COLUMNS
-from virnucpro.plots import BIN_ABOVE, RANDOM_WEIGHTS, plot_sample
+from virnucpro.calls.calling import ORIGINAL_RULE, CallRule
+from virnucpro.calls.part_calls import CHUNK_COLUMNS, RECORD_COLUMNS, REGION_COLUMNS
+from virnucpro.report import calls_page
+from virnucpro.report.calls_page import write_calls_page
+from virnucpro.report.plots import BIN_ABOVE, RANDOM_WEIGHTS, plot_sample
 
 from figures import check_figures_follow_the_calls, svg_texts
 from stages import table

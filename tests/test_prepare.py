@@ -5,19 +5,19 @@ work."""
 
 import pytest
 
-from virnucpro import fasta as fasta_module
 from virnucpro.errors import InputError
-from virnucpro.models.classifier_header import EMBEDDING_MODELS
-from virnucpro.prepare import prepare_sample
-from virnucpro.sharding import read_shard, shard_name
-from virnucpro.sizing import frame_seconds
-from virnucpro.tables import read_tsv
+from virnucpro.io import fasta as fasta_module
+from virnucpro.io.classifier_header import EMBEDDING_MODELS
+from virnucpro.io.shards import read_shard, shard_name
+from virnucpro.io.tables import read_tsv
+from virnucpro.planning.sizing import frame_seconds
+from virnucpro.stages.prepare import prepare_sample
 
 from conftest import DVF_VALIDATION
 from stages import prepared
 
 FASTA = DVF_VALIDATION[1]  # 100 real 3 kb viral fragments
-TABLES = ("records", "chunks", "frames", "manifest")
+TABLES = ("input_records", "chunk_frames", "frames", "manifest")
 
 
 def prepare(tmp_path, name, workers=1, shards=3, models=EMBEDDING_MODELS, fasta=FASTA):
@@ -39,7 +39,8 @@ def test_the_parts_say_where_each_block_lies(tmp_path, monkeypatch):
     monkeypatch.setattr(fasta_module, "BLOCK_BYTES", 20_000)
     out = prepare(tmp_path, "out", workers=2)
     parts = list(read_tsv(out.parts))
-    text, records, chunks = FASTA.read_bytes(), out.records.read_bytes(), out.chunks.read_bytes()
+    text = FASTA.read_bytes()
+    records, chunks = out.input_records.read_bytes(), out.chunk_frames.read_bytes()
     header = {"records": records.index(b"\n") + 1, "chunks": chunks.index(b"\n") + 1}
     ends = {"records": header["records"], "chunks": header["chunks"], "text": 0, "ordinal": 0}
     for part in parts:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from virnucpro.regions import viral_segments
+from virnucpro.calls.regions import viral_segments
 
 THRESHOLD, PENALTY = 0.5, 0.4  # the defaults (regions.RegionSettings)
 

@@ -8,14 +8,14 @@ import io
 import numpy as np
 import pytest
 
-from virnucpro.calibration import Calibration
-from virnucpro.calling import CallRule
+from virnucpro.calls.calibration import Calibration
+from virnucpro.calls.calling import CallRule
+from virnucpro.calls.regions import RegionSettings
 from virnucpro.demo.random_checkpoints import write_pickled_classifier
+from virnucpro.io.classifier_header import CALIBRATION_KEY
+from virnucpro.io.tables import read_tsv
 from virnucpro.models.classifier import MLPClassifier, save_classifier
-from virnucpro.models.classifier_header import CALIBRATION_KEY
-from virnucpro.regions import RegionSettings
-from virnucpro.report import aggregate_sample
-from virnucpro.tables import read_tsv
+from virnucpro.stages.aggregate import aggregate_sample
 
 from stages import prepared_by_hand, sample_outputs
 

@@ -54,7 +54,7 @@ def test_keep_going_finishes_the_other_shards_and_a_rerun_redoes_only_the_failed
     embeddings = workdir / "results" / "demo_500" / "embeddings"
     run = started_in_new_session(workdir, workdir / "run.log")  # the profile keeps going
     deadline = time.monotonic() + 120
-    # both of its files begun (embed.py opens them together, then waits for the models)
+    # both of its files begun (stages.embed opens them together, then waits for the models)
     while len(begun := writers(f"{embeddings}/.shard_0001.")) < 2:
         assert run.poll() is None and time.monotonic() < deadline, "no job wrote shard_0001"
         time.sleep(0.02)

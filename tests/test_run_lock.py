@@ -12,13 +12,13 @@ from contextlib import contextmanager
 
 import pytest
 
-from virnucpro.run_lock import AnotherRun, RunLock
+from virnucpro.runtime.run_lock import AnotherRun, RunLock
 
 # A process that takes a lock (RunLock's method argv[2]) and keeps it until told to end.
 HOLDER = """
 import sys
 from pathlib import Path
-from virnucpro.run_lock import RunLock
+from virnucpro.runtime.run_lock import RunLock
 getattr(RunLock(Path(sys.argv[1])), sys.argv[2])()
 print("holding", flush=True)
 sys.stdin.readline()

@@ -3,7 +3,7 @@ each GPU gets a second embedding-job slot where cores allow."""
 
 import pytest
 
-from virnucpro.scheduling import LocalSlots, local_slots
+from virnucpro.planning.scheduling import LocalSlots, local_slots
 
 
 @pytest.mark.parametrize(

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from virnucpro import scoring
+from virnucpro.calls import scoring
+from virnucpro.calls.scoring import SCORED_WITH, ShardScorer, classifier_digest
 from virnucpro.demo.random_checkpoints import write_pickled_classifier
-from virnucpro.embed import embed_shard
-from virnucpro.h5store import embedding_writer, open_embeddings, read_attrs, read_embeddings
+from virnucpro.io.classifier_header import classifier_models
+from virnucpro.io.h5store import embedding_writer, open_embeddings, read_attrs, read_embeddings
 from virnucpro.models.classifier import MLPClassifier, save_classifier, scores
-from virnucpro.models.classifier_header import classifier_models
-from virnucpro.scoring import SCORED_WITH, ShardScorer, classifier_digest
+from virnucpro.stages.embed import embed_shard
 
 from conftest import DEMO_FA
 from stages import run_sample

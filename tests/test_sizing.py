@@ -6,19 +6,19 @@ import random
 
 import pytest
 
-from virnucpro import sizing
-from virnucpro.fasta import read_records
-from virnucpro.frames import kept_frame_sizes
-from virnucpro.models.classifier_header import EMBEDDING_MODELS
-from virnucpro.prepare import prepare_sample
-from virnucpro.sizing import (
+from virnucpro.io.classifier_header import EMBEDDING_MODELS
+from virnucpro.io.fasta import read_records
+from virnucpro.io.tables import read_tsv
+from virnucpro.planning import sizing
+from virnucpro.planning.sizing import (
     SHARD_SECONDS,
     estimated_seconds,
     frame_seconds,
     shard_count,
     shards_for_sample,
 )
-from virnucpro.tables import read_tsv
+from virnucpro.sequences.frames import kept_frame_sizes
+from virnucpro.stages.prepare import prepare_sample
 
 from conftest import DVF, DVF_VALIDATION, fastq
 from stages import prepared

@@ -7,21 +7,21 @@ import numpy as np
 import pytest
 import torch
 
-from virnucpro import fasta
-from virnucpro.calling import CallRule
+from virnucpro.calls.calling import CallRule
+from virnucpro.calls.regions import RegionSettings
+from virnucpro.calls.scoring import ShardScorer
 from virnucpro.demo.random_checkpoints import write_pickled_classifier
-from virnucpro.embed import embed_shard
-from virnucpro.encoders import NucleotideEncoder, ProteinEncoder
-from virnucpro.engine import embed_all
-from virnucpro.h5store import read_embeddings
+from virnucpro.io import fasta
+from virnucpro.io.classifier_header import EMBEDDING_MODELS
+from virnucpro.io.h5store import read_embeddings
+from virnucpro.io.shards import read_shard
+from virnucpro.io.tables import read_tsv
 from virnucpro.models.classifier import MLPClassifier, save_classifier
-from virnucpro.models.classifier_header import EMBEDDING_MODELS
-from virnucpro.prepare import prepare_sample
-from virnucpro.regions import RegionSettings
-from virnucpro.report import aggregate_sample
-from virnucpro.scoring import ShardScorer
-from virnucpro.sharding import read_shard
-from virnucpro.tables import read_tsv
+from virnucpro.models.encoders import NucleotideEncoder, ProteinEncoder
+from virnucpro.runtime.engine import embed_all
+from virnucpro.stages.aggregate import aggregate_sample
+from virnucpro.stages.embed import embed_shard
+from virnucpro.stages.prepare import prepare_sample
 
 from conftest import DEMO_FA, fastq
 from stages import prepared, run_sample, sample_outputs

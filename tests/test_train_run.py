@@ -10,15 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from virnucpro.calibration import Calibration, fit_calibration
-from virnucpro.damage import DamagedFile
-from virnucpro.h5store import read_embeddings
+from virnucpro.calls.calibration import Calibration, fit_calibration
+from virnucpro.calls.scoring import check_width
+from virnucpro.io.classifier_header import classifier_metadata, classifier_models
+from virnucpro.io.damage import DamagedFile
+from virnucpro.io.h5store import read_embeddings
+from virnucpro.io.tables import read_tsv
 from virnucpro.models.checkpoints import load_classifier
 from virnucpro.models.classifier import MLPClassifier, save_classifier, scores
-from virnucpro.models.classifier_header import classifier_metadata, classifier_models
-from virnucpro.scoring import check_width
-from virnucpro.tables import read_tsv
-from virnucpro.train_run import (
+from virnucpro.training.fit import split_indices
+from virnucpro.training.run import (
     TrainingSet,
     evaluate_classifier,
     in_spec_order,
@@ -27,7 +28,6 @@ from virnucpro.train_run import (
     train_classifier,
     training_matrix,
 )
-from virnucpro.training import split_indices
 
 # With the demo's 23 frames these seeds hold out 2 frames, one of each class, and stop early
 # within a dozen epochs; seed 42 (the original's) holds out two host frames.

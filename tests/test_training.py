@@ -13,8 +13,8 @@ from Bio.Seq import Seq
 from Bio.SeqFeature import FeatureLocation, SeqFeature
 from Bio.SeqRecord import SeqRecord
 
-from virnucpro.training import evaluate, fit_classifier, roc_auc, split_indices
-from virnucpro.training_frames import TrainingFrame, cds_translations, training_frames
+from virnucpro.training.fit import evaluate, fit_classifier, roc_auc, split_indices
+from virnucpro.training.frames import TrainingFrame, cds_translations, training_frames
 
 from reference import original, original_training
 

@@ -18,13 +18,13 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from virnucpro import __version__
-from virnucpro.calling import ORIGINAL_RULE
-from virnucpro.classifier_choice import TRAINED_CLASSIFIER
-from virnucpro.evaluation import RATES
+from virnucpro.calls.calling import ORIGINAL_RULE
+from virnucpro.io.classifier_header import classifier_metadata, classifier_models
+from virnucpro.io.tables import read_tsv
 from virnucpro.models.classifier import MLPClassifier, save_classifier
-from virnucpro.models.classifier_header import classifier_metadata, classifier_models
-from virnucpro.plots import RANDOM_WEIGHTS
-from virnucpro.tables import read_tsv
+from virnucpro.planning.classifier_choice import TRAINED_CLASSIFIER
+from virnucpro.report.plots import RANDOM_WEIGHTS
+from virnucpro.training.evaluation import RATES
 
 from conftest import copy_workflow
 from figures import check_figures_follow_the_calls, svg_texts

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from virnucpro.demo.random_checkpoints import write_pickled_classifier
+from virnucpro.io.tables import read_tsv
 from virnucpro.plan import SAMPLE_RESULTS  # what each sample's folder holds once run
-from virnucpro.tables import read_tsv
 
 from conftest import REPO, copy_workflow, deploy
 from workflow_runs import DEMO, aggregation, planned, snakemake

@@ -8,9 +8,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .classifier_choice import TRAINED_CLASSIFIER, sample_classifier
 from .errors import InputError
-from .sharding import shard_name
+from .io.shards import shard_name
+from .planning.classifier_choice import TRAINED_CLASSIFIER, sample_classifier
 
 # Each sample's files that `all` asks for, in results/{sample}/
 SAMPLE_RESULTS = (
@@ -51,7 +51,7 @@ def names_pattern(names):
 def training_sets(rows, samples, training):
     """{pseudo-sample `training/{set}`: row} of the training sheet's `rows`: each set is
     embedded as a sample of its own (results/training/{set}/), by the prediction's rules, and
-    cut as the prediction cuts a sample of training.chunk_size (virnucpro.training_frames)."""
+    cut as the prediction cuts a sample of training.chunk_size (virnucpro.training.frames)."""
     if training["sheet"] is not None and "training" in samples:
         raise InputError(
             "the sample `training` would share results/training/ with the training run: "
@@ -110,7 +110,7 @@ class Plan:
         ]
 
     def set_fields(self, role):
-        """train_run.TrainingSet fields of each set of a role: its embedding files shard by
+        """training.run.TrainingSet fields of each set of a role: its embedding files shard by
         shard (each shard's in features order), its labels table, its label and FASTA."""
         sets = []
         for name in self.sets_of(role):
@@ -185,8 +185,8 @@ def make_plan(
     }
     rows = samples | sets
     # a sample's shards follow from its own input, settings and models alone
-    # (virnucpro.sizing), so they stay the same when other samples, the GPUs or the executor
-    # change
+    # (virnucpro.planning.sizing), so they stay the same when other samples, the GPUs or the
+    # executor change
     count = config["embedding"]["shards"]
     shards = {
         name: [

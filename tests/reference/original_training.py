@@ -1,6 +1,6 @@
 """The original VirNucPro's training: the frames its datasets kept and train.py's fit (SPEC
-§7), written from the SPEC text alone and independently of virnucpro.training and
-virnucpro.training_frames, to check the package against.
+§7), written from the SPEC text alone and independently of virnucpro.training.fit and
+virnucpro.training.frames, to check the package against.
 
 The fit keeps the original script's shape: a classifier class of its own that calls
 init_weights, an EarlyStopping object that stores `model.state_dict()` (uncopied in legacy

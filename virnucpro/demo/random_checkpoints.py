@@ -22,7 +22,7 @@ import safetensors.torch
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 
-from ..atomic import atomic_path
+from ..io.atomic import atomic_path
 from ..models.architectures import DNABertConfig
 from ..models.classifier import MLPClassifier
 

@@ -18,6 +18,7 @@ import esm
 import safetensors
 import torch
 
+from ..io.classifier_header import FORMAT_KEY, SAFETENSORS_FORMAT, is_safetensors
 from . import pickled
 from .architectures import (
     DNABERT_S_CONFIG,
@@ -29,7 +30,6 @@ from .architectures import (
     dnabert_s_weights,
 )
 from .classifier import HIDDEN_DIM, N_CLASSES, MLPClassifier
-from .classifier_header import FORMAT_KEY, SAFETENSORS_FORMAT, is_safetensors
 from .dnabert_s import DNABertS
 from .esm2 import ALPHABET, ESM2
 

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..atomic import atomic_open
-from .classifier_header import EMBEDDING_MODELS, FORMAT_KEY, MODELS_KEY, SAFETENSORS_FORMAT
+from ..io.atomic import atomic_open
+from ..io.classifier_header import EMBEDDING_MODELS, FORMAT_KEY, MODELS_KEY, SAFETENSORS_FORMAT
 
 HIDDEN_DIM, N_CLASSES = 512, 2
 

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 from torch import nn
 
-from ..packing import TokenStore, segment_mean
 from .architectures import DNABERT_S_TOKENIZER
 from .attention import rows_for
+from .packing import TokenStore, segment_mean
 
 # sequences tokenized at a time: the tokenizer's Encoding objects (their tokens' strings and
 # more, kilobytes each) of one block at a time, not of a whole shard; four times as many held

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..packing import TokenStore, segment_mean
 from .attention import rows_for
+from .packing import TokenStore, segment_mean
 
 ALPHABET = esm.data.Alphabet.from_architecture("ESM-1b")
 # The original's truncation_seq_length. Its batch converter does not truncate: the model

@@ -9,26 +9,26 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from virnucpro.classifier_choice import (
-    TRAINED_CLASSIFIER,
-    check_chunk_size,
-    planned_models,
-)
-from virnucpro.models.classifier_header import EMBEDDING_MODELS, classifier_models
+from virnucpro.errors import InputError
+from virnucpro.io.classifier_header import EMBEDDING_MODELS, classifier_models
 from virnucpro.models.architectures import (
     DNABERT_S_CONFIG,
     DNABERT_S_TOKENIZER,
     DNABERT_S_WEIGHTS,
     dnabert_s_weights,
 )
-from virnucpro.errors import InputError
-from virnucpro.lifeline import SNAKEMAKE_PID
 from virnucpro.plan import TRAINED, chosen_gpus, make_plan, names_pattern
-from virnucpro.run_lock import AnotherRun, RunLock
-from virnucpro.sample_sheet import read_sample_sheet
-from virnucpro.scheduling import local_slots
-from virnucpro.schema_check import load_schema, problems
-from virnucpro.sizing import shards_for_sample
+from virnucpro.planning.classifier_choice import (
+    TRAINED_CLASSIFIER,
+    check_chunk_size,
+    planned_models,
+)
+from virnucpro.planning.sample_sheet import read_sample_sheet
+from virnucpro.planning.scheduling import local_slots
+from virnucpro.planning.schema_check import load_schema, problems
+from virnucpro.planning.sizing import shards_for_sample
+from virnucpro.runtime.lifeline import SNAKEMAKE_PID
+from virnucpro.runtime.run_lock import AnotherRun, RunLock
 
 RUN_STARTED = time.time()  # a job log older than this is of an earlier run
 
@@ -121,8 +121,8 @@ def machine_gpus():
 
 
 # A local run (no cluster executor) shares the machine's cores and GPUs between the jobs
-# (virnucpro.scheduling): the `gpu` resource caps how many embedding jobs run, the job's lease
-# (virnucpro.gpu_lease) picks its device, and one job computes on a device at a time.
+# (virnucpro.planning.scheduling): the `gpu` resource caps how many embedding jobs run, the job's lease
+# (virnucpro.runtime.gpu_lease) picks its device, and one job computes on a device at a time.
 def local_cores():
     """The cores a local run is given; None where Snakemake runs no job (--report, --lint)."""
     try:
@@ -316,11 +316,11 @@ def tabulate_finished_samples(snakemake_log):
     that finished, each one that did not listed with why (its first job to fail, by its log,
     or its results found damaged, which are removed). Out of room, one line says so.
     """
-    from virnucpro.damage import DamagedFile, removed
-    from virnucpro.disk_full import DiskFull
-    from virnucpro.job_logs import sample_failure
-    from virnucpro.samples_table import tabulate_samples
-    from virnucpro.table_sizes import check_sizes
+    from virnucpro.io.damage import DamagedFile, removed
+    from virnucpro.io.disk_full import DiskFull
+    from virnucpro.runtime.job_logs import sample_failure
+    from virnucpro.stages.samples_table import tabulate_samples
+    from virnucpro.io.table_sizes import check_sizes
 
     finished, failed = {}, {}
     for sample in samples:

@@ -1,5 +1,5 @@
 # A sample's classifier under one name for its embedding jobs, which score the frames with it
-# while the vectors are in memory (virnucpro.scoring). A link, so that pointing the sample at
+# while the vectors are in memory (virnucpro.calls.scoring). A link, so that pointing the sample at
 # another classifier, or replacing the file, changes no embedding job's input: the aggregation
 # sees the change and scores the stored vectors with the new one. A hard link where the
 # classifier is on the same file system (no copy of its bytes), else a copy.

@@ -1,7 +1,7 @@
 import re
 
-from virnucpro.catalog import catalog
-from virnucpro.classifier_choice import PUBLISHED_CHUNK_SIZES
+from virnucpro.models.catalog import catalog
+from virnucpro.planning.classifier_choice import PUBLISHED_CHUNK_SIZES
 
 CATALOG = catalog()
 

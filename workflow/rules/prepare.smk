@@ -3,8 +3,8 @@ rule prepare_sample:
         fasta=sample_fasta,
     output:
         **intermediate_files("results/{sample}/prepare"),
-        records="results/{sample}/prepare/input_records.tsv",
-        chunks="results/{sample}/prepare/chunk_frames.tsv",
+        input_records="results/{sample}/prepare/input_records.tsv",
+        chunk_frames="results/{sample}/prepare/chunk_frames.tsv",
         parts="results/{sample}/prepare/parts.tsv",
         frames="results/{sample}/shards/frames.tsv",
         manifest="results/{sample}/shards/manifest.tsv",

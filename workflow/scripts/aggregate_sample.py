@@ -1,15 +1,15 @@
-from virnucpro.lifeline import end_with_snakemake
-from virnucpro.logs import log_to
+from virnucpro.runtime.lifeline import end_with_snakemake
+from virnucpro.runtime.logs import log_to
 
 log_to(snakemake.log[0])
 end_with_snakemake()
 
-from virnucpro.calling import CallRule  # noqa: E402 - after the log is open
-from virnucpro.damage import removing_damaged_inputs  # noqa: E402
-from virnucpro.h5store import random_weights  # noqa: E402
-from virnucpro.regions import RegionSettings  # noqa: E402
-from virnucpro.report import aggregate_sample  # noqa: E402
-from virnucpro.sample_outputs import write_sample_outputs  # noqa: E402
+from virnucpro.calls.calling import CallRule  # noqa: E402 - after the log is open
+from virnucpro.calls.regions import RegionSettings  # noqa: E402
+from virnucpro.io.damage import removing_damaged_inputs  # noqa: E402
+from virnucpro.io.h5store import random_weights  # noqa: E402
+from virnucpro.stages.aggregate import aggregate_sample  # noqa: E402
+from virnucpro.stages.outputs import write_sample_outputs  # noqa: E402
 
 rule = CallRule(**snakemake.params.calling)
 per_shard = len(snakemake.params.models)  # embedding files, one per model, shard by shard

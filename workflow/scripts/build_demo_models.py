@@ -1,5 +1,5 @@
-from virnucpro.lifeline import end_with_snakemake
-from virnucpro.logs import log_to
+from virnucpro.runtime.lifeline import end_with_snakemake
+from virnucpro.runtime.logs import log_to
 
 log_to(snakemake.log[0])
 end_with_snakemake()

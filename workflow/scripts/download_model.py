@@ -1,12 +1,12 @@
 import sys
 
-from virnucpro.lifeline import end_with_snakemake
-from virnucpro.logs import log_to
+from virnucpro.runtime.lifeline import end_with_snakemake
+from virnucpro.runtime.logs import log_to
 
 log_to(snakemake.log[0])
 end_with_snakemake()
 
-from virnucpro.download import DownloadError, download_model  # noqa: E402 - after the log is open
+from virnucpro.models.download import DownloadError, download_model  # noqa: E402 - after the log is open
 
 try:
     download_model(snakemake.wildcards.path, snakemake.output[0], snakemake.params.entry)

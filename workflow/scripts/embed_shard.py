@@ -1,8 +1,8 @@
 import logging
 import os
 
-from virnucpro.lifeline import end_with_snakemake
-from virnucpro.logs import log_to, process_age
+from virnucpro.runtime.lifeline import end_with_snakemake
+from virnucpro.runtime.logs import log_to, process_age
 
 log_to(snakemake.log[0])
 end_with_snakemake()
@@ -13,10 +13,10 @@ os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.abspath(settings["compile_cache"
 
 import torch
 
-from virnucpro.damage import removing_damaged_inputs
-from virnucpro.embed import embed_shard
-from virnucpro.fidelity import GateSettings
-from virnucpro.gpu_lease import GpuLease
+from virnucpro.calls.fidelity import GateSettings
+from virnucpro.io.damage import removing_damaged_inputs
+from virnucpro.runtime.gpu_lease import GpuLease
+from virnucpro.stages.embed import embed_shard
 
 if (age := process_age()) is not None:
     logging.getLogger("embed_shard").info(
@@ -25,7 +25,7 @@ if (age := process_age()) is not None:
 torch.set_num_threads(snakemake.threads)
 models = snakemake.params.models  # the output files' models, in their order
 with removing_damaged_inputs(snakemake.input):
-    # the job takes the GPU's lease only for its GPU work (embed.py), and no CUDA call before
+    # the job takes the GPU's lease only for its GPU work (stages.embed), and no CUDA call before
     embed_shard(
         snakemake.input.frames,
         snakemake.input.manifest,

@@ -1,10 +1,10 @@
-from virnucpro.lifeline import end_with_snakemake
-from virnucpro.logs import log_to
+from virnucpro.runtime.lifeline import end_with_snakemake
+from virnucpro.runtime.logs import log_to
 
 log_to(snakemake.log[0])
 end_with_snakemake()
 
-from virnucpro.prepare import prepare_sample  # noqa: E402 - after the log is open
+from virnucpro.stages.prepare import prepare_sample  # noqa: E402 - after the log is open
 
 prepare_sample(
     snakemake.input.fasta,

@@ -1,10 +1,10 @@
-from virnucpro.lifeline import end_with_snakemake
-from virnucpro.logs import log_to
+from virnucpro.runtime.lifeline import end_with_snakemake
+from virnucpro.runtime.logs import log_to
 
 log_to(snakemake.log[0])
 end_with_snakemake()
 
-from virnucpro.training_frames import select_training_set  # noqa: E402 - after the log is open
+from virnucpro.training.frames import select_training_set  # noqa: E402 - after the log is open
 
 select_training_set(
     snakemake.input.fasta,

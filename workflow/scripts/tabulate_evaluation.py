@@ -1,12 +1,12 @@
-from virnucpro.lifeline import end_with_snakemake
-from virnucpro.logs import log_to
+from virnucpro.runtime.lifeline import end_with_snakemake
+from virnucpro.runtime.logs import log_to
 
 log_to(snakemake.log[0])
 end_with_snakemake()
 
-from virnucpro.damage import removing_damaged_inputs  # noqa: E402 - after the log is open
-from virnucpro.evaluation import tabulate_evaluations  # noqa: E402
-from virnucpro.html_page import write_table_page  # noqa: E402
+from virnucpro.io.damage import removing_damaged_inputs  # noqa: E402 - after the log is open
+from virnucpro.report.html_page import write_table_page  # noqa: E402
+from virnucpro.training.evaluation import tabulate_evaluations  # noqa: E402
 
 with removing_damaged_inputs(snakemake.input):
     tabulate_evaluations(

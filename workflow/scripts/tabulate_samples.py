@@ -1,11 +1,11 @@
-from virnucpro.lifeline import end_with_snakemake
-from virnucpro.logs import log_to
+from virnucpro.runtime.lifeline import end_with_snakemake
+from virnucpro.runtime.logs import log_to
 
 log_to(snakemake.log[0])
 end_with_snakemake()
 
-from virnucpro.damage import removing_damaged_inputs  # noqa: E402 - after the log is open
-from virnucpro.samples_table import tabulate_samples  # noqa: E402
+from virnucpro.io.damage import removing_damaged_inputs  # noqa: E402 - after the log is open
+from virnucpro.stages.samples_table import tabulate_samples  # noqa: E402
 
 settings = snakemake.params.settings
 files = zip(snakemake.input.records, snakemake.input.summaries, strict=True)

@@ -1,0 +1,1 @@
+"""What a person reads: the figures, the calls page and the HTML around the tables."""

@@ -1,0 +1,2 @@
+"""The original's sequence work: chunking records and translating chunks in six frames (SPEC
+§2-3)."""

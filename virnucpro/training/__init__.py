@@ -1,0 +1,1 @@
+"""Training a classifier: the training frames, the fit, the training job and the evaluation."""
