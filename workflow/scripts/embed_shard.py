@@ -36,7 +36,7 @@ with removing_damaged_inputs(snakemake.input):
         precision=snakemake.params.precision,
         batch_tokens=settings.get("batch_tokens"),
         # a training set has no classifier to score with
-        classifier_path=snakemake.input.get("classifier"),
+        classifier_path=snakemake.input.get("classifier") or None,
         fp8_gate=GateSettings(**settings["fp8_gate"]),
         lease=GpuLease(settings["gpus"], settings["lease_dir"]),
     )
