@@ -125,5 +125,7 @@ def test_a_run_that_fills_the_disk_says_so_in_one_line_and_finishes_once_there_i
     ]
     assert failures, said
     for line in failures:  # each failed job's, which Snakemake shows
-        assert re.fullmatch(r"virnucpro\.io\.disk_full\.DiskFull: " + FULL.format(r"results/\S+"), line)
+        assert re.fullmatch(
+            r"virnucpro\.io\.disk_full\.DiskFull: " + FULL.format(r"results/\S+"), line
+        )
         assert line.partition(": ")[2] in said

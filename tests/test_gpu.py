@@ -270,12 +270,13 @@ def test_esm2_3b_fp8_agrees_with_fair_esm_fp32(esm2_3b):
     assert report("ESM-2 3B FP8 vs fair-esm fp32", vectors, expected) >= 0.995
 
 
-def test_an_fp8_embedding_job_records_its_gate_and_runs_in_fp8(esm2_3b, tmp_path):
+def test_an_fp8_embedding_job_records_its_gate_and_runs_in_fp8(esm2_3b, tmp_path, monkeypatch):
     frames, manifest, dnabert, classifier = one_shard(tmp_path)
     h5 = {kind: tmp_path / f"{kind}.h5" for kind in ("dnabert_s", "esm2")}
     models = {"dnabert_s": dnabert, "esm2": esm2_3b}
     gate = GateSettings(min_cosine_p1=0.99)  # random weights: see test_esm2_3b_fp8_agrees...
     torch._dynamo.reset()
+    graphs = graphs_when_dropped(monkeypatch)
     stats = embed_shard(
         *(frames, manifest, "shard_0000", h5, models, "cuda"),
         precision="fp8",
@@ -291,11 +292,24 @@ def test_an_fp8_embedding_job_records_its_gate_and_runs_in_fp8(esm2_3b, tmp_path
     assert stats["esm2"].gpu_busy >= 0.9 and stats["esm2"].recomputed_in_fp32 == 0
     # the gate's fp16 reference computed uncompiled (beside DNABERT-S's compiled loop), its
     # FP8 sample and the loop in the kernels ESM-2's warm-up compiled
-    assert compiled_shapes() == [1] * len(COMPILED)
+    assert graphs == [[1] * len(COMPILED)]
 
 
 # the block methods models.compile compiles on a GPU: ESM-2's two, DNABERT-S's one
 COMPILED = (esm2.Block.attention_inputs, esm2.Block.output_and_mlp, dnabert_s.Layer.output_and_mlp)
+
+
+def graphs_when_dropped(monkeypatch):
+    """compiled_shapes() as the job drops its compiled graphs (embed._free_gpu resets the
+    compiler once its loops are done), one list per reset."""
+    counts, reset = [], torch._dynamo.reset
+
+    def count_then_reset():
+        counts.append(compiled_shapes())
+        reset()
+
+    monkeypatch.setattr(torch._dynamo, "reset", count_then_reset)
+    return counts
 
 
 def compiled_shapes():
@@ -304,7 +318,7 @@ def compiled_shapes():
 
 
 @pytest.mark.parametrize("free", [True, False], ids=["free-at-start", "busy-at-start"])
-def test_the_warm_up_compiles_the_kernels_the_loops_run(tmp_path, free):
+def test_the_warm_up_compiles_the_kernels_the_loops_run(tmp_path, free, monkeypatch):
     """A job warms each model up on a batch of filler in its loop's row count (the first model
     beside the CPU phase where the GPU is free at its start, by the manifest's longest frame;
     else after it, by the tokens): one graph per compiled function, none compiled again for a
@@ -314,13 +328,14 @@ def test_the_warm_up_compiles_the_kernels_the_loops_run(tmp_path, free):
     models = {"dnabert_s": dnabert, "esm2": write_esm2(tmp_path / "esm2_t6.pt", 6, 320, 20)}
     h5 = {kind: tmp_path / f"{kind}.h5" for kind in models}
     torch._dynamo.reset()
+    graphs = graphs_when_dropped(monkeypatch)
     lease = RecordingLease(free, [], list(h5.values()))
     stats = embed_shard(frames, manifest, "shard_0000", h5, models, "cuda", lease=lease)
     for kind, run in stats.items():
         attrs = read_attrs(h5[kind])
         print(kind, f"warm-up {attrs['warm_up_seconds']:.2f} s;", run.summary())
         assert attrs["warm_up_seconds"] > 0 and run.batches > 1
-    assert compiled_shapes() == [1] * len(COMPILED)
+    assert graphs == [[1] * len(COMPILED)]
 
 
 def test_an_fp16_job_stores_float16_vectors_close_to_an_fp32_job(esm2_3b, tmp_path):
@@ -359,20 +374,36 @@ def test_an_fp16_job_stores_float16_vectors_close_to_an_fp32_job(esm2_3b, tmp_pa
 
 
 def test_a_job_that_starts_seeing_no_gpu_computes_on_the_one_it_leases(tmp_path):
-    """No CUDA call before the lease, imports and the compiler's among them: a job whose
-    process starts with no device visible, and is given one by its lease, computes on it (a
-    CUDA call before the lease would have fixed the process's devices to none)."""
+    """No CUDA call before the lease, imports and the compiler's among them: the driver is not
+    started when a job tries its lease (at its start) or takes it (after its CPU phase, the GPU
+    busy at its start), and the job computes on the device its lease names (a CUDA call before
+    would have fixed the devices it sees to every one). The child starts as a local run starts
+    a job, every device visible; a process started with CUDA_VISIBLE_DEVICES empty sees none
+    on this machine even where nothing started CUDA before the variable changed."""
     frames, manifest, dnabert, _ = one_shard(tmp_path, frames=200)
     esm = write_esm2(tmp_path / "esm2_t6.pt", 6, 320, 20)
     device = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0] or "0"
     for free in (True, False):
         script = f"""
-            from virnucpro.stages.embed import embed_shard
+            import ctypes
+
             from virnucpro.runtime.gpu_lease import GpuLease
+            from virnucpro.stages.embed import embed_shard
+
+            driver = ctypes.CDLL("libcuda.so.1")
+
+            def unstarted():
+                # CUDA_ERROR_NOT_INITIALIZED (3) until something has started the driver
+                return driver.cuDeviceGetCount(ctypes.byref(ctypes.c_int())) == 3
 
             class Lease(GpuLease):
                 def try_take(self):
+                    assert unstarted(), "CUDA started before the job tried its lease"
                     return {free} and super().try_take()
+
+                def take(self):
+                    assert unstarted(), "CUDA started before the job took its lease"
+                    return super().take()
 
             h5 = {{k: "{tmp_path}/{free}." + k + ".h5" for k in ("dnabert_s", "esm2")}}
             models = {{"dnabert_s": "{dnabert}", "esm2": "{esm}"}}
@@ -381,7 +412,8 @@ def test_a_job_that_starts_seeing_no_gpu_computes_on_the_one_it_leases(tmp_path)
         """
         # the repository first, then what the caller's path holds (a GPU machine's own packages)
         path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": path}
+        env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+        env["PYTHONPATH"] = path
         done = subprocess.run(
             [sys.executable, "-c", textwrap.dedent(script)], env=env, capture_output=True, text=True
         )

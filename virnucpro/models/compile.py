@@ -54,12 +54,18 @@ def _compiled(method):
     """`method(block, ...)` compiled, one function for every block of its class: the block's
     weights are graph inputs, so one compilation serves every layer. Within
     eager_in_this_thread it runs uncompiled."""
-    compiled = torch.compile(method, **OPTIONS)
+    compiled = None
 
     @functools.wraps(method)
     def run(block, *args):
+        nonlocal compiled
         if getattr(_this_thread, "eager", False):
             return method(block, *args)
+        # made at the first call, not when the model reaches its device: torch.compile imports
+        # the compiler, which an embedding job imports in a thread of its own meanwhile, and two
+        # threads importing it at once deadlock (tests/test_gpu.py)
+        if compiled is None:
+            compiled = torch.compile(method, **OPTIONS)
         return compiled(block, *args)
 
     return run

@@ -24,6 +24,7 @@ A job that finds the GPU free at its start (the first of a run) takes the lease 
 starts the GPU (context, first model, warm-up) beside its CPU phase.
 """
 
+import gc
 import importlib
 import logging
 import os
@@ -140,14 +141,11 @@ def embed_shard(
     try:
         with ExitStack() as files, ThreadPoolExecutor(6, thread_name_prefix="embed") as pool:
             read = {kind: pool.submit(ENCODERS[kind].read, model_paths[kind]) for kind in kinds}
-            # on the CPU nothing is compiled (models.compile): its import would only cost time
-            compiler = (
-                pool.submit(importlib.import_module, COMPILER) if _on_gpu(job, lease) else None
-            )
             classifier = pool.submit(job_classifier, classifier_path)
             entry = shard_entry(frames_tsv, manifest_tsv, shard)
-            started = None
+            started = compiler = None
             if lease.try_take():  # the GPU is free: it starts while the shard is read
+                compiler = _import_compiler(pool, job, lease)
                 residues = int(entry["frames"]) and int(entry["max_residues"])
                 started = pool.submit(_start_beside, first, read[first], job, reserved, residues)
 
@@ -158,18 +156,19 @@ def embed_shard(
                 writer = embedding_writer(outputs[kind], file_ordinals, file_ids)
                 out[kind] = files.enter_context(writer)
             del file_ids  # in the files now
-            if compiler is not None:
-                compiler.result()
             encoders = {kind: future.result() for kind, future in read.items()}
             _mark("CPU phase done", job)
 
             # 2. the GPU phase, under the lease
             if started is None:
                 lease.take()
+                compiler = _import_compiler(pool, job, lease)
                 device, dtype = _start_gpu(job)
                 model = {first: _on_device(encoders[first], device, dtype, job, reserved)}
             else:
                 device, dtype, model = started.result()
+            if compiler is not None:
+                compiler.result()
             log.info(
                 "%d frames of %s in %s; %s on %s (%s, CUDA_VISIBLE_DEVICES=%s)",
                 len(data.ordinals),
@@ -262,6 +261,14 @@ def _read_shard(frames_tsv, manifest_tsv, shard, kinds, model_paths, job):
     sample = np.argsort(ordinals, kind="stable")[: job.fp8_gate.frames]
     data = _Shard(ordinals, tokens, in_file_order, row_of, sample)
     return data, [frame_ids[i] for i in in_file_order]
+
+
+def _import_compiler(pool, job, lease):
+    """The compiler's import (seconds) begun in `pool`, where the job computes on a GPU (on the
+    CPU nothing is compiled, models.compile); only under the lease: the import starts CUDA,
+    which then keeps the devices the process saw before the lease named its own
+    (tests/test_gpu.py)."""
+    return pool.submit(importlib.import_module, COMPILER) if _on_gpu(job, lease) else None
 
 
 def _on_gpu(job, lease):
@@ -370,10 +377,14 @@ def _fp8_gate(model, data, earlier, classifier, device, job, path):
 
 
 def _free_gpu(models, device):
-    """Give the GPU the memory of the job's models back, for the next job on it."""
+    """Give the GPU the memory of the job's models back, for the next job on it: their weights
+    emptied, and the compiled graphs dropped with whatever of them they hold (the job compiles
+    nothing more)."""
     for model in models:
         model.encoder.free()
     if device.type == "cuda":
+        torch._dynamo.reset()
+        gc.collect()  # a block and its compiled methods (models.compile) refer to each other
         torch.cuda.empty_cache()
         log.info(
             "GPU memory given back: %.0f MiB still allocated",
