@@ -1,21 +1,22 @@
 """The embedding stage: one shard of frames in, one HDF5 file of per-frame vectors per model out.
 
-One job embeds a shard with the models its classifier takes (DNABERT-S, ESM-2 or both), so
-each is loaded once per shard and the GPU is never idle between them: DNABERT-S (small)
-computes first while ESM-2 moves to the GPU and compiles beside it, then ESM-2. The files list
-the frames in one order, the last model's (longest first, the order it computes and streams
-them in), so that the classifier reads them side by side in blocks. With a classifier given,
-the job also scores the frames on the CPU while the GPU computes the last model
-(scoring.StreamingScorer) and stores the scores in that model's file, so that classifying the
-shard needs no pass over its vectors.
+One job embeds a shard with the models its classifier takes (DNABERT-S, ESM-2 or both), so each
+is loaded once per shard and the GPU is never idle between them: DNABERT-S (small) computes
+first while ESM-2 moves to the GPU beside it (ESM-2's compiling holds DNABERT-S's next batches
+back: models.compile.MODEL_CALLS), then ESM-2. The files list the frames in one order, the last
+model's (longest first, the order it computes and streams them in), so that the classifier reads
+them side by side in blocks. With a classifier given, the job also scores the frames on the CPU
+while the GPU computes the last model (scoring.StreamingScorer) and stores the scores in that
+model's file, so that classifying the shard needs no pass over its vectors.
 
 A job runs in three phases, so that the next job on its GPU can start while it computes and
 compute as soon as it is done (where Snakemake runs two embedding jobs per GPU):
 1. the CPU phase, before any CUDA call (the GPU's lease sets the devices the job sees, and the
    first CUDA call fixes them): read the shard's columns that the models take, a block at a
-   time, tokenized into one TokenStore per model; read the checkpoints onto the CPU; import the
-   compiler; write the frames into the files;
-2. the GPU phase, under the lease (gpu_lease.GpuLease): move the models to the GPU, warm up
+   time, tokenized into one TokenStore per model; read the checkpoints onto the CPU; write the
+   frames into the files (the compiler's import starts CUDA, so it waits for the lease);
+2. the GPU phase, under the lease (gpu_lease.GpuLease): import the compiler beside moving the
+   models to the GPU, warm up
    each one's compiled kernels on a batch of filler of the shape its loop computes
    (Engine.warm_up), run the loops (ESM-2's FP8 gate before its loop where the precision is
    fp8); then give the GPU its memory back and release the lease;
